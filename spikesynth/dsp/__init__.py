@@ -1,0 +1,1 @@
+"""Per-sample numba kernels: one module per neuron model or filter. numpy + numba only."""

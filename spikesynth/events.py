@@ -1,0 +1,197 @@
+"""Timed MIDI events: the event record the engine consumes, and a lock-free SPSC ring.
+
+The engine consumes events as rows of a preallocated ``int32`` array of shape
+``(capacity, 4)``; each row is ``(sample_offset, status, data1, data2)`` and rows are sorted
+by ``sample_offset``. Raw MIDI bytes from any source go through :func:`parse_midi` first,
+which rejects malformed messages (they are counted by the caller, never fatal).
+
+The ring carries raw, timestamped MIDI from the MIDI thread (single producer) to the audio
+thread (single consumer) without locks: the producer writes a slot and then publishes it by
+advancing ``write``; the consumer reads slots up to ``write`` and then advances ``read``.
+Both indices only grow (slot = index & mask), so neither side ever waits and nothing is
+allocated after construction. When the ring is full the producer drops the message and
+counts it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Event record columns.
+EV_OFFSET, EV_STATUS, EV_DATA1, EV_DATA2 = 0, 1, 2, 3
+EVENT_FIELDS = 4
+
+# Ring header slots (int64).
+RING_WRITE, RING_READ, RING_DROPPED, RING_REJECTED = 0, 1, 2, 3
+RING_HEADER = 4
+# Ring slot columns (int64): arrival time in ns (host clock), status, data1, data2.
+SLOT_TIME, SLOT_STATUS, SLOT_DATA1, SLOT_DATA2 = 0, 1, 2, 3
+
+# Number of data bytes that follow each channel-voice status (high nibble 0x8..0xE).
+_DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+
+
+def parse_midi(message) -> tuple[int, int, int] | None:
+    """Validate one raw MIDI message; return ``(status, data1, data2)`` or ``None``.
+
+    Thread: any (pure function).
+
+    Accepted: complete channel-voice messages (note off/on, poly aftertouch, control change,
+    program change, channel aftertouch, pitch bend) with data bytes < 0x80. Rejected (returns
+    ``None``): empty or truncated messages, stray data bytes, extra bytes, system messages
+    (sysex, clock, active sensing: nothing the synth acts on).
+    """
+    try:
+        n = len(message)
+    except TypeError:
+        return None
+    if n == 0:
+        return None
+    status = int(message[0])
+    if status < 0x80 or status > 0xEF:
+        return None
+    need = _DATA_BYTES[status >> 4]
+    if n != 1 + need:
+        return None
+    d1 = int(message[1])
+    d2 = int(message[2]) if need == 2 else 0
+    if not (0 <= d1 < 0x80 and 0 <= d2 < 0x80):
+        return None
+    return status, d1, d2
+
+
+def events_from_list(events, frames: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """Convert ``[(sample_offset, midi_bytes), ...]`` into the engine's event array.
+
+    Thread: main (allocates when ``out`` is None).
+
+    Returns ``(array, n_valid, n_rejected)``. Events are stable-sorted by offset; an offset
+    outside ``[0, frames)`` raises ``ValueError`` (a programming error, not bad MIDI), while
+    malformed MIDI bytes are skipped and counted.
+    """
+    items = list(events)
+    if out is None:
+        out = np.zeros((max(len(items), 1), EVENT_FIELDS), dtype=np.int32)
+    n = 0
+    rejected = 0
+    for offset, message in sorted(items, key=lambda e: e[0]):
+        offset = int(offset)
+        if not 0 <= offset < max(frames, 1):
+            raise ValueError(f"event offset {offset} outside block of {frames} frames")
+        parsed = parse_midi(message)
+        if parsed is None:
+            rejected += 1
+            continue
+        if n >= out.shape[0]:
+            raise ValueError("event array too small")
+        out[n, EV_OFFSET] = offset
+        out[n, EV_STATUS], out[n, EV_DATA1], out[n, EV_DATA2] = parsed
+        n += 1
+    return out, n, rejected
+
+
+class EventRing:
+    """Fixed-size single-producer/single-consumer ring of timestamped MIDI messages.
+
+    Thread: constructed on main; :meth:`push` on the MIDI thread only; :func:`ring_drain`
+    (compiled) on the audio thread only.
+
+    Parameters
+    ----------
+    capacity : int
+        Slots; rounded up to a power of two.
+    """
+
+    def __init__(self, capacity: int = 4096):
+        cap = 1
+        while cap < capacity:
+            cap <<= 1
+        self.capacity = cap
+        self.slots = np.zeros((cap, 4), dtype=np.int64)
+        self.header = np.zeros(RING_HEADER, dtype=np.int64)
+
+    def push(self, time_ns: int, message) -> bool:
+        """Validate and enqueue one raw message. Thread: MIDI (the single producer).
+
+        Returns False when the message was malformed (counted in ``rejected``) or the ring
+        was full (counted in ``dropped``). Never blocks, never raises on bad input.
+        """
+        parsed = parse_midi(message)
+        header = self.header
+        if parsed is None:
+            header[RING_REJECTED] += 1
+            return False
+        write = int(header[RING_WRITE])
+        if write - int(header[RING_READ]) >= self.capacity:
+            header[RING_DROPPED] += 1
+            return False
+        slot = self.slots[write & (self.capacity - 1)]
+        slot[SLOT_TIME] = time_ns
+        slot[SLOT_STATUS], slot[SLOT_DATA1], slot[SLOT_DATA2] = parsed
+        # Publish only after the slot is complete.
+        header[RING_WRITE] = write + 1
+        return True
+
+    @property
+    def rejected(self) -> int:
+        return int(self.header[RING_REJECTED])
+
+    @property
+    def dropped(self) -> int:
+        return int(self.header[RING_DROPPED])
+
+    def pending(self) -> int:
+        return int(self.header[RING_WRITE] - self.header[RING_READ])
+
+
+@njit(cache=True, nogil=True)
+def ring_drain(slots, header, events, block_start_ns, latency_ns, samplerate, frames):
+    """Move every published ring message into ``events`` with a sample offset in this block.
+
+    Thread: audio (the single consumer). Allocates nothing.
+
+    A message that arrived at host time ``t`` plays at ``t + latency_ns``; its offset is that
+    time relative to ``block_start_ns`` (the host time of this block's first frame), clamped
+    into ``[0, frames)`` so a late message plays at the block start rather than being lost,
+    and offsets never go backwards.
+
+    Parameters
+    ----------
+    slots : int64 array, shape (capacity, 4)
+    header : int64 array, shape (4,)
+    events : int32 array, shape (max_events, 4)
+        Filled with ``(offset, status, data1, data2)`` rows, sorted by offset.
+    block_start_ns, latency_ns : int
+    samplerate : float
+    frames : int
+
+    Returns
+    -------
+    int
+        Number of rows written. Messages beyond ``events``' capacity stay in the ring for the
+        next block.
+    """
+    mask = slots.shape[0] - 1
+    read = header[RING_READ]
+    write = header[RING_WRITE]
+    n = 0
+    last = 0
+    limit = events.shape[0]
+    while read < write and n < limit:
+        slot = read & mask
+        t = slots[slot, SLOT_TIME] + latency_ns - block_start_ns
+        offset = int(t * samplerate * 1e-9)
+        if offset >= frames:
+            break  # belongs to a later block: the ring is in arrival order
+        if offset < last:
+            offset = last
+        events[n, EV_OFFSET] = offset
+        events[n, EV_STATUS] = slots[slot, SLOT_STATUS]
+        events[n, EV_DATA1] = slots[slot, SLOT_DATA1]
+        events[n, EV_DATA2] = slots[slot, SLOT_DATA2]
+        last = offset
+        n += 1
+        read += 1
+    header[RING_READ] = read
+    return n
