@@ -1,0 +1,315 @@
+"""MIDI input: rtmidi ports → host-clock timestamps → the engine's :class:`EventRing`.
+
+This is the only module that imports ``rtmidi`` (python-rtmidi), and it does so lazily, so
+the rest of spikesynth (offline rendering, tests) works without it.
+
+Scheduling: constant latency
+----------------------------
+Every message is stamped with ``time.monotonic_ns()`` the moment it reaches Python and
+pushed into the ring; rtmidi's own delta times are ignored (they are relative to the previous
+message on the same port, not to a clock the audio thread knows). The audio thread renders a
+block whose first frame is at host time ``block_start_ns`` and calls
+:func:`spikesynth.events.ring_drain`, which plays a message that arrived at ``t`` at sample
+offset ``(t + latency_ns - block_start_ns) * samplerate``, clamped into the block. With a
+latency larger than the arrival-to-render jitter (about one audio block plus scheduling
+jitter, e.g. two block durations) every message keeps its exact spacing: timing jitter
+becomes a fixed delay. A message that arrives too late for its slot plays at the start of
+the next block instead of being lost.
+
+Threads
+-------
+rtmidi calls :meth:`MidiInput._on_message` on its own thread: the ALSA backend runs one
+input thread per opened port; the JACK backend calls it from the JACK process thread of the
+rtmidi client (so the callback must be short: it takes the GIL inside a JACK cycle). The
+ring has a single producer, so all ports of one :class:`MidiInput` (and any other producer,
+such as :mod:`spikesynth.keys`, given the same ``lock``) serialise their pushes with one
+``threading.Lock``. The lock is never touched by the audio thread, which stays lock-free.
+
+Filtering
+---------
+System exclusive, MIDI clock/time code and active sensing are dropped inside rtmidi
+(``ignore_types``). Anything else reaches :meth:`EventRing.push`, which validates it with
+:func:`~spikesynth.events.parse_midi`: stray or malformed bytes are counted in the ring's
+``rejected`` counter, a full ring is counted in ``dropped``; neither is ever fatal. Known
+rtmidi quirk: an unterminated SysEx (``F0 …`` without ``F7``) makes rtmidi treat the
+following messages as SysEx continuation until one ends with ``F7``; they are swallowed
+inside rtmidi and never reach the ring.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = [
+    "APIS",
+    "MidiInput",
+    "MidiPortError",
+    "MidiUnavailable",
+    "list_ports",
+    "resolve_ports",
+]
+
+#: Backends spikesynth accepts, by the name used on the command line.
+APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK"}
+
+_HINTS = {
+    "alsa": "the ALSA sequencer needs /dev/snd/seq (kernel module snd-seq)",
+    "jack": "is a JACK server running? (JACK_DEFAULT_SERVER selects a named server)",
+}
+
+
+class MidiUnavailable(RuntimeError):
+    """python-rtmidi or the requested MIDI backend cannot be used on this machine."""
+
+
+class MidiPortError(ValueError):
+    """A ``--midi-in`` port specification matches no existing port."""
+
+
+def _rtmidi():
+    try:
+        import rtmidi
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise MidiUnavailable(
+            "MIDI input needs python-rtmidi: pip install 'spikesynth[live]'"
+        ) from e
+    return rtmidi
+
+
+def _api_id(rtmidi, api: str) -> int:
+    key = str(api).lower()
+    if key not in APIS:
+        raise MidiUnavailable(f"unknown MIDI API {api!r}; choose one of {', '.join(APIS)}")
+    api_id = getattr(rtmidi, APIS[key])
+    if api_id not in rtmidi.get_compiled_api():
+        compiled = ", ".join(rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api())
+        raise MidiUnavailable(
+            f"this python-rtmidi build has no {key} backend (it has: {compiled or 'none'})"
+        )
+    return api_id
+
+
+def _open_client(rtmidi, api: str, client_name: str):
+    """Create one rtmidi input client; backend failures become :class:`MidiUnavailable`."""
+    api_id = _api_id(rtmidi, api)
+    try:
+        midi_in = rtmidi.MidiIn(api_id, client_name)
+    except rtmidi.RtMidiError as e:
+        raise MidiUnavailable(
+            f"cannot open the {api} MIDI backend: {e} ({_HINTS[api.lower()]})"
+        ) from e
+    # Ignore SysEx, clock/time code and active sensing (rtmidi's defaults, made explicit).
+    midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+    return midi_in
+
+
+def list_ports(api: str = "alsa", client_name: str = "spikesynth-list") -> list[str]:
+    """Names of the MIDI sources ``api`` can connect to. Thread: main.
+
+    Raises :class:`MidiUnavailable` when rtmidi or the backend is missing.
+    """
+    rtmidi = _rtmidi()
+    midi_in = _open_client(rtmidi, api, client_name)
+    try:
+        return list(midi_in.get_ports())
+    finally:
+        midi_in.delete()
+
+
+def resolve_ports(spec: str | int | Sequence[str | int] | None, available: Sequence[str],
+                  exclude: Callable[[str], bool] | None = None) -> list[str]:
+    """Turn a ``--midi-in`` specification into the port names to connect. Thread: main.
+
+    Parameters
+    ----------
+    spec : str, int, sequence of those, or None
+        ``"all"``: every available port (minus ``exclude``); ``"none"`` or None: no port;
+        an integer (or a string of digits): the port at that index in ``available``; any
+        other string: every port whose name contains it, case-insensitively. A sequence
+        combines several items.
+    available : sequence of str
+        Port names as the backend lists them.
+    exclude : callable, optional
+        ``exclude(name) -> bool``: ports that ``"all"`` must skip (e.g. our own ports).
+
+    Returns
+    -------
+    list of str
+        Distinct names, in ``available`` order.
+
+    Raises
+    ------
+    MidiPortError
+        An index out of range or a name matching nothing; the message lists the ports.
+    """
+    if spec is None:
+        return []
+    items = [spec] if isinstance(spec, (str, int)) else list(spec)
+    chosen: set[str] = set()
+    for item in items:
+        text = str(item).strip()
+        low = text.lower()
+        if low == "none" or text == "":
+            continue
+        if low == "all":
+            chosen.update(p for p in available if not (exclude and exclude(p)))
+            continue
+        if isinstance(item, int) or text.isdigit():
+            index = int(text)
+            if not 0 <= index < len(available):
+                raise MidiPortError(f"no MIDI input port {index}; {_describe(available)}")
+            chosen.add(available[index])
+            continue
+        matches = [p for p in available if low in p.lower()]
+        if not matches:
+            raise MidiPortError(f"no MIDI input port matches {text!r}; {_describe(available)}")
+        chosen.update(matches)
+    return [p for p in available if p in chosen]
+
+
+def _describe(available: Sequence[str]) -> str:
+    if not available:
+        return "no MIDI input ports exist (use --midi-in none and connect to our virtual port)"
+    lines = "\n".join(f"  {i}: {name}" for i, name in enumerate(available))
+    return f"available ports:\n{lines}"
+
+
+class MidiInput:
+    """Open MIDI input: one virtual port plus connections to existing ports, feeding a ring.
+
+    Thread: constructed and closed on main; the callback runs on rtmidi's threads.
+
+    Parameters
+    ----------
+    ring : spikesynth.events.EventRing
+        Where timestamped messages go (this object is its producer).
+    api : {"alsa", "jack"}
+        MIDI backend.
+    connect : str, int, sequence or None
+        Existing ports to connect to, see :func:`resolve_ports` (``"all"`` by default,
+        ``"none"`` for the virtual port only).
+    port_name : str
+        Name of the virtual input port other programs connect to.
+    client_name : str
+        Backend client name (ALSA sequencer client / JACK client).
+    channel : int, optional
+        1–16: keep only channel messages on that channel (others are counted in
+        :attr:`filtered`). None: all channels (omni).
+    lock : threading.Lock, optional
+        Serialises pushes into ``ring``; share it with any other producer of the same ring.
+    clock : callable
+        ``clock() -> int`` nanoseconds, the host clock the audio thread also uses.
+
+    Raises
+    ------
+    MidiUnavailable
+        python-rtmidi or the backend is missing.
+    MidiPortError
+        ``connect`` names a port that does not exist.
+    """
+
+    def __init__(self, ring, *, api: str = "alsa", connect="all", port_name: str = "spikesynth",
+                 client_name: str = "spikesynth", channel: int | None = None,
+                 lock: threading.Lock | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns):
+        if channel is not None and not 1 <= int(channel) <= 16:
+            raise ValueError(f"MIDI channel must be 1-16, not {channel}")
+        self.ring = ring
+        self.api = str(api).lower()
+        self.port_name = port_name
+        self.client_name = client_name
+        self.channel = None if channel is None else int(channel)
+        self._channel_nibble = -1 if channel is None else int(channel) - 1
+        self.lock = lock if lock is not None else threading.Lock()
+        self.clock = clock
+        #: Channel messages dropped by the channel filter.
+        self.filtered = 0
+        #: Names of the existing ports this input is connected to.
+        self.connected: list[str] = []
+        self._clients = []
+        rtmidi = _rtmidi()
+        try:
+            virtual = _open_client(rtmidi, self.api, client_name)
+            self._clients.append(virtual)
+            virtual.set_callback(self._on_message)
+            virtual.open_virtual_port(port_name)
+            available = list(virtual.get_ports())
+            targets = resolve_ports(connect, available, exclude=self._is_own_port)
+            for k, target in enumerate(targets, 1):
+                self._connect(rtmidi, target, k)
+        except BaseException:
+            self.close()
+            raise
+
+    def _is_own_port(self, name: str) -> bool:
+        # JACK lists "client:port"; ALSA lists "client:port client#:port#". Our own clients
+        # only have input ports (never listed as sources), but another spikesynth's might be.
+        return name.split(":", 1)[0].strip() == self.client_name
+
+    def _connect(self, rtmidi, target: str, k: int):
+        # One rtmidi client per connection. Look the name up again in this client's own
+        # listing: indices can shift if ports appeared since the first listing.
+        midi_in = _open_client(rtmidi, self.api, self.client_name)
+        self._clients.append(midi_in)
+        ports = list(midi_in.get_ports())
+        if target not in ports:
+            raise MidiPortError(f"MIDI port {target!r} disappeared; {_describe(ports)}")
+        midi_in.set_callback(self._on_message)
+        try:
+            midi_in.open_port(ports.index(target), f"{self.port_name} in {k}")
+        except rtmidi.RtMidiError as e:
+            raise MidiUnavailable(f"cannot connect to MIDI port {target!r}: {e}") from e
+        self.connected.append(target)
+
+    def _on_message(self, event, data=None):
+        """rtmidi callback. Thread: MIDI (rtmidi's input thread or JACK process thread).
+
+        ``event`` is ``(message_bytes, delta_seconds)``. Stamps, filters by channel and
+        pushes; never prints, blocks only on the producers' lock, never raises on bad input.
+        """
+        message = event[0]
+        if self._channel_nibble >= 0 and message:
+            status = message[0]
+            if 0x80 <= status < 0xF0 and (status & 0x0F) != self._channel_nibble:
+                self.filtered += 1
+                return
+        with self.lock:
+            # Stamp under the lock, so timestamps in the ring never go backwards.
+            self.ring.push(self.clock(), message)
+
+    @property
+    def ports(self) -> list[str]:
+        """Our own port names as other programs see them (virtual port first)."""
+        return [self.port_name] + [f"{self.port_name} in {k}"
+                                   for k in range(1, len(self.connected) + 1)]
+
+    def close(self) -> None:
+        """Close every port and release the backend clients. Thread: main. Idempotent."""
+        clients, self._clients = self._clients, []
+        for midi_in in clients:
+            try:
+                midi_in.cancel_callback()
+            except Exception:
+                pass
+            try:
+                midi_in.close_port()
+            finally:
+                midi_in.delete()
+
+    @property
+    def closed(self) -> bool:
+        return not self._clients
+
+    def __enter__(self) -> MidiInput:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
