@@ -44,24 +44,27 @@ def parse_midi(message) -> tuple[int, int, int] | None:
     """
     try:
         n = len(message)
-    except TypeError:
+        if n == 0:
+            return None
+        status = int(message[0])
+        if status < 0x80 or status > 0xEF:
+            return None
+        need = _DATA_BYTES[status >> 4]
+        if n != 1 + need:
+            return None
+        d1 = int(message[1])
+        d2 = int(message[2]) if need == 2 else 0
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
+        # Not a sequence of integers (e.g. a str, None elements): malformed, never fatal.
         return None
-    if n == 0:
-        return None
-    status = int(message[0])
-    if status < 0x80 or status > 0xEF:
-        return None
-    need = _DATA_BYTES[status >> 4]
-    if n != 1 + need:
-        return None
-    d1 = int(message[1])
-    d2 = int(message[2]) if need == 2 else 0
     if not (0 <= d1 < 0x80 and 0 <= d2 < 0x80):
         return None
     return status, d1, d2
 
 
-def events_from_list(events, frames: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+def events_from_list(
+    events, frames: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, int, int]:
     """Convert ``[(sample_offset, midi_bytes), ...]`` into the engine's event array.
 
     Thread: main (allocates when ``out`` is None).
@@ -181,9 +184,11 @@ def ring_drain(slots, header, events, block_start_ns, latency_ns, samplerate, fr
     while read < write and n < limit:
         slot = read & mask
         t = slots[slot, SLOT_TIME] + latency_ns - block_start_ns
-        offset = int(t * samplerate * 1e-9)
-        if offset >= frames:
+        x = t * samplerate * 1e-9
+        if x >= frames:
             break  # belongs to a later block: the ring is in arrival order
+        # Compare as float before converting: a far-off time (or NaN) must not reach int().
+        offset = int(x) if x > 0.0 else 0
         if offset < last:
             offset = last
         events[n, EV_OFFSET] = offset
