@@ -214,7 +214,9 @@ def lif_step(state, i, coeffs):
     and the reset, the refractory time and any free evolution after it start there.
 
     A refractory time that ends inside the step leaves the neuron free (starting from
-    ``v_reset``) for the rest of the step. At most one spike per step.
+    ``v_reset``) for the rest of the step. At most one spike per step. Starting below
+    threshold, no spike is emitted when ``i <= v_th`` (rheobase), even once rounding makes
+    ``v`` equal to ``i``.
 
     Parameters
     ----------
@@ -256,7 +258,9 @@ def lif_step(state, i, coeffs):
         else:
             v = v0 + coeffs[LIF_DT_INV_TAU] * (i - v0)
     v_th = coeffs[LIF_V_TH]
-    if v < v_th:
+    if v < v_th or (v0 < v_th and i <= v_th):
+        # Below threshold, or at/below rheobase: the ODE only approaches i <= v_th from below
+        # and never crosses (rounding of v -> i must not fire a spike).
         state[LIF_V] = v
         return False
     # Spike.
