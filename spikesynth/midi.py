@@ -18,12 +18,23 @@ the next block instead of being lost.
 
 Threads
 -------
-rtmidi calls :meth:`MidiInput._on_message` on its own thread: the ALSA backend runs one
-input thread per opened port; the JACK backend calls it from the JACK process thread of the
-rtmidi client (so the callback must be short: it takes the GIL inside a JACK cycle). The
-ring has a single producer, so all ports of one :class:`MidiInput` (and any other producer,
-such as :mod:`spikesynth.keys`, given the same ``lock``) serialise their pushes with one
-``threading.Lock``. The lock is never touched by the audio thread, which stays lock-free.
+With ALSA, rtmidi runs its own input thread per opened port and calls
+:meth:`MidiInput._on_message` there, which stamps and pushes at once ("callback" delivery).
+
+With JACK, rtmidi would call a Python callback from the JACK *process* thread: it would have
+to take the GIL inside a JACK cycle (64 frames = 1.33 ms at the test settings), and whenever
+another thread holds the GIL longer than that the client misses its cycle, JACK reports
+``client … was not finished`` (an xrun for the whole graph) and that cycle's MIDI is lost.
+So JACK uses "poll" delivery: rtmidi queues messages in its own lock-free queue from the
+process thread without touching Python, and one MIDI thread (``spikesynth-midi``) drains
+every port's queue every ``poll_interval`` seconds. The arrival time is rebuilt from
+rtmidi's delta times (measured with ``jack_get_time`` in the process thread) by
+:class:`DeltaClock`, so the polling delay does not become timing jitter.
+
+The ring has a single producer, so all ports of one :class:`MidiInput` (and any other
+producer, such as :mod:`spikesynth.keys`, given the same ``lock``) serialise their pushes
+with one ``threading.Lock``. The lock is never touched by the audio thread, which stays
+lock-free.
 
 Filtering
 ---------
@@ -44,6 +55,7 @@ from collections.abc import Callable, Sequence
 
 __all__ = [
     "APIS",
+    "DeltaClock",
     "MidiInput",
     "MidiPortError",
     "MidiUnavailable",
@@ -91,11 +103,11 @@ def _api_id(rtmidi, api: str) -> int:
     return api_id
 
 
-def _open_client(rtmidi, api: str, client_name: str):
+def _open_client(rtmidi, api: str, client_name: str, queue_size: int = 1024):
     """Create one rtmidi input client; backend failures become :class:`MidiUnavailable`."""
     api_id = _api_id(rtmidi, api)
     try:
-        midi_in = rtmidi.MidiIn(api_id, client_name)
+        midi_in = rtmidi.MidiIn(api_id, client_name, queue_size_limit=queue_size)
     except rtmidi.RtMidiError as e:
         raise MidiUnavailable(
             f"cannot open the {api} MIDI backend: {e} ({_HINTS[api.lower()]})"
@@ -176,10 +188,62 @@ def _describe(available: Sequence[str]) -> str:
     return f"available ports:\n{lines}"
 
 
+class DeltaClock:
+    """Rebuild host-clock arrival times from rtmidi's per-port delta times.
+
+    Thread: MIDI (one instance per port, used by the polling thread only).
+
+    rtmidi reports, with each queued message, the time since the previous message on the same
+    port, measured when it arrived. Summing the deltas gives arrival times ``c_i`` on the
+    backend's clock up to an unknown offset ``o`` (``t_i = c_i + o``). Each message is
+    collected at host time ``now_i >= t_i``, so every ``now_i - c_i`` is an upper bound of
+    ``o``; their running minimum converges to the true offset plus the smallest polling
+    delay seen. To follow a slow drift between the two clocks the bound may rise by
+    ``max_drift`` seconds per second; a stamp never exceeds the time it was collected.
+
+    Parameters
+    ----------
+    max_drift : float
+        Fractional clock-rate difference to follow (1e-3 = 1 ms per second).
+    """
+
+    def __init__(self, max_drift: float = 1e-3):
+        self.max_drift = float(max_drift)
+        self._sum_ns = 0
+        self._offset_ns: int | None = None
+        self._last_now = 0
+
+    def stamp(self, delta_s: float, now_ns: int) -> int:
+        """Arrival time (ns, host clock) of one message collected at ``now_ns``."""
+        return self.stamps((delta_s,), now_ns)[0]
+
+    def stamps(self, deltas_s, now_ns: int) -> list[int]:
+        """Arrival times (ns, host clock) of consecutive messages all collected at ``now_ns``.
+
+        Only the last message bounds the offset (the earlier ones arrived before it), so a
+        batch keeps its spacing instead of bunching up at the collection time.
+        """
+        total = self._sum_ns
+        sums = []
+        for delta in deltas_s:
+            total += int(round(max(float(delta), 0.0) * 1e9))
+            sums.append(total)
+        self._sum_ns = total
+        bound = now_ns - total
+        if self._offset_ns is None:
+            self._offset_ns = bound
+        else:
+            leak = int((now_ns - self._last_now) * self.max_drift)
+            self._offset_ns = min(bound, self._offset_ns + leak)
+        self._last_now = now_ns
+        return [c + self._offset_ns for c in sums]
+
+
 class MidiInput:
     """Open MIDI input: one virtual port plus connections to existing ports, feeding a ring.
 
-    Thread: constructed and closed on main; the callback runs on rtmidi's threads.
+    Thread: constructed and closed on main; messages are delivered on MIDI threads (see the
+    module docstring).
 
     Parameters
     ----------
@@ -201,6 +265,13 @@ class MidiInput:
         Serialises pushes into ``ring``; share it with any other producer of the same ring.
     clock : callable
         ``clock() -> int`` nanoseconds, the host clock the audio thread also uses.
+    delivery : {"callback", "poll"}, optional
+        How messages leave rtmidi; by default "callback" for ALSA and "poll" for JACK.
+    poll_interval : float
+        Seconds between polls in "poll" delivery.
+    queue_size : int
+        rtmidi's per-port queue, in messages ("poll" delivery); rtmidi drops (and warns)
+        beyond it.
 
     Raises
     ------
@@ -213,11 +284,20 @@ class MidiInput:
     def __init__(self, ring, *, api: str = "alsa", connect="all", port_name: str = "spikesynth",
                  client_name: str = "spikesynth", channel: int | None = None,
                  lock: threading.Lock | None = None,
-                 clock: Callable[[], int] = time.monotonic_ns):
+                 clock: Callable[[], int] = time.monotonic_ns,
+                 delivery: str | None = None, poll_interval: float = 0.001,
+                 queue_size: int = 8192):
         if channel is not None and not 1 <= int(channel) <= 16:
             raise ValueError(f"MIDI channel must be 1-16, not {channel}")
         self.ring = ring
         self.api = str(api).lower()
+        if delivery is None:
+            delivery = "poll" if self.api == "jack" else "callback"
+        if delivery not in ("callback", "poll"):
+            raise ValueError(f"delivery must be 'callback' or 'poll', not {delivery!r}")
+        self.delivery = delivery
+        self.poll_interval = float(poll_interval)
+        self.queue_size = int(queue_size)
         self.port_name = port_name
         self.client_name = client_name
         self.channel = None if channel is None else int(channel)
@@ -228,20 +308,32 @@ class MidiInput:
         self.filtered = 0
         #: Names of the existing ports this input is connected to.
         self.connected: list[str] = []
-        self._clients = []
+        self._clients = []   # [(rtmidi.MidiIn, DeltaClock)]
+        self._last_ns = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         rtmidi = _rtmidi()
         try:
-            virtual = _open_client(rtmidi, self.api, client_name)
-            self._clients.append(virtual)
-            virtual.set_callback(self._on_message)
+            virtual = self._new_client(rtmidi)
             virtual.open_virtual_port(port_name)
             available = list(virtual.get_ports())
             targets = resolve_ports(connect, available, exclude=self._is_own_port)
             for k, target in enumerate(targets, 1):
                 self._connect(rtmidi, target, k)
+            if self.delivery == "poll":
+                self._thread = threading.Thread(target=self._poll_loop, name="spikesynth-midi",
+                                                daemon=True)
+                self._thread.start()
         except BaseException:
             self.close()
             raise
+
+    def _new_client(self, rtmidi):
+        midi_in = _open_client(rtmidi, self.api, self.client_name, self.queue_size)
+        self._clients.append((midi_in, DeltaClock()))
+        if self.delivery == "callback":
+            midi_in.set_callback(self._on_message)
+        return midi_in
 
     def _is_own_port(self, name: str) -> bool:
         # JACK lists "client:port"; ALSA lists "client:port client#:port#". Our own clients
@@ -251,12 +343,10 @@ class MidiInput:
     def _connect(self, rtmidi, target: str, k: int):
         # One rtmidi client per connection. Look the name up again in this client's own
         # listing: indices can shift if ports appeared since the first listing.
-        midi_in = _open_client(rtmidi, self.api, self.client_name)
-        self._clients.append(midi_in)
+        midi_in = self._new_client(rtmidi)
         ports = list(midi_in.get_ports())
         if target not in ports:
             raise MidiPortError(f"MIDI port {target!r} disappeared; {_describe(ports)}")
-        midi_in.set_callback(self._on_message)
         try:
             midi_in.open_port(ports.index(target), f"{self.port_name} in {k}")
         except rtmidi.RtMidiError as e:
@@ -264,20 +354,51 @@ class MidiInput:
         self.connected.append(target)
 
     def _on_message(self, event, data=None):
-        """rtmidi callback. Thread: MIDI (rtmidi's input thread or JACK process thread).
+        """rtmidi callback ("callback" delivery). Thread: MIDI (rtmidi's input thread).
 
-        ``event`` is ``(message_bytes, delta_seconds)``. Stamps, filters by channel and
-        pushes; never prints, blocks only on the producers' lock, never raises on bad input.
+        ``event`` is ``(message_bytes, delta_seconds)``; the delta is ignored: the message
+        is stamped now.
         """
-        message = event[0]
+        self._deliver(event[0], -1)
+
+    def _deliver(self, message, time_ns: int):
+        """Filter by channel, stamp (``time_ns < 0``: now) and push. Thread: MIDI.
+
+        Never prints, blocks only on the producers' lock, never raises on bad input.
+        """
         if self._channel_nibble >= 0 and message:
             status = message[0]
             if 0x80 <= status < 0xF0 and (status & 0x0F) != self._channel_nibble:
                 self.filtered += 1
                 return
         with self.lock:
-            # Stamp under the lock, so timestamps in the ring never go backwards.
-            self.ring.push(self.clock(), message)
+            # Under the lock, so the ring's timestamps never go backwards.
+            t = self.clock() if time_ns < 0 else time_ns
+            if t < self._last_ns:
+                t = self._last_ns
+            self._last_ns = t
+            self.ring.push(t, message)
+
+    def _poll_loop(self):
+        """Drain rtmidi's queues ("poll" delivery). Thread: MIDI (``spikesynth-midi``)."""
+        clients = list(self._clients)
+        stop, clock, interval = self._stop, self.clock, self.poll_interval
+        while not stop.is_set():
+            idle = True
+            for midi_in, delta_clock in clients:
+                batch = []
+                while len(batch) < 4096:
+                    item = midi_in.get_message()
+                    if item is None:
+                        break
+                    batch.append(item)
+                if batch:
+                    idle = False
+                    stamps = delta_clock.stamps([d for _, d in batch], clock())
+                    for (message, _), t in zip(batch, stamps, strict=True):
+                        self._deliver(message, t)
+            if idle:
+                stop.wait(interval)
 
     @property
     def ports(self) -> list[str]:
@@ -286,9 +407,16 @@ class MidiInput:
                                    for k in range(1, len(self.connected) + 1)]
 
     def close(self) -> None:
-        """Close every port and release the backend clients. Thread: main. Idempotent."""
+        """Stop delivery, close every port, release the backend clients. Thread: main.
+
+        Idempotent.
+        """
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
         clients, self._clients = self._clients, []
-        for midi_in in clients:
+        for midi_in, _ in clients:
             try:
                 midi_in.cancel_callback()
             except Exception:

@@ -199,6 +199,65 @@ def leaky_integrator_step(state, i, coeffs):
 
 
 @njit(cache=True, nogil=True)
+def _lif_threshold(state, i, coeffs, v0, v, h):
+    """Threshold test and spike handling after free evolution from ``v0`` to ``v`` over the
+    last ``h`` of the step (``h = dt`` unless a refractory time ended inside the step).
+
+    Kept out of :func:`lif_step` so that its per-sample path stays small enough to be
+    inlined into callers' loops. Returns True on a spike.
+    """
+    v_th = coeffs[LIF_V_TH]
+    if v < v_th or (v0 < v_th and i <= v_th):
+        state[LIF_V] = v
+        return False
+    dt = coeffs[LIF_DT]
+    v_reset = coeffs[LIF_V_RESET]
+    if coeffs[LIF_METHOD] != 0.0:
+        if v0 >= v_th:
+            s = 0.0
+        else:
+            # v0 < v_th <= v < i on an exponential approach to i: both logs are defined.
+            s = coeffs[LIF_TAU] * (math.log(i - v0) - math.log(i - v_th))
+            if s > h:
+                s = h
+        state[LIF_SPIKE_OFFSET] = (dt - h) + s
+        rem = coeffs[LIF_T_REF] - (h - s)
+        if rem >= 0.0:
+            state[LIF_REF] = rem
+            state[LIF_V] = v_reset
+        else:
+            # Refractory time over before the end of the step: free evolution for -rem.
+            state[LIF_REF] = 0.0
+            state[LIF_V] = i + (v_reset - i) * math.exp(rem * coeffs[LIF_INV_TAU])
+    else:
+        state[LIF_SPIKE_OFFSET] = dt
+        state[LIF_REF] = coeffs[LIF_T_REF]
+        state[LIF_V] = v_reset
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _lif_refractory_step(state, i, coeffs):
+    """The step of :func:`lif_step` when the neuron is refractory (``state[LIF_REF] > 0``)."""
+    dt = coeffs[LIF_DT]
+    v_reset = coeffs[LIF_V_RESET]
+    ref = state[LIF_REF]
+    if ref >= dt:
+        # Refractory for the whole step.
+        state[LIF_REF] = ref - dt
+        state[LIF_V] = v_reset
+        return False
+    # Refractory time ends inside the step: free from v_reset for h = dt - ref.
+    h = dt - ref
+    state[LIF_REF] = 0.0
+    if coeffs[LIF_METHOD] != 0.0:
+        v = i + (v_reset - i) * math.exp(-h * coeffs[LIF_INV_TAU])
+    else:
+        v = v_reset + (h * coeffs[LIF_INV_TAU]) * (i - v_reset)
+    return _lif_threshold(state, i, coeffs, v_reset, v, h)
+
+
+@njit(cache=True, nogil=True)
 def lif_step(state, i, coeffs):
     """Advance one LIF neuron by one step with input ``i`` held over the step.
 
@@ -232,60 +291,20 @@ def lif_step(state, i, coeffs):
     bool
         True if the neuron spiked during this step (offset in ``state[LIF_SPIKE_OFFSET]``).
     """
-    dt = coeffs[LIF_DT]
-    v_reset = coeffs[LIF_V_RESET]
-    exact = coeffs[LIF_METHOD] != 0.0
-    ref = state[LIF_REF]
-    if ref >= dt:
-        # Refractory for the whole step.
-        state[LIF_REF] = ref - dt
-        state[LIF_V] = v_reset
-        return False
-    if ref > 0.0:
-        # Refractory time ends inside the step: free from v_reset for h = dt - ref.
-        h = dt - ref
-        v0 = v_reset
-        state[LIF_REF] = 0.0
-        if exact:
-            v = i + (v0 - i) * math.exp(-h * coeffs[LIF_INV_TAU])
-        else:
-            v = v0 + (h * coeffs[LIF_INV_TAU]) * (i - v0)
+    if state[LIF_REF] > 0.0:
+        return _lif_refractory_step(state, i, coeffs)
+    v0 = state[LIF_V]
+    if coeffs[LIF_METHOD] != 0.0:
+        v = i + (v0 - i) * coeffs[LIF_DECAY]
     else:
-        h = dt
-        v0 = state[LIF_V]
-        if exact:
-            v = i + (v0 - i) * coeffs[LIF_DECAY]
-        else:
-            v = v0 + coeffs[LIF_DT_INV_TAU] * (i - v0)
+        v = v0 + coeffs[LIF_DT_INV_TAU] * (i - v0)
     v_th = coeffs[LIF_V_TH]
     if v < v_th or (v0 < v_th and i <= v_th):
         # Below threshold, or at/below rheobase: the ODE only approaches i <= v_th from below
         # and never crosses (rounding of v -> i must not fire a spike).
         state[LIF_V] = v
         return False
-    # Spike.
-    if exact:
-        if v0 >= v_th:
-            s = 0.0
-        else:
-            # v0 < v_th <= v < i on an exponential approach to i: both logs are defined.
-            s = coeffs[LIF_TAU] * (math.log(i - v0) - math.log(i - v_th))
-            if s > h:
-                s = h
-        state[LIF_SPIKE_OFFSET] = (dt - h) + s
-        rem = coeffs[LIF_T_REF] - (h - s)
-        if rem >= 0.0:
-            state[LIF_REF] = rem
-            state[LIF_V] = v_reset
-        else:
-            # Refractory time over before the end of the step: free evolution for -rem.
-            state[LIF_REF] = 0.0
-            state[LIF_V] = i + (v_reset - i) * math.exp(rem * coeffs[LIF_INV_TAU])
-    else:
-        state[LIF_SPIKE_OFFSET] = dt
-        state[LIF_REF] = coeffs[LIF_T_REF]
-        state[LIF_V] = v_reset
-    return True
+    return _lif_threshold(state, i, coeffs, v0, v, coeffs[LIF_DT])
 
 
 @njit(cache=True, nogil=True)

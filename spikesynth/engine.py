@@ -1,0 +1,700 @@
+"""The plugin: a synth that renders blocks of audio from sample-accurate MIDI events.
+
+Lifecycle (as in CLAP/JUCE): ``Synth(patch, samplerate, max_block)`` prepares — the only
+place that allocates; ``process*`` renders a block and ``reset()`` clears the sound but keeps
+the patch; neither allocates on the real-time path (:meth:`Synth.process_block`,
+:meth:`Synth.process_ring`).
+
+Inside one compiled, ``nogil`` call (:func:`render_block`) the engine renders the voices up
+to each event's sample offset, applies the event, and carries on; so the same events
+rendered with any block size give identical output. The mix then goes through a DC blocker,
+the patch gain, and a safety limiter that keeps every sample at or below −0.3 dBFS; a
+non-finite sample is replaced by silence and counted, a voice whose state blows up is reset
+and counted.
+
+Voice stealing (when every voice is playing), in this order:
+1. the oldest voice playing the same note on the same channel;
+2. the oldest released voice (in its release);
+3. the oldest voice whose key is up but which the sustain pedal holds;
+4. the oldest voice that is neither the lowest nor the highest held note;
+5. the oldest voice.
+A stolen voice is not cut: it fades out over ``STEAL_FADE_MS`` in a spare slot (the pool has
+twice the patch's voices) while the new note starts at once in another slot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import params as P
+from .dsp import voice as vk
+from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_FADE, ENV_OFF, ENV_RELEASE
+from .events import EVENT_FIELDS, events_from_list, ring_drain
+
+CEILING_DB = -0.3
+CEILING = 10.0 ** (CEILING_DB / 20.0)
+STEAL_FADE_MS = 4.0
+DC_BLOCK_HZ = 5.0
+LIMITER_RELEASE_MS = 80.0
+VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
+FIRING_MAX_FRACTION = 0.25  # of the period: high notes shorten the spike ...
+REFRACTORY_MAX_FRACTION = 0.35  # ... and the refractory time, so the neuron can keep up
+VOICE_RMS = 0.1  # a full-velocity voice's level before the patch gain
+MAX_VOICES = 256
+MAX_EVENTS = 4096  # events per block on the real-time path
+
+# Global state slots.
+G_SAMPLE = 0  # samples rendered since reset
+G_AGE = 1  # note-on counter (voice age)
+G_FAULTS = 2  # blocks replaced by silence after an internal fault
+G_NAN_RESETS = 3  # voices reset because their state blew up
+G_NONFINITE = 4  # output samples replaced because they were not finite
+G_DC_XL = 5
+G_DC_YL = 6
+G_DC_XR = 7
+G_DC_YR = 8
+G_LIMIT_GAIN = 9
+G_SR = 10
+G_SLOTS = 11  # voice slots allocated (2 × MAX_VOICES)
+G_STEALS = 12
+G_ACTIVE = 13  # voices sounding after the last block
+G_SEED = 14
+G_LIMITING = 15  # samples the limiter reduced
+G_GAIN = 16  # smoothed output gain (linear)
+G_RETUNE = 17  # 1: retune every voice at the next block (patch swapped)
+G_EVENTS = 18  # events applied
+G_IGNORED = 19  # well-formed events the engine does not act on (e.g. program change)
+N_GLOBALS = 20
+
+# Channel state columns.
+C_BEND = 0  # semitones
+C_MOD = 1  # mod wheel 0..1
+C_SUSTAIN = 2  # 0 / 1
+C_PRESSURE = 3  # 0..1
+N_CHANNEL_FIELDS = 4
+
+
+@njit(cache=True, nogil=True)
+def _splitmix(x):
+    x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    if z == np.uint64(0):
+        z = np.uint64(1)
+    return z
+
+
+@njit(cache=True, nogil=True)
+def note_frequency(params, note, bend):
+    """12-TET frequency in Hz of ``note`` (+ transpose, + ``bend`` semitones)."""
+    return params[P.P_A4] * 2.0 ** ((note + params[P.P_TRANSPOSE] + bend - 69.0) / 12.0)
+
+
+@njit(cache=True, nogil=True)
+def voice_tune(V, i, params, sr, freq):
+    """Set voice ``i``'s spring, shape and drive for firing rate ``freq`` Hz (prepare-time maths).
+
+    Called at note-on and whenever pitch bend or a mapped controller changes; a voice in
+    FIRING keeps its spring state continuous (see :func:`spikesynth.dsp.voice.voice_configure`).
+    """
+    period = sr / freq
+    ms = sr * 1e-3
+    t_fire = min(params[P.P_FIRING_MS] * ms, FIRING_MAX_FRACTION * period)
+    t_ref = min(params[P.P_REFRACTORY_MS] * ms, REFRACTORY_MAX_FRACTION * period)
+    spring_hz = params[P.P_SPRING_HZ] * (freq / 261.6255653005986) ** params[P.P_SPRING_KEYTRACK]
+    spring_hz = min(spring_hz, 0.45 * sr)
+    vk.voice_configure(V, i, spring_hz / sr, params[P.P_SPRING_DAMPING], params[P.P_V_HIGH],
+                       params[P.P_V_LOW], params[P.P_V_RESET], params[P.P_TAU_MS] * ms, t_fire,
+                       t_ref, params[P.P_SOFTNESS])
+    vk.voice_set_period(V, i, period)
+    V[i, vk.F_NOISE] = params[P.P_NOISE]
+
+
+@njit(cache=True, nogil=True)
+def _vibrato_cents(V, i, params, C, sr, now):
+    """Vibrato offset in cents; its phase is a function of time since note-on."""
+    depth = C[int(V[i, vk.F_CHANNEL]), C_MOD] * params[P.P_VIB_CENTS]
+    if depth == 0.0:
+        return 0.0
+    phase = (now - V[i, vk.F_ONSET]) * params[P.P_VIB_HZ] / sr
+    return depth * math.sin(2.0 * math.pi * (phase - math.floor(phase)))
+
+
+@njit(cache=True, nogil=True)
+def _retune(V, i, params, C, sr, now):
+    bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
+    freq = note_frequency(params, V[i, vk.F_NOTE], bend)
+    voice_tune(V, i, params, sr, freq)
+    cents = _vibrato_cents(V, i, params, C, sr, now)
+    if cents != 0.0:
+        vk.voice_set_period(V, i, V[i, vk.F_PERIOD] * 2.0 ** (-cents / 1200.0))
+
+
+@njit(cache=True, nogil=True)
+def _release(V, i):
+    if V[i, vk.F_ENV_STAGE] == ENV_ATTACK or V[i, vk.F_ENV_STAGE] == ENV_DECAY:
+        V[i, vk.F_ENV_STAGE] = ENV_RELEASE
+    V[i, vk.F_KEY_HELD] = 0.0
+    V[i, vk.F_SUSTAINED] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _playing(V, i):
+    s = V[i, vk.F_ENV_STAGE]
+    return s == ENV_ATTACK or s == ENV_DECAY or s == ENV_RELEASE
+
+
+@njit(cache=True, nogil=True)
+def _oldest(V, n_slots, kind, note, channel, low, high):
+    """Oldest playing voice matching ``kind`` (see the stealing order), or -1."""
+    best = -1
+    best_age = 1e300
+    for i in range(n_slots):
+        if not _playing(V, i):
+            continue
+        held = V[i, vk.F_KEY_HELD] != 0.0
+        if kind == 1:
+            ok = V[i, vk.F_NOTE] == note and V[i, vk.F_CHANNEL] == channel
+        elif kind == 2:
+            ok = V[i, vk.F_ENV_STAGE] == ENV_RELEASE
+        elif kind == 3:
+            ok = not held and V[i, vk.F_SUSTAINED] != 0.0
+        elif kind == 4:
+            ok = V[i, vk.F_NOTE] != low and V[i, vk.F_NOTE] != high
+        else:
+            ok = True
+        if ok and V[i, vk.F_AGE] < best_age:
+            best_age = V[i, vk.F_AGE]
+            best = i
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _allocate(V, G, params, note, channel, fade_samples):
+    """Pick a slot for a new note, stealing (with a fade) when every voice is playing."""
+    n_slots = int(G[G_SLOTS])
+    limit = int(params[P.P_VOICES])
+    playing = 0
+    low = 1e9
+    high = -1e9
+    for i in range(n_slots):
+        if _playing(V, i):
+            playing += 1
+            if V[i, vk.F_KEY_HELD] != 0.0:
+                low = min(low, V[i, vk.F_NOTE])
+                high = max(high, V[i, vk.F_NOTE])
+    while playing >= limit:
+        victim = -1
+        for kind in range(1, 6):
+            victim = _oldest(V, n_slots, kind, note, channel, low, high)
+            if victim >= 0:
+                break
+        V[victim, vk.F_ENV_STAGE] = ENV_FADE
+        V[victim, vk.F_FADE_STEP] = max(V[victim, vk.F_ENV], 1e-9) / fade_samples
+        V[victim, vk.F_KEY_HELD] = 0.0
+        G[G_STEALS] += 1
+        playing -= 1
+    # A free slot; failing that, the quietest fading one.
+    best = -1
+    best_env = 1e300
+    for i in range(n_slots):
+        s = V[i, vk.F_ENV_STAGE]
+        if s == ENV_OFF:
+            return i
+        if s == ENV_FADE and V[i, vk.F_ENV] < best_env:
+            best_env = V[i, vk.F_ENV]
+            best = i
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _note_on(V, rng, G, C, params, norm, sr, now, channel, note, velocity):
+    fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
+    i = _allocate(V, G, params, note, channel, fade)
+    for k in range(vk.N_FIELDS):
+        V[i, k] = 0.0
+    G[G_AGE] += 1
+    V[i, vk.F_AGE] = G[G_AGE]
+    V[i, vk.F_NOTE] = note
+    V[i, vk.F_CHANNEL] = channel
+    V[i, vk.F_VELOCITY] = velocity
+    V[i, vk.F_KEY_HELD] = 1.0
+    V[i, vk.F_ONSET] = now
+    v01 = velocity / 127.0
+    sens = params[P.P_VEL_SENS]
+    V[i, vk.F_AMP] = ((1.0 - sens) + sens * v01 * v01) * norm[note]
+    pan = params[P.P_SPREAD] * min(max((note - 60.0) / 36.0, -1.0), 1.0)
+    angle = (pan + 1.0) * 0.25 * math.pi
+    V[i, vk.F_GAIN_L] = math.cos(angle) * math.sqrt(2.0)
+    V[i, vk.F_GAIN_R] = math.sin(angle) * math.sqrt(2.0)
+    ms = sr * 1e-3
+    attack = params[P.P_ATTACK_MS] * ms
+    V[i, vk.F_ATT_STEP] = 1.0 / attack if attack > 1.0 else 1.0
+    V[i, vk.F_DEC_COEF] = math.exp(math.log(1e-3) / max(params[P.P_DECAY_MS] * ms, 1.0))
+    V[i, vk.F_SUSTAIN] = 10.0 ** (params[P.P_SUSTAIN_DB] / 20.0)
+    V[i, vk.F_REL_COEF] = math.exp(math.log(1e-3) / max(params[P.P_RELEASE_MS] * ms, 1.0))
+    V[i, vk.F_ENV_STAGE] = ENV_ATTACK
+    rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
+    _retune(V, i, params, C, sr, now)
+    vk.voice_fire(V, i)  # the neuron fires at the note-on sample: the note speaks at once
+
+
+@njit(cache=True, nogil=True)
+def _controller(V, G, C, params, ctl, sr, now, channel, source, value):
+    """Apply mapped controllers for ``source`` (CC number or pressure source) at ``value`` 0..1."""
+    changed = False
+    for r in range(ctl.shape[0]):
+        if ctl[r, P.CTL_SOURCE] != source:
+            continue
+        lo = ctl[r, P.CTL_MIN]
+        hi = ctl[r, P.CTL_MAX]
+        if ctl[r, P.CTL_CURVE] == P.CURVE_EXP:
+            params[int(ctl[r, P.CTL_PARAM])] = lo * (hi / lo) ** value
+        else:
+            params[int(ctl[r, P.CTL_PARAM])] = lo + (hi - lo) * value
+        changed = True
+    if changed:
+        _sanitise(params)
+        for i in range(int(G[G_SLOTS])):
+            if V[i, vk.F_ENV_STAGE] != ENV_OFF:
+                _retune(V, i, params, C, sr, now)
+
+
+@njit(cache=True, nogil=True)
+def _sanitise(params):
+    """Keep controller-driven parameter combinations valid (thresholds ordered)."""
+    hi = params[P.P_V_HIGH]
+    if params[P.P_V_LOW] > hi - 1e-3:
+        params[P.P_V_LOW] = hi - 1e-3
+    if params[P.P_V_RESET] > params[P.P_V_LOW] - 1e-3:
+        params[P.P_V_RESET] = params[P.P_V_LOW] - 1e-3
+
+
+@njit(cache=True, nogil=True)
+def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
+    """Apply one MIDI channel message. Thread: audio (inside :func:`render_block`)."""
+    sr = G[G_SR]
+    kind = status & 0xF0
+    ch = status & 0x0F
+    n_slots = int(G[G_SLOTS])
+    G[G_EVENTS] += 1
+    if kind == 0x90 and d2 > 0:
+        _note_on(V, rng, G, C, params, norm, sr, now, ch, d1, d2)
+    elif kind == 0x80 or kind == 0x90:
+        for i in range(n_slots):
+            if (V[i, vk.F_KEY_HELD] != 0.0 and V[i, vk.F_NOTE] == d1
+                    and V[i, vk.F_CHANNEL] == ch and _playing(V, i)):
+                if C[ch, C_SUSTAIN] != 0.0:
+                    V[i, vk.F_KEY_HELD] = 0.0
+                    V[i, vk.F_SUSTAINED] = 1.0
+                else:
+                    _release(V, i)
+    elif kind == 0xE0:
+        C[ch, C_BEND] = ((d2 << 7 | d1) - 8192) / 8192.0 * params[P.P_BEND_RANGE]
+        for i in range(n_slots):
+            if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
+                _retune(V, i, params, C, sr, now)
+    elif kind == 0xB0:
+        if d1 == 64:
+            C[ch, C_SUSTAIN] = 1.0 if d2 >= 64 else 0.0
+            if d2 < 64:
+                for i in range(n_slots):
+                    if V[i, vk.F_SUSTAINED] != 0.0 and V[i, vk.F_CHANNEL] == ch:
+                        _release(V, i)
+        elif d1 == 1:
+            C[ch, C_MOD] = d2 / 127.0
+            for i in range(n_slots):  # vibrato depth follows at once
+                if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
+                    _retune(V, i, params, C, sr, now)
+            _controller(V, G, C, params, ctl, sr, now, ch, 1, d2 / 127.0)
+        elif d1 == 120:  # all sound off: a short fade, never a click
+            fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
+            for i in range(n_slots):
+                if V[i, vk.F_CHANNEL] == ch and _playing(V, i):
+                    V[i, vk.F_ENV_STAGE] = ENV_FADE
+                    V[i, vk.F_FADE_STEP] = max(V[i, vk.F_ENV], 1e-9) / fade
+                    V[i, vk.F_KEY_HELD] = 0.0
+        elif d1 == 123:  # all notes off: every voice releases, pedal or not
+            for i in range(n_slots):
+                if V[i, vk.F_CHANNEL] == ch and _playing(V, i):
+                    _release(V, i)
+        elif d1 == 121:  # reset all controllers
+            C[ch, C_BEND] = 0.0
+            C[ch, C_MOD] = 0.0
+            C[ch, C_PRESSURE] = 0.0
+            if C[ch, C_SUSTAIN] != 0.0:
+                C[ch, C_SUSTAIN] = 0.0
+                for i in range(n_slots):
+                    if V[i, vk.F_SUSTAINED] != 0.0 and V[i, vk.F_CHANNEL] == ch:
+                        _release(V, i)
+            for i in range(n_slots):
+                if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
+                    _retune(V, i, params, C, sr, now)
+        else:
+            _controller(V, G, C, params, ctl, sr, now, ch, d1, d2 / 127.0)
+    elif kind == 0xD0:
+        C[ch, C_PRESSURE] = d1 / 127.0
+        _controller(V, G, C, params, ctl, sr, now, ch, P.SOURCE_CHANNEL_PRESSURE, d1 / 127.0)
+    elif kind == 0xA0:
+        _controller(V, G, C, params, ctl, sr, now, ch, P.SOURCE_POLY_PRESSURE, d2 / 127.0)
+    else:
+        G[G_IGNORED] += 1
+
+
+@njit(cache=True, nogil=True)
+def _vibrato_active(params, C):
+    if params[P.P_VIB_CENTS] == 0.0:
+        return False
+    for ch in range(16):
+        if C[ch, C_MOD] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _vibrato_tick(V, G, C, params, sr, now):
+    """Re-solve the drive (not the shape) of every vibrating voice for the LFO at ``now``."""
+    for i in range(int(G[G_SLOTS])):
+        if V[i, vk.F_ENV_STAGE] == ENV_OFF:
+            continue
+        cents = _vibrato_cents(V, i, params, C, sr, now)
+        if cents != 0.0:
+            bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
+            base = sr / note_frequency(params, V[i, vk.F_NOTE], bend)
+            vk.voice_set_period(V, i, base * 2.0 ** (-cents / 1200.0))
+
+
+@njit(cache=True, nogil=True)
+def _render_voices(V, rng, G, mix, start, stop, empty_drive, empty_trace):
+    for i in range(int(G[G_SLOTS])):
+        if V[i, vk.F_ENV_STAGE] == ENV_OFF:
+            continue
+        ok = vk.voice_run(V, i, rng, mix[0], mix[1], start, stop, empty_drive, empty_trace)
+        if not ok:
+            for k in range(vk.N_FIELDS):
+                V[i, k] = 0.0
+            G[G_NAN_RESETS] += 1
+
+
+@njit(cache=True, nogil=True)
+def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no_trace):
+    """Render ``out.shape[0]`` frames, applying ``events[:n_events]`` at their offsets.
+
+    Thread: audio. Allocates nothing.
+
+    Parameters
+    ----------
+    out : float32 array, shape (frames, 2)
+    events : int32 array, shape (>= n_events, 4)
+        Rows ``(offset, status, data1, data2)`` sorted by offset, offsets in ``[0, frames)``.
+    params : float64 array, shape (N_PARAMS,)
+        The patch in musical units; controllers write into it.
+    ctl : float64 array, shape (n, CTL_FIELDS)
+    norm : float64 array, shape (128,)
+        Per-note level normalisation.
+    V : float64 array, shape (n_slots, N_FIELDS); rng : uint64 array, shape (n_slots,)
+    G : float64 array, shape (N_GLOBALS,); C : float64 array, shape (16, N_CHANNEL_FIELDS)
+    mix : float64 array, shape (2, >= frames)
+    no_trace : float64 array, shape (0, TRACE_FIELDS)
+    """
+    frames = out.shape[0]
+    sr = G[G_SR]
+    mix_l = mix[0]
+    mix_r = mix[1]
+    for n in range(frames):
+        mix_l[n] = 0.0
+        mix_r[n] = 0.0
+    empty_drive = mix_l[:0]
+    t0 = int(G[G_SAMPLE])
+    now = t0
+    if G[G_RETUNE] != 0.0:
+        G[G_RETUNE] = 0.0
+        for i in range(int(G[G_SLOTS])):
+            if V[i, vk.F_ENV_STAGE] != ENV_OFF:
+                _retune(V, i, params, C, sr, now)
+    pos = 0
+    e = 0
+    while pos < frames:
+        while e < n_events and events[e, 0] <= pos:
+            apply_event(V, rng, G, C, params, ctl, norm, t0 + pos,
+                        events[e, 1], events[e, 2], events[e, 3])
+            e += 1
+        stop = frames
+        if e < n_events and events[e, 0] < stop:
+            stop = events[e, 0]
+        # Vibrato updates on a grid of the absolute sample counter: block-size invariant.
+        at_tick = False
+        if _vibrato_active(params, C):
+            tick = VIBRATO_TICK - (t0 + pos) % VIBRATO_TICK
+            if pos + tick <= stop:
+                stop = pos + tick
+                at_tick = True
+        _render_voices(V, rng, G, mix, pos, stop, empty_drive, no_trace)
+        if at_tick:
+            _vibrato_tick(V, G, C, params, sr, t0 + stop)
+        pos = stop
+    while e < n_events:  # events of a zero-frame block
+        apply_event(V, rng, G, C, params, ctl, norm, t0 + pos,
+                    events[e, 1], events[e, 2], events[e, 3])
+        e += 1
+
+    # Master section: DC blocker, gain (smoothed), safety limiter, finite check.
+    r_dc = math.exp(-2.0 * math.pi * DC_BLOCK_HZ / sr)
+    r_lim = math.exp(-1.0 / (LIMITER_RELEASE_MS * 1e-3 * sr))
+    r_gain = math.exp(-1.0 / (0.01 * sr))
+    target = 10.0 ** (params[P.P_GAIN_DB] / 20.0)
+    xl = G[G_DC_XL]
+    yl = G[G_DC_YL]
+    xr = G[G_DC_XR]
+    yr = G[G_DC_YR]
+    g_lim = G[G_LIMIT_GAIN]
+    gain = G[G_GAIN]
+    ceiling = CEILING * (1.0 - 1e-6)
+    for n in range(frames):
+        gain = target + (gain - target) * r_gain
+        yl = mix_l[n] - xl + r_dc * yl
+        xl = mix_l[n]
+        yr = mix_r[n] - xr + r_dc * yr
+        xr = mix_r[n]
+        left = yl * gain
+        right = yr * gain
+        if not (math.isfinite(left) and math.isfinite(right)):
+            G[G_NONFINITE] += 1
+            left = 0.0
+            right = 0.0
+            xl = yl = xr = yr = 0.0
+        g_lim = 1.0 - (1.0 - g_lim) * r_lim
+        peak = max(abs(left), abs(right)) * g_lim
+        if peak > ceiling:
+            g_lim *= ceiling / peak
+            G[G_LIMITING] += 1
+        left = min(max(left * g_lim, -ceiling), ceiling)
+        right = min(max(right * g_lim, -ceiling), ceiling)
+        out[n, 0] = left
+        out[n, 1] = right
+    G[G_DC_XL] = xl
+    G[G_DC_YL] = yl
+    G[G_DC_XR] = xr
+    G[G_DC_YR] = yr
+    G[G_LIMIT_GAIN] = g_lim
+    G[G_GAIN] = gain
+    G[G_SAMPLE] += frames
+    active = 0
+    for i in range(int(G[G_SLOTS])):
+        if V[i, vk.F_ENV_STAGE] != ENV_OFF:
+            active += 1
+    G[G_ACTIVE] = active
+
+
+@njit(cache=True, nogil=True)
+def render_ring(out, slots, header, events, block_start_ns, latency_ns,
+                params, ctl, norm, V, rng, G, C, mix, no_trace):
+    """Drain the MIDI ring into this block's events and render it: the live host's one call.
+
+    Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`.
+    """
+    n = ring_drain(slots, header, events, block_start_ns, latency_ns, G[G_SR], out.shape[0])
+    render_block(out, events, n, params, ctl, norm, V, rng, G, C, mix, no_trace)
+
+
+@njit(cache=True, nogil=True)
+def _loudness_table(params, sr, norm):
+    """Per-note gain so that every note's steady-state RMS is ``VOICE_RMS`` (prepare time)."""
+    V = np.zeros((1, vk.N_FIELDS))
+    rng = np.ones(1, dtype=np.uint64)
+    C = np.zeros((16, N_CHANNEL_FIELDS))
+    saved_noise = params[P.P_NOISE]
+    params[P.P_NOISE] = 0.0
+    max_len = int(0.6 * sr)
+    buf = np.zeros((2, max_len))
+    nodrive = np.zeros(0)
+    notrace = np.zeros((0, vk.TRACE_FIELDS))
+    for note in range(128):
+        for k in range(vk.N_FIELDS):
+            V[0, k] = 0.0
+        V[0, vk.F_NOTE] = note
+        V[0, vk.F_ENV_STAGE] = ENV_DECAY
+        V[0, vk.F_ENV] = 1.0
+        V[0, vk.F_SUSTAIN] = 1.0
+        V[0, vk.F_DEC_COEF] = 1.0
+        V[0, vk.F_AMP] = 1.0
+        V[0, vk.F_GAIN_L] = 1.0
+        _retune(V, 0, params, C, sr, 0)
+        period = V[0, vk.F_PERIOD]
+        settle = int(min(2.0 * period, 0.3 * sr))
+        window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+        # Measure over whole periods where they fit, so the estimate does not ripple by note.
+        if window >= period:
+            window = int(period * math.floor(window / period))
+        buf[0, : settle + window] = 0.0
+        vk.voice_run(V, 0, rng, buf[0], buf[1], 0, settle + window, nodrive, notrace)
+        s = 0.0
+        for n in range(settle, settle + window):
+            s += buf[0, n] * buf[0, n]
+        rms = math.sqrt(s / window)
+        norm[note] = VOICE_RMS / rms if rms > 1e-9 else 1.0
+    params[P.P_NOISE] = saved_noise
+
+
+class Synth:
+    """The spikesynth engine, a plugin that renders stereo blocks from timed MIDI events.
+
+    Parameters
+    ----------
+    patch : Patch
+    samplerate : float
+        Hz.
+    max_block : int
+        Largest block :meth:`process_block` / :meth:`process_ring` will be asked for.
+    seed : int
+        Seeds the voices' noise (renders are deterministic).
+
+    Thread: constructed on main; see each method.
+    """
+
+    def __init__(self, patch, samplerate=48000, max_block=4096, seed=0):
+        if not 8000 <= samplerate <= 384000:
+            raise ValueError(f"samplerate {samplerate} Hz outside 8000..384000")
+        if max_block < 1:
+            raise ValueError("max_block must be at least 1")
+        self.samplerate = float(samplerate)
+        self.max_block = int(max_block)
+        self.seed = int(seed)
+        n_slots = 2 * MAX_VOICES
+        self.V = np.zeros((n_slots, vk.N_FIELDS))
+        self.rng = np.ones(n_slots, dtype=np.uint64)
+        self.G = np.zeros(N_GLOBALS)
+        self.C = np.zeros((16, N_CHANNEL_FIELDS))
+        self.mix = np.zeros((2, self.max_block))
+        self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
+        self.no_trace = np.zeros((0, vk.TRACE_FIELDS))
+        self.rejected = 0  # malformed MIDI seen by process()
+        self.faults = 0  # blocks replaced by silence after an exception
+        self._prepared = self.prepare_patch(patch)
+        self.reset()
+
+    # -- main thread ------------------------------------------------------------------------
+    def prepare_patch(self, patch):
+        """Compute a patch's kernel arrays (allocates). Thread: main."""
+        params = patch.param_vector()
+        norm = np.ones(128)
+        _loudness_table(params.copy(), self.samplerate, norm)
+        return patch, params, patch.controller_table(), norm
+
+    def use_patch(self, prepared):
+        """Switch to a prepared patch at the next block; sounding voices retune. Thread: any.
+
+        A single reference assignment: safe while the audio thread is running.
+        """
+        self._prepared = prepared
+        self.G[G_RETUNE] = 1.0
+
+    def set_patch(self, patch):
+        """Prepare and switch to ``patch``. Thread: main."""
+        self.use_patch(self.prepare_patch(patch))
+
+    @property
+    def patch(self):
+        return self._prepared[0]
+
+    @property
+    def params(self):
+        """The live parameter vector (controllers write into it)."""
+        return self._prepared[1]
+
+    def reset(self):
+        """Silence every voice and clear DSP state; the patch is kept. Thread: main or audio."""
+        self.V[:] = 0.0
+        self.C[:] = 0.0
+        self.G[:] = 0.0
+        self.G[G_SR] = self.samplerate
+        self.G[G_SLOTS] = self.V.shape[0]
+        self.G[G_LIMIT_GAIN] = 1.0
+        self.G[G_SEED] = self.seed
+        self.G[G_GAIN] = 10.0 ** (self._prepared[1][P.P_GAIN_DB] / 20.0)
+
+    def warm_up(self):
+        """Compile (or load from the cache) every kernel the audio thread uses. Thread: main."""
+        out = np.zeros((1, 2), dtype=np.float32)
+        from .events import EventRing
+
+        ring = EventRing(4)
+        self.process_ring(out, ring, 0, 0)
+        self.reset()
+
+    # -- audio thread -----------------------------------------------------------------------
+    def process_block(self, out, events, n_events):
+        """Render into ``out`` (float32, shape (frames <= max_block, 2)). Thread: audio.
+
+        ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
+        :mod:`spikesynth.events`). Allocates nothing.
+        """
+        _, params, ctl, norm = self._prepared
+        render_block(out, events, n_events, params, ctl, norm, self.V, self.rng, self.G, self.C,
+                     self.mix, self.no_trace)
+
+    def process_ring(self, out, ring, block_start_ns, latency_ns):
+        """Drain ``ring`` and render one block into ``out``; never raises. Thread: audio.
+
+        Messages play at their arrival time plus ``latency_ns``, at a sample offset inside the
+        block that starts at host time ``block_start_ns``. On an internal fault the block is
+        silence and :attr:`faults` counts it.
+        """
+        try:
+            _, params, ctl, norm = self._prepared
+            render_ring(out, ring.slots, ring.header, self.events, block_start_ns, latency_ns,
+                        params, ctl, norm, self.V, self.rng, self.G, self.C, self.mix,
+                        self.no_trace)
+        except Exception:  # noqa: BLE001 - the audio thread must never raise
+            out.fill(0.0)
+            self.faults += 1
+
+    # -- main thread, offline ---------------------------------------------------------------
+    def process(self, frames, events=()):
+        """Render ``frames`` frames with ``events`` = ``[(sample_offset, midi_bytes), ...]``.
+
+        Thread: main (allocates the returned float32 array of shape (frames, 2)). Malformed
+        MIDI is skipped and counted in :attr:`rejected`. Any ``frames`` is allowed (rendered in
+        chunks of ``max_block``); a zero-frame call still applies its events.
+        """
+        frames = int(frames)
+        if frames < 0:
+            raise ValueError("frames must be >= 0")
+        out = np.zeros((frames, 2), dtype=np.float32)
+        items = list(events)
+        evs, n, rejected = events_from_list(items, max(frames, 1))
+        self.rejected += rejected
+        if frames == 0:
+            self.process_block(out, evs, n)
+            return out
+        e = 0
+        for start in range(0, frames, self.max_block):
+            stop = min(start + self.max_block, frames)
+            e_end = e
+            while e_end < n and evs[e_end, 0] < stop:
+                e_end += 1
+            chunk = evs[e:e_end].copy()
+            chunk[:, 0] -= start
+            self.process_block(out[start:stop], chunk, e_end - e)
+            e = e_end
+        return out
+
+    def stats(self) -> dict:
+        """Counters for status lines and tests. Thread: any (reads only)."""
+        G = self.G
+        return {
+            "voices_active": int(G[G_ACTIVE]),
+            "faults": self.faults + int(G[G_FAULTS]),
+            "nan_resets": int(G[G_NAN_RESETS]),
+            "nonfinite_samples": int(G[G_NONFINITE]),
+            "limited_samples": int(G[G_LIMITING]),
+            "steals": int(G[G_STEALS]),
+            "events_applied": int(G[G_EVENTS]),
+            "events_rejected": self.rejected,
+            "samples": int(G[G_SAMPLE]),
+        }

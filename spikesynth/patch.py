@@ -1,0 +1,330 @@
+"""Patches: YAML → validated :class:`Patch` → the engine's parameter vector and controller table.
+
+The only module that imports ``yaml``. Every key has a default and a documented range;
+unknown keys, wrong types and out-of-range values are errors that name the file, the line,
+the key path and what was expected (:class:`PatchError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import params as P
+
+PATCH_DIR = Path(__file__).resolve().parent.parent / "patches"
+DEFAULT_PATCH = PATCH_DIR / "default.yaml"
+
+
+class PatchError(ValueError):
+    """A patch that cannot be used: says where (file, line, key path) and what was expected."""
+
+    def __init__(self, file, message, line=None, key=None):
+        self.file = str(file)
+        self.line = line
+        self.key = key
+        self.message = message
+        where = self.file + (f":{line}" if line else "")
+        super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One patch key: its type, default, inclusive range and unit."""
+
+    kind: str  # "float", "int", "str", "choice"
+    default: object
+    lo: float | None = None
+    hi: float | None = None
+    unit: str = ""
+    doc: str = ""
+    choices: tuple = ()
+    controllable: bool = True  # may be the target of a CC mapping
+
+
+# The schema: dotted key path -> Spec. Musical units throughout.
+SCHEMA: dict[str, Spec] = {
+    "name": Spec("str", "untitled", doc="patch name"),
+    "description": Spec("str", "", doc="what it sounds like"),
+    "model": Spec("choice", "spiking", choices=("spiking",), doc="voice model"),
+    "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
+    "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
+    "a4": Spec("float", 440.0, 380.0, 500.0, "Hz", "tuning reference", controllable=False),
+    "transpose": Spec("float", 0.0, -96.0, 48.0, "semitones", "shifts every note"),
+    "pitch_bend_range": Spec("float", 2.0, 0.0, 48.0, "semitones", "full-scale bend"),
+    "stereo_spread": Spec("float", 0.5, 0.0, 1.0, "", "pan by key: 0 mono, 1 wide"),
+    "velocity_sensitivity": Spec("float", 0.8, 0.0, 1.0, "", "0: velocity ignored"),
+    "membrane.tau_ms": Spec("float", 3.0, 0.05, 1000.0, "ms", "membrane leak time constant"),
+    "membrane.threshold_high": Spec("float", 1.0, 0.05, 10.0, "", "upper threshold: fire"),
+    "membrane.threshold_low": Spec("float", 0.2, -10.0, 10.0, "", "lower threshold: stop"),
+    "membrane.reset": Spec("float", -0.3, -10.0, 10.0, "", "value discharged toward"),
+    "firing_ms": Spec("float", 0.25, 0.01, 500.0, "ms", "spike (FIRING) duration"),
+    "refractory_ms": Spec("float", 0.8, 0.0, 2000.0, "ms", "REFRACTORY duration"),
+    "softness": Spec("float", 0.5, 0.0, 1.0, "", "soft threshold: 0 hard gate, 1 smooth"),
+    "spring.frequency_hz": Spec("float", 1800.0, 5.0, 20000.0, "Hz", "spring resonance"),
+    "spring.damping": Spec("float", 0.3, 0.02, 0.95, "", "damping ratio (under-damped)"),
+    "spring.keytrack": Spec("float", 0.5, 0.0, 1.0, "", "0 fixed, 1 follows the note"),
+    "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)"),
+    "envelope.attack_ms": Spec("float", 4.0, 0.0, 20000.0, "ms"),
+    "envelope.decay_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB of the way"),
+    "envelope.sustain_db": Spec("float", -4.0, -80.0, 0.0, "dB"),
+    "envelope.release_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB"),
+    "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
+    "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+}
+
+_SECTIONS = {k.split(".")[0] for k in SCHEMA if "." in k}
+_CONTROLLER_KEYS = ("cc", "source", "param", "min", "max", "curve")
+
+
+@dataclass
+class Controller:
+    """A controller mapping: MIDI source → parameter, ``min`` at 0 and ``max`` at 127."""
+
+    source: int  # CC number 0..127, or params.SOURCE_* for aftertouch
+    param: str
+    min: float
+    max: float
+    curve: str = "linear"
+
+
+@dataclass
+class Patch:
+    """A validated patch. ``values`` holds every schema key (defaults filled in)."""
+
+    values: dict
+    controllers: list = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.values["name"]
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def param_vector(self) -> np.ndarray:
+        """The engine's parameter vector (float64, shape (N_PARAMS,)), musical units."""
+        vec = np.zeros(P.N_PARAMS, dtype=np.float64)
+        for path, index in P.PARAM_INDEX.items():
+            vec[index] = float(self.values[path])
+        return vec
+
+    def controller_table(self) -> np.ndarray:
+        """Controller rows (float64, shape (n, CTL_FIELDS)); at least one row (source -1)."""
+        table = np.full((max(len(self.controllers), 1), P.CTL_FIELDS), -1.0)
+        for row, c in zip(table, self.controllers, strict=False):
+            row[P.CTL_SOURCE] = c.source
+            row[P.CTL_PARAM] = P.PARAM_INDEX[c.param]
+            row[P.CTL_MIN] = c.min
+            row[P.CTL_MAX] = c.max
+            row[P.CTL_CURVE] = P.CURVE_EXP if c.curve == "exp" else P.CURVE_LINEAR
+        return table
+
+    def replace(self, **changes) -> Patch:
+        """A copy with some values changed (dotted keys as ``spring__damping``), validated."""
+        values = dict(self.values)
+        for key, value in changes.items():
+            values[key.replace("__", ".")] = value
+        raw = _unflatten(values)
+        raw["controllers"] = [
+            {"cc" if c.source < 128 else "source": c.source if c.source < 128 else
+             {v: k for k, v in P.SOURCE_NAMES.items()}[c.source],
+             "param": c.param, "min": c.min, "max": c.max, "curve": c.curve}
+            for c in self.controllers
+        ]
+        return patch_from_dict(raw, source=self.path or "<patch>")
+
+
+def _unflatten(values: dict) -> dict:
+    out: dict = {}
+    for key, value in values.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _line_map(text: str) -> dict:
+    """Map key paths ("a.b", "controllers[0].cc") to 1-based line numbers."""
+    lines: dict = {}
+
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                if key in lines:
+                    raise PatchError(None, "duplicate key", key_node.start_mark.line + 1, key)
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                key = f"{prefix}[{i}]"
+                lines[key] = item.start_mark.line + 1
+                walk(item, key)
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _describe(spec: Spec) -> str:
+    if spec.kind == "choice":
+        return "one of " + ", ".join(spec.choices)
+    if spec.kind == "str":
+        return "a string"
+    noun = "a whole number" if spec.kind == "int" else "a number"
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"{noun} from {_fmt(spec.lo)} to {_fmt(spec.hi)}{unit}"
+
+
+def _fmt(x) -> str:
+    return f"{x:g}"
+
+
+def _check_value(spec: Spec, value, fail):
+    if spec.kind == "str":
+        if not isinstance(value, str):
+            fail(f"expected {_describe(spec)}, got {value!r}")
+        return value
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            fail(f"expected {_describe(spec)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(f"expected {_describe(spec)}, got {value!r}")
+    if spec.kind == "int" and not float(value).is_integer():
+        fail(f"expected {_describe(spec)}, got {value!r}")
+    if not math.isfinite(value) or not spec.lo <= value <= spec.hi:
+        fail(f"expected {_describe(spec)}, got {value!r}")
+    return int(value) if spec.kind == "int" else float(value)
+
+
+def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
+    """Validate a plain dict (as from YAML) into a :class:`Patch`. Raises :class:`PatchError`."""
+    lines = lines or {}
+
+    def fail(message, key=None):
+        line = lines.get(key) if key else None
+        if line is None and key:  # fall back to the nearest enclosing key that has a line
+            parent = key
+            while line is None and ("." in parent or "[" in parent):
+                parent = parent.rsplit(".", 1)[0] if "." in parent else parent.rsplit("[", 1)[0]
+                line = lines.get(parent)
+        raise PatchError(source, message, line, key)
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        fail(f"expected a mapping of patch keys at the top level, got {type(raw).__name__}")
+
+    values = {key: spec.default for key, spec in SCHEMA.items()}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            fail(f"keys must be strings, got {key!r}")
+        if key == "controllers":
+            continue
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                fail(f"expected a mapping of {key}.* keys, got {value!r}", key)
+            for sub, subvalue in value.items():
+                path = f"{key}.{sub}"
+                if path not in SCHEMA:
+                    known = ", ".join(k.split(".", 1)[1] for k in SCHEMA if k.startswith(key + "."))
+                    fail(f"unknown key (known in {key}: {known})", path)
+                values[path] = _check_value(SCHEMA[path], subvalue, lambda m, p=path: fail(m, p))
+        elif key in SCHEMA:
+            values[key] = _check_value(SCHEMA[key], value, lambda m, k=key: fail(m, k))
+        else:
+            known = ", ".join(sorted({k.split(".")[0] for k in SCHEMA} | {"controllers"}))
+            fail(f"unknown key (known: {known})", key)
+
+    # Relations between keys.
+    if not values["membrane.threshold_low"] < values["membrane.threshold_high"]:
+        fail("expected threshold_low below threshold_high", "membrane.threshold_low")
+    if not values["membrane.reset"] < values["membrane.threshold_low"]:
+        fail("expected reset below threshold_low (FIRING discharges toward it)", "membrane.reset")
+
+    controllers = []
+    raw_ctl = raw.get("controllers", []) or []
+    if not isinstance(raw_ctl, list):
+        fail("expected a list of controller mappings", "controllers")
+    for i, item in enumerate(raw_ctl):
+        at = f"controllers[{i}]"
+        if not isinstance(item, dict):
+            fail("expected a mapping with cc (or source), param, min, max", at)
+        for k in item:
+            if k not in _CONTROLLER_KEYS:
+                fail(f"unknown key (known: {', '.join(_CONTROLLER_KEYS)})", f"{at}.{k}")
+        if ("cc" in item) == ("source" in item):
+            fail("expected exactly one of cc (0-127) or source (aftertouch, poly_aftertouch)", at)
+        if "cc" in item:
+            cc = item["cc"]
+            if isinstance(cc, bool) or not isinstance(cc, int) or not 0 <= cc <= 127:
+                fail(f"expected a CC number from 0 to 127, got {cc!r}", f"{at}.cc")
+            if cc in (64, 120, 121, 123):
+                fail(f"CC {cc} is reserved (sustain / channel mode)", f"{at}.cc")
+            src = cc
+        else:
+            name = item["source"]
+            if name not in P.SOURCE_NAMES:
+                fail(f"expected one of {', '.join(P.SOURCE_NAMES)}, got {name!r}", f"{at}.source")
+            src = P.SOURCE_NAMES[name]
+        param = item.get("param")
+        if param not in P.PARAM_INDEX or not SCHEMA[param].controllable:
+            ok = ", ".join(k for k in P.PARAM_INDEX if SCHEMA[k].controllable)
+            fail(f"expected a controllable parameter ({ok}), got {param!r}", f"{at}.param")
+        spec = SCHEMA[param]
+        lo = _check_value(spec, item.get("min", spec.lo), lambda m, k=f"{at}.min": fail(m, k))
+        hi = _check_value(spec, item.get("max", spec.hi), lambda m, k=f"{at}.max": fail(m, k))
+        curve = item.get("curve", "linear")
+        if curve not in ("linear", "exp"):
+            fail(f"expected linear or exp, got {curve!r}", f"{at}.curve")
+        if curve == "exp" and (lo <= 0 or hi <= 0):
+            fail("an exp curve needs positive min and max", f"{at}.curve")
+        controllers.append(Controller(src, param, float(lo), float(hi), curve))
+    return Patch(values=values, controllers=controllers,
+                 path=Path(source) if source != "<patch>" else None)
+
+
+def load_patch(path=None) -> Patch:
+    """Read and validate a patch file (``None``: the bundled default).
+
+    Raises :class:`PatchError`.
+    """
+    path = Path(path) if path is not None else DEFAULT_PATCH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PatchError(path, "no such patch file") from None
+    except IsADirectoryError:
+        raise PatchError(path, "is a directory, expected a .yaml patch file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PatchError(path, f"cannot read: {e}") from None
+    return patch_from_text(text, path)
+
+
+def patch_from_text(text: str, path="<patch>") -> Patch:
+    """Parse and validate YAML text. Raises :class:`PatchError`."""
+    try:
+        lines = _line_map(text)
+        raw = yaml.safe_load(text)
+    except PatchError as e:
+        raise PatchError(path, e.message, e.line, e.key) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise PatchError(path, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+    return patch_from_dict(raw, source=path, lines=lines)
+
+
+def list_patches(folder) -> list[Path]:
+    """The patch files of a folder, in name order (program change n selects the n-th)."""
+    return sorted(p for p in Path(folder).glob("*.yaml") if p.is_file())
