@@ -12,6 +12,7 @@ import random
 import sys
 import time
 
+import numpy as np
 import pytest
 import rtmidi
 from jackserver import JackServer, probe_sounddevice
@@ -505,3 +506,36 @@ def test_delta_clock_follows_a_slow_clock_drift():
         assert stamp <= arrival + lag
         errors.append(abs(stamp - arrival))
     assert max(errors) < 1_100_000, max(errors)  # stays within the polling window
+
+
+# --- end to end: JACK MIDI → MidiInput → ring → Synth.process_ring ---------------------
+
+
+@pytest.mark.jack
+def test_note_over_jack_sounds_at_its_scheduled_sample(jack_server):
+    import spikesynth
+
+    patch = os.path.join(os.path.dirname(__file__), os.pardir, "patches", "default.yaml")
+    sr, frames, latency = 48000, 256, 5_000_000
+    synth = spikesynth.Synth(spikesynth.load_patch(patch), samplerate=sr, max_block=4096)
+    synth.warm_up()
+    ring = EventRing(64)
+    out = np.ones((frames, 2), dtype=np.float32)
+    with MidiInput(ring, api="jack", connect="none"):
+        source = jack_output(":spikesynth")
+        try:
+            source.send_message([0x90, 60, 110])
+            wait_for(lambda: ring.pending() == 1, what="the note in the ring")
+        finally:
+            source.delete()
+    arrival = int(ring.slots[int(ring.header[RING_READ]) & (ring.capacity - 1), SLOT_TIME])
+    # Choose the block so that arrival + latency falls at sample 100.5 of the second block.
+    start = arrival + latency - int(100.5 * 1e9 / sr)
+    synth.process_ring(out, ring, start - int(frames * 1e9 / sr), latency)
+    assert np.all(out == 0) and ring.pending() == 1     # not yet: stays queued
+    synth.process_ring(out, ring, start, latency)
+    assert ring.pending() == 0
+    assert np.all(out[:100] == 0), "silence before the scheduled sample"
+    assert np.abs(out[100:]).max() > 1e-3, "the note sounds from its sample on"
+    stats = synth.stats()
+    assert stats["voices_active"] == 1 and stats["faults"] == 0
