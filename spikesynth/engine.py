@@ -698,3 +698,56 @@ class Synth:
             "events_rejected": self.rejected,
             "samples": int(G[G_SAMPLE]),
         }
+
+
+def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
+    """Run one voice of ``patch`` alone and return its traces (for tests, plots and study).
+
+    Thread: main (allocates).
+
+    Parameters
+    ----------
+    note : int
+        The voice is tuned for this note (drive solved for its frequency) and starts, like
+        a played note, with a spike at sample 0.
+    current : array of float, shape (frames,), optional
+        Membrane input per sample, overriding the solved drive; the voice then starts at
+        rest instead of with a spike.
+
+    Returns
+    -------
+    dict of arrays, shape (frames,)
+        ``v`` membrane, ``state`` (0 RESTING, 1 FIRING, 2 REFRACTORY), ``drive`` spike drive,
+        ``spring`` spring output, ``out`` the voice's audio before the master section;
+        plus scalars ``period`` (samples), ``drive_level``, ``dc``.
+    """
+    params = patch.param_vector()
+    params[P.P_NOISE] = 0.0 if current is not None else params[P.P_NOISE]
+    sr = float(samplerate)
+    V = np.zeros((1, vk.N_FIELDS))
+    rng = np.ones(1, dtype=np.uint64)
+    C = np.zeros((16, N_CHANNEL_FIELDS))
+    V[0, vk.F_NOTE] = note
+    V[0, vk.F_ENV_STAGE] = ENV_DECAY
+    V[0, vk.F_ENV] = 1.0
+    V[0, vk.F_SUSTAIN] = 1.0
+    V[0, vk.F_DEC_COEF] = 1.0
+    V[0, vk.F_AMP] = 1.0
+    V[0, vk.F_GAIN_L] = 1.0
+    _retune(V, 0, params, C, sr, 0)
+    drive_in = np.zeros(0)
+    if current is None:
+        vk.voice_fire(V, 0)
+    else:
+        drive_in = np.ascontiguousarray(current, dtype=np.float64)
+        frames = len(drive_in)
+    trace = np.zeros((frames, vk.TRACE_FIELDS))
+    left = np.zeros(frames)
+    right = np.zeros(frames)
+    info = {"period": V[0, vk.F_PERIOD], "drive_level": V[0, vk.F_DRIVE], "dc": V[0, vk.F_DC],
+            "t_fire": V[0, vk.F_TFIRE], "t_ref": V[0, vk.F_TREF], "tau": V[0, vk.F_TAU],
+            "v_start": V[0, vk.F_VSTART]}
+    vk.voice_run(V, 0, rng, left, right, 0, frames, drive_in, trace)
+    return {"v": trace[:, vk.TR_V], "state": trace[:, vk.TR_STATE].astype(np.int8),
+            "drive": trace[:, vk.TR_DRIVE], "spring": trace[:, vk.TR_SPRING],
+            "out": trace[:, vk.TR_OUT], **info}
