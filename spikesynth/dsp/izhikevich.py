@@ -241,17 +241,21 @@ def izhikevich_step(state, i, coeffs):
     bool
         True if the neuron spiked during this step.
     """
+    # All array reads first and all writes last, unconditionally (see spikesynth.dsp.lif).
     v = state[IZH_V]
     u = state[IZH_U]
+    c = coeffs[IZH_C]
+    d = coeffs[IZH_D]
+    v_peak = coeffs[IZH_V_PEAK]
     v = v + coeffs[IZH_DT] * (coeffs[IZH_E] * (v * v) + coeffs[IZH_F] * v + coeffs[IZH_G] - u + i)
     u = u + coeffs[IZH_ADT] * (coeffs[IZH_B] * (v - coeffs[IZH_U_VREF]) - coeffs[IZH_U_LEAK] * u)
-    if v >= coeffs[IZH_V_PEAK]:
-        state[IZH_V] = coeffs[IZH_C]
-        state[IZH_U] = u + coeffs[IZH_D]
-        return True
+    spiked = v >= v_peak
+    if spiked:
+        v = c
+        u = u + d
     state[IZH_V] = v
     state[IZH_U] = u
-    return False
+    return spiked
 
 
 @njit(cache=True, nogil=True)
