@@ -13,8 +13,8 @@ Layout (Norse-like, one file per model)
 ---------------------------------------
 * :class:`LIFParameters` is the user-facing record (defaults and units).
 * :func:`prepare_lif` turns it into a float64 coefficient vector with named slots
-  (``LIF_*``), computed once at prepare time: ``exp(-dt/tau)``, ``dt/tau`` and ``1/tau`` are
-  stored so that the per-sample step never divides.
+  (``LIF_*``), computed once at prepare time: the per-step retention ``exp(-dt/tau)`` (or
+  ``1 - dt/tau`` for Euler) and ``1/tau`` are stored so that the per-sample step never divides.
 * The state of one neuron is a float64 vector with slots ``LIF_V`` (membrane potential),
   ``LIF_REF`` (remaining refractory time) and ``LIF_SPIKE_OFFSET`` (time of the last spike
   measured from the start of the step that produced it, in ``(0, dt]``; useful for
@@ -75,15 +75,14 @@ from numba import njit
 
 # Prepared coefficient vector slots (float64).
 LIF_DT = 0  # step length, unit of time
-LIF_DT_INV_TAU = 1  # dt / tau (Euler gain), dimensionless
-LIF_DECAY = 2  # retention of v - i per step: exp(-dt/tau) (exact), 1 - dt/tau (Euler)
-LIF_INV_TAU = 3  # 1 / tau, per unit of time
-LIF_TAU = 4  # tau, unit of time
-LIF_V_TH = 5  # threshold, unit of v
-LIF_V_RESET = 6  # reset potential, unit of v
-LIF_T_REF = 7  # absolute refractory time, unit of time
-LIF_METHOD = 8  # METHOD_EULER (0.0) or METHOD_EXACT (1.0)
-LIF_N_COEFFS = 9
+LIF_DECAY = 1  # retention of v - i per step: exp(-dt/tau) (exact), 1 - dt/tau (Euler)
+LIF_INV_TAU = 2  # 1 / tau, per unit of time
+LIF_TAU = 3  # tau, unit of time
+LIF_V_TH = 4  # threshold, unit of v
+LIF_V_RESET = 5  # reset potential, unit of v
+LIF_T_REF = 6  # absolute refractory time, unit of time
+LIF_METHOD = 7  # METHOD_EULER (0.0) or METHOD_EXACT (1.0)
+LIF_N_COEFFS = 8
 
 # State vector slots (float64).
 LIF_V = 0  # membrane potential, unit of v
@@ -153,7 +152,6 @@ def prepare_lif(params: LIFParameters, dt: float, out: np.ndarray | None = None)
     if out is None:
         out = np.empty(LIF_N_COEFFS, dtype=np.float64)
     out[LIF_DT] = dt
-    out[LIF_DT_INV_TAU] = dt / tau
     # Retention factor of v - i over one step: exact exp(-dt/tau), Euler 1 - dt/tau.
     exact = _METHODS[params.method] == METHOD_EXACT
     out[LIF_DECAY] = math.exp(-dt / tau) if exact else 1.0 - dt / tau
