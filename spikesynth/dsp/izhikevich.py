@@ -28,7 +28,9 @@ published script, semi-implicit (symplectic) Euler::
     if v_new >= v_peak:  spike; v <- c; u <- u + d
 
 The arithmetic is ordered as in the script, so a kernel run reproduces the published traces
-to the last bit. ``dt * a`` is computed once at prepare time; the step never divides.
+to the last bit. (The script tests ``V > 30``; the kernel uses ``v >= v_peak`` as the papers'
+text does; the two differ only if ``v`` lands exactly on the peak value.)
+``dt * a`` is computed once at prepare time; the step never divides.
 
 Sub-stepping
 ------------
