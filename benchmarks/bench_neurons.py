@@ -40,7 +40,7 @@ REPEATS = 3
 FLOOR_NS = 1000.0
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)  # not cached: numba would not notice changes in the kernels it inlines
 def _lif_block(states, coeffs, drive, n_samples, block):
     """Step every neuron through ``n_samples`` samples, block by block; return the spike count."""
     spikes = 0
@@ -56,7 +56,7 @@ def _lif_block(states, coeffs, drive, n_samples, block):
     return spikes
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)  # not cached: numba would not notice changes in the kernels it inlines
 def _izh_block(states, coeffs, drive, n_samples, block, n_sub):
     """As :func:`_lif_block`, with ``n_sub`` Izhikevich steps per sample."""
     spikes = 0
