@@ -503,6 +503,21 @@ def render_ring(out, slots, header, events, block_start_ns, latency_ns,
 
 
 @njit(cache=True, nogil=True)
+def _solo_voice(V, params, C, sr, note):
+    """Set row 0 of ``V`` to a lone voice tuned to ``note``: unit gain, flat envelope."""
+    for k in range(vk.N_FIELDS):
+        V[0, k] = 0.0
+    V[0, vk.F_NOTE] = note
+    V[0, vk.F_ENV_STAGE] = ENV_DECAY
+    V[0, vk.F_ENV] = 1.0
+    V[0, vk.F_SUSTAIN] = 1.0
+    V[0, vk.F_DEC_COEF] = 1.0
+    V[0, vk.F_AMP] = 1.0
+    V[0, vk.F_GAIN_L] = 1.0
+    _retune(V, 0, params, C, sr, 0)
+
+
+@njit(cache=True, nogil=True)
 def _loudness_table(params, sr, norm):
     """Per-note gain so that every note's steady-state RMS is ``VOICE_RMS`` (prepare time)."""
     V = np.zeros((1, vk.N_FIELDS))
@@ -515,16 +530,7 @@ def _loudness_table(params, sr, norm):
     nodrive = np.zeros(0)
     notrace = np.zeros((0, vk.TRACE_FIELDS))
     for note in range(128):
-        for k in range(vk.N_FIELDS):
-            V[0, k] = 0.0
-        V[0, vk.F_NOTE] = note
-        V[0, vk.F_ENV_STAGE] = ENV_DECAY
-        V[0, vk.F_ENV] = 1.0
-        V[0, vk.F_SUSTAIN] = 1.0
-        V[0, vk.F_DEC_COEF] = 1.0
-        V[0, vk.F_AMP] = 1.0
-        V[0, vk.F_GAIN_L] = 1.0
-        _retune(V, 0, params, C, sr, 0)
+        _solo_voice(V, params, C, sr, note)
         period = V[0, vk.F_PERIOD]
         settle = int(min(2.0 * period, 0.3 * sr))
         window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
@@ -727,14 +733,7 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     V = np.zeros((1, vk.N_FIELDS))
     rng = np.ones(1, dtype=np.uint64)
     C = np.zeros((16, N_CHANNEL_FIELDS))
-    V[0, vk.F_NOTE] = note
-    V[0, vk.F_ENV_STAGE] = ENV_DECAY
-    V[0, vk.F_ENV] = 1.0
-    V[0, vk.F_SUSTAIN] = 1.0
-    V[0, vk.F_DEC_COEF] = 1.0
-    V[0, vk.F_AMP] = 1.0
-    V[0, vk.F_GAIN_L] = 1.0
-    _retune(V, 0, params, C, sr, 0)
+    _solo_voice(V, params, C, sr, note)
     drive_in = np.zeros(0)
     if current is None:
         vk.voice_fire(V, 0)
