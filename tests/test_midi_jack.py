@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import rtmidi
-from jackserver import JackServer, probe_sounddevice
+from jackserver import JackServer, can_use_realtime, probe_sounddevice
 
 from spikesynth.events import (
     RING_READ,
@@ -91,6 +91,9 @@ def test_jack_server_fixture_runs_a_private_server(jack_server):
 
     assert jack_server.running
     assert os.environ["JACK_DEFAULT_SERVER"] == jack_server.name
+    assert jack_server.realtime == can_use_realtime()
+    mode = "realtime" if jack_server.realtime else "non-realtime"
+    assert f"starting in {mode} mode" in jack_server.log_text()
     client = jack.Client("fixture-check", no_start_server=True)
     try:
         assert client.samplerate == 48000 and client.blocksize == 64
