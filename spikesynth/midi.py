@@ -5,9 +5,10 @@ the rest of spikesynth (offline rendering, tests) works without it.
 
 Scheduling: constant latency
 ----------------------------
-Every message is stamped with ``time.monotonic_ns()`` the moment it reaches Python and
-pushed into the ring; rtmidi's own delta times are ignored (they are relative to the previous
-message on the same port, not to a clock the audio thread knows). The audio thread renders a
+Every message is stamped with its arrival time on the host clock (``time.monotonic_ns()``,
+the clock the audio host also uses) and pushed into the ring: stamped as it reaches Python
+in "callback" delivery, rebuilt from rtmidi's per-port delta times in "poll" delivery (see
+Threads). The stamps in the ring never go backwards. The audio thread renders a
 block whose first frame is at host time ``block_start_ns`` and calls
 :func:`spikesynth.events.ring_drain`, which plays a message that arrived at ``t`` at sample
 offset ``(t + latency_ns - block_start_ns) * samplerate``, clamped into the block. With a
