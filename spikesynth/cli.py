@@ -73,6 +73,85 @@ def _cmd_render(args) -> int:
     return 0
 
 
+def _latency(text: str):
+    """``--latency``: ``low``, ``high`` or seconds."""
+    if text in ("low", "high"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected low, high or a number of seconds, got {text!r}") from None
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError("latency must be between 0 and 2 seconds")
+    return value
+
+
+def _cmd_play(args) -> int:
+    """``spikesynth play``: one clear message and a non-zero exit for every known failure."""
+    import signal
+
+    from .audio import AudioDeviceError, AudioUnavailable
+    from .keys import KeysUnavailable
+    from .live import LiveError, LiveSession
+    from .midi import MidiPortError, MidiUnavailable
+    from .patch import PatchError
+
+    if args.channel is not None and not 1 <= args.channel <= 16:
+        return _fail("--channel must be 1-16")
+    if not 8000 <= args.samplerate <= 384000:
+        return _fail(f"samplerate {args.samplerate} Hz outside 8000..384000")
+    if not 0 <= args.blocksize <= 8192:
+        return _fail("--blocksize must be 0 (the device chooses) up to 8192 frames")
+    midi_in = None if args.midi_in.lower() == "off" else args.midi_in
+    session = LiveSession(args.patch, samplerate=args.samplerate, blocksize=args.blocksize,
+                          latency=args.latency, device=args.device, hostapi=args.hostapi,
+                          midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
+                          keys=args.keys, midi_latency_ms=args.midi_latency,
+                          status_interval=args.status_interval)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
+    try:
+        try:
+            session.open()
+        except MidiUnavailable as e:
+            hint = ("; or play without MIDI: --midi-in off" if args.keys
+                    else "; choose another backend with --midi-api, or use --midi-in off --keys")
+            return _fail(f"{e}{hint}", 1)
+        except (PatchError, AudioDeviceError, AudioUnavailable, MidiPortError,
+                KeysUnavailable, LiveError) as e:
+            return _fail(str(e), 1)
+        session.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _cmd_devices(args) -> int:
+    """``spikesynth devices``: audio outputs (PortAudio) and MIDI inputs (each backend)."""
+    from . import audio, midi
+
+    status = 0
+    print("audio output devices (* = default of its host API):")
+    try:
+        print(audio.describe_devices())
+    except audio.AudioUnavailable as e:
+        print(f"  unavailable: {e}")
+        status = 1
+    for api in midi.APIS:
+        print(f"MIDI input ports ({api}):")
+        try:
+            with audio.quiet_stderr():  # libasound / libjack print their own failures
+                ports = midi.list_ports(api)
+        except midi.MidiUnavailable as e:
+            print(f"  unavailable: {e}")
+            continue
+        print("\n".join(f"  {i}: {name}" for i, name in enumerate(ports)) or "  (none)")
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikesynth",
@@ -100,6 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate patch files")
     p.add_argument("patches", nargs="+", metavar="PATCH")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("play", help="play live: MIDI (and --keys) in, sound card out")
+    p.add_argument("patch", nargs="?",
+                   help="patch YAML (default: the bundled default); the other patches of its "
+                        "folder are programs 0, 1, ... in name order")
+    p.add_argument("--device", metavar="NAME|INDEX",
+                   help="audio output device (see `spikesynth devices`; default: the default)")
+    p.add_argument("--hostapi", metavar="NAME", help="audio host API, e.g. JACK, ALSA")
+    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--blocksize", type=int, default=64,
+                   help="frames per audio callback (0: the device chooses)")
+    p.add_argument("--latency", type=_latency, default="low", metavar="low|high|SECONDS",
+                   help="output latency asked of the device")
+    p.add_argument("--midi-in", default="all", metavar="PORT|all|none|off",
+                   help="existing MIDI ports to connect besides our virtual port "
+                        "'spikesynth' (none: only it; off: no MIDI at all)")
+    p.add_argument("--midi-api", choices=("alsa", "jack"), default="alsa")
+    p.add_argument("--midi-latency", type=float, default=None, metavar="MS",
+                   help="MIDI arrival-to-sound latency (default: one block + 3 ms)")
+    p.add_argument("--channel", type=int, default=None, metavar="N",
+                   help="listen to MIDI channel N (1-16) only (default: all)")
+    p.add_argument("--keys", action="store_true",
+                   help="play from the computer keyboard too (needs a terminal)")
+    p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
+                   help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_play)
+
+    p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")
+    p.set_defaults(func=_cmd_devices)
     return parser
 
 

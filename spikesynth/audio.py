@@ -1,0 +1,414 @@
+"""Live audio output: a PortAudio stream (via sounddevice) whose callback renders the synth.
+
+The only module that imports ``sounddevice``, and it does so lazily (:func:`_sounddevice`),
+so ``render`` and the tests that do not play live work without PortAudio.
+
+The audio callback
+------------------
+:meth:`AudioHost._callback` is a few Python lines around one compiled ``nogil`` call,
+:meth:`spikesynth.engine.Synth.process_ring`, which drains the MIDI ring and renders straight
+into PortAudio's buffer. Besides that call it reads two clocks, does integer arithmetic and
+writes preallocated counters: no allocation of containers, no lock, no print, no logging.
+(sounddevice itself wraps the buffer in a new ndarray for each call; that cannot be avoided
+from Python and is not cyclic garbage, so the collector never needs to run for it.)
+
+Host time of a block: a frame-counter clock
+-------------------------------------------
+MIDI messages are stamped with ``time.monotonic_ns()`` when they arrive
+(:mod:`spikesynth.midi`) and play at arrival + ``midi_latency_ns``. The engine needs the host
+time of each block's first frame, ``block_start_ns``. The callback does not use the time of
+its own entry for that (scheduling jitter would become timing jitter); it counts frames::
+
+    block_start_ns = anchor_ns + frames_rendered * 1e9 / samplerate
+
+and keeps ``anchor_ns`` such that a block never starts after the callback that renders it
+has begun (``block_start_ns <= entry_ns``), like the lower-bound clock of
+:class:`spikesynth.midi.DeltaClock``:
+
+* entry earlier than predicted (the prediction ran ahead): ``anchor`` jumps down at once;
+* entry later than predicted by less than ``resync_ns``: ``anchor`` rises by 1/256 of the
+  error per block, which follows a slow drift between the sound card and the host clock
+  but ignores scheduling jitter;
+* entry later by more than ``resync_ns`` (the stream stalled, cycles were skipped):
+  ``anchor`` jumps up, and the next regular callback pulls it back down if that was a
+  one-off delay.
+
+So consecutive blocks are exactly ``frames / samplerate`` apart, whatever the callback's
+jitter, and a message is never scheduled into a block that has already been rendered as long
+as ``midi_latency_ns`` exceeds one block plus the MIDI delivery delay (arrival stamp →
+visible in the ring: the MIDI thread's polling interval). :func:`default_midi_latency_ns`
+picks one block + 3 ms. Timing jitter is then below one sample in steady state; the sound
+leaves the sound card the stream's output latency later, which is constant.
+
+When PortAudio calls back several times in a row for one larger hardware buffer, the
+clock settles so that the *last* of those blocks starts at the callback time: the earlier
+ones lie in the past, which the latency absorbs.
+
+Thread: :class:`AudioHost` is created, started and closed on main; :meth:`AudioHost._callback`
+runs on the audio thread (PortAudio's; with JACK, the JACK process thread).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = [
+    "AudioDeviceError",
+    "AudioHost",
+    "AudioUnavailable",
+    "default_midi_latency_ns",
+    "describe_devices",
+    "list_devices",
+    "quiet_stderr",
+    "resolve_output_device",
+]
+
+LOAD_HISTORY = 1 << 16  # per-callback loads kept for percentiles (about 87 s at 64/48 kHz)
+LEAK_SHIFT = 4  # the clock anchor follows a late callback by error >> LEAK_SHIFT
+
+
+class AudioUnavailable(RuntimeError):
+    """PortAudio (the system library behind sounddevice) or sounddevice is missing."""
+
+
+class AudioDeviceError(ValueError):
+    """No usable output device, an unknown device or host API, or settings it refuses."""
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 (PortAudio's ALSA/JACK probing noise) inside the block."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_SD = None
+
+
+def _sounddevice():
+    """Import sounddevice once (PortAudio initialises here). Thread: main.
+
+    Raises :class:`AudioUnavailable` when PortAudio or sounddevice is missing.
+    """
+    global _SD
+    if _SD is None:
+        try:
+            with quiet_stderr():
+                import sounddevice
+        except ImportError as e:
+            raise AudioUnavailable(
+                "live audio needs the sounddevice package: pip install 'spikesynth[live]' "
+                "(or write a file with `spikesynth render`)") from e
+        except OSError as e:  # sounddevice raises OSError when libportaudio is missing
+            raise AudioUnavailable(
+                f"PortAudio is not available ({e}); install it (Debian: apt-get install "
+                "libportaudio2) or write a file with `spikesynth render`") from e
+        _SD = sounddevice
+    return _SD
+
+
+def list_devices() -> list[dict]:
+    """Every audio device PortAudio knows, with its host API. Thread: main.
+
+    Returns
+    -------
+    list of dict
+        ``index``, ``name``, ``hostapi`` (name), ``output_channels``, ``input_channels``,
+        ``default_samplerate`` (Hz), ``default_output`` (bool: its host API's default output).
+    """
+    sd = _sounddevice()
+    apis = sd.query_hostapis()
+    devices = []
+    for info in sd.query_devices():
+        api = apis[info["hostapi"]]
+        devices.append({
+            "index": info["index"],
+            "name": info["name"],
+            "hostapi": api["name"],
+            "output_channels": info["max_output_channels"],
+            "input_channels": info["max_input_channels"],
+            "default_samplerate": info["default_samplerate"],
+            "default_output": api["default_output_device"] == info["index"],
+        })
+    return devices
+
+
+def describe_devices(devices=None, outputs_only: bool = True) -> str:
+    """A readable listing of :func:`list_devices` (one device a line). Thread: main."""
+    devices = list_devices() if devices is None else devices
+    rows = [d for d in devices if d["output_channels"] > 0 or not outputs_only]
+    if not rows:
+        return "  (none)"
+    lines = []
+    for d in rows:
+        mark = "*" if d["default_output"] else " "
+        lines.append(f"{mark} {d['index']:>3}: {d['name']} [{d['hostapi']}] "
+                     f"{d['output_channels']} out, {d['default_samplerate']:g} Hz")
+    return "\n".join(lines)
+
+
+def _hostapi_index(sd, name: str) -> int:
+    apis = sd.query_hostapis()
+    low = str(name).strip().lower()
+    matches = [i for i, a in enumerate(apis) if low in a["name"].lower()]
+    if not matches:
+        names = ", ".join(a["name"] for a in apis) or "none"
+        raise AudioDeviceError(f"no audio host API matches {name!r}; available: {names}")
+    return matches[0]
+
+
+def resolve_output_device(device=None, hostapi: str | None = None) -> int:
+    """The PortAudio index of the output device to open. Thread: main.
+
+    Parameters
+    ----------
+    device : str or int, optional
+        An index, or a case-insensitive substring of the device name. None: the default
+        output device (of ``hostapi`` when given).
+    hostapi : str, optional
+        Substring of a host API name (``JACK``, ``ALSA``, ``PulseAudio``): only its devices.
+
+    Raises
+    ------
+    AudioDeviceError
+        No output device at all, or none matching; the message lists what exists.
+    """
+    sd = _sounddevice()
+    devices = list_devices()
+    outputs = [d for d in devices if d["output_channels"] > 0]
+    api_index = None
+    if hostapi is not None:
+        api_index = _hostapi_index(sd, hostapi)
+        api_name = sd.query_hostapis(api_index)["name"]
+        outputs = [d for d in outputs if d["hostapi"] == api_name]
+    if not outputs:
+        where = f" on host API {hostapi!r}" if hostapi else ""
+        raise AudioDeviceError(
+            f"no audio output device{where}; devices:\n{describe_devices(devices, False)}\n"
+            "(to make sound without one, write a file: spikesynth render PATCH -o out.wav)")
+    if device is None or str(device).strip() == "":
+        if api_index is not None:
+            index = sd.query_hostapis(api_index)["default_output_device"]
+        else:
+            index = sd.default.device[1]
+            if index is None or index < 0:
+                index = sd.query_hostapis(sd.default.hostapi)["default_output_device"]
+        if index is not None and any(d["index"] == index for d in outputs):
+            return int(index)
+        return int(outputs[0]["index"])
+    text = str(device).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if any(d["index"] == index for d in outputs):
+            return index
+        raise AudioDeviceError(f"no audio output device {index}; output devices:\n"
+                               f"{describe_devices(outputs)}")
+    matches = [d for d in outputs if text.lower() in d["name"].lower()]
+    if not matches:
+        raise AudioDeviceError(f"no audio output device matches {text!r}; output devices:\n"
+                               f"{describe_devices(outputs)}")
+    return int(matches[0]["index"])
+
+
+def default_midi_latency_ns(samplerate: float, blocksize: int) -> int:
+    """One block plus 3 ms: the smallest MIDI scheduling latency that never plays late.
+
+    See the module docstring; 3 ms covers the MIDI thread's polling interval (1 ms) and its
+    scheduling delay. ``blocksize`` 0 (PortAudio chooses) counts as 1024 frames.
+    """
+    frames = blocksize if blocksize > 0 else 1024
+    return int(frames * 1e9 / samplerate) + 3_000_000
+
+
+class AudioHost:
+    """An output stream that renders ``synth`` from ``ring`` in its callback.
+
+    Thread: constructed, :meth:`start`-ed and :meth:`close`-d on main; counters are written
+    by the audio thread and may be read from any thread (:meth:`stats`).
+
+    Parameters
+    ----------
+    synth : spikesynth.engine.Synth
+        Prepared with ``max_block`` at least ``blocksize`` (warm it up before :meth:`start`).
+    ring : spikesynth.events.EventRing
+        MIDI from the MIDI thread(s); this host is its single consumer.
+    samplerate : int
+        Hz; the device must accept it (JACK: the server's rate).
+    blocksize : int
+        Frames per callback; 0 lets PortAudio choose (and vary) it.
+    latency : {"low", "high"} or float
+        PortAudio's suggested output latency (seconds when a number).
+    device : int
+        PortAudio device index (see :func:`resolve_output_device`).
+    midi_latency_ns : int, optional
+        Arrival-to-sound scheduling latency; :func:`default_midi_latency_ns` by default.
+    resync_ns : int, optional
+        A callback this much later than the frame clock predicts re-anchors the clock
+        (default: 4 blocks, at least 10 ms).
+
+    Raises
+    ------
+    AudioDeviceError
+        The device refuses the settings (sample rate, channels, latency).
+    """
+
+    def __init__(self, synth, ring, *, samplerate: int = 48000, blocksize: int = 64,
+                 latency="low", device: int | None = None, midi_latency_ns: int | None = None,
+                 resync_ns: int | None = None):
+        sd = _sounddevice()
+        self.synth = synth
+        self.ring = ring
+        self.samplerate = int(samplerate)
+        self.blocksize = int(blocksize)
+        self.device = device
+        if self.blocksize < 0:
+            raise AudioDeviceError("blocksize must be 0 (PortAudio chooses) or positive")
+        if self.blocksize > synth.max_block:
+            raise AudioDeviceError(f"blocksize {blocksize} exceeds the synth's max_block "
+                                   f"{synth.max_block}")
+        self.midi_latency_ns = (default_midi_latency_ns(samplerate, blocksize)
+                                if midi_latency_ns is None else int(midi_latency_ns))
+        block_ns = int((self.blocksize or 1024) * 1e9 / self.samplerate)
+        self.resync_ns = max(4 * block_ns, 10_000_000) if resync_ns is None else int(resync_ns)
+        try:
+            sd.check_output_settings(device=device, channels=2, dtype="float32",
+                                     samplerate=self.samplerate)
+        except (sd.PortAudioError, ValueError) as e:
+            name = sd.query_devices(device)["name"] if device is not None else "default"
+            raise AudioDeviceError(
+                f"the audio device {name!r} refuses {self.samplerate} Hz stereo float32 "
+                f"output: {e}; its default rate is "
+                f"{sd.query_devices(device)['default_samplerate']:g} Hz "
+                "(choose it with --samplerate)") from None
+
+        # -- counters, written by the audio thread only ----------------------------------
+        self.callbacks = 0
+        self.underflows = 0  # PortAudio's output-underflow flag (xruns)
+        self.overflows = 0
+        self.oversize = 0  # blocks larger than the synth's max_block: rendered as silence
+        self.overruns = 0  # callbacks that took longer than their block's duration
+        self.resyncs = 0  # frame clock re-anchored after a stall
+        self.frames = 0  # frames rendered (the frame clock)
+        self.load_sum_ppm = 0  # sum of per-callback loads (parts per million of the block)
+        self.load_max_ppm = 0
+        #: Per-callback load (callback duration / block duration, ppm), a ring of the last
+        #: LOAD_HISTORY callbacks (index ``callbacks & (LOAD_HISTORY - 1)``).
+        self.loads_ppm = np.zeros(LOAD_HISTORY, dtype=np.int64)
+        self._anchor_ns = 1 << 62  # the first callback's entry sets it (it jumps down)
+        self._max_block = int(synth.max_block)
+        self._perf = time.perf_counter_ns
+        self._clock = time.monotonic_ns
+
+        self._stream = None
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.samplerate, blocksize=self.blocksize, device=device,
+                channels=2, dtype="float32", latency=latency, callback=self._callback)
+        except sd.PortAudioError as e:
+            raise AudioDeviceError(f"cannot open the audio output: {e}") from None
+
+    # -- audio thread -------------------------------------------------------------------
+    def _callback(self, outdata, frames, time_info, status):
+        """Render one block into PortAudio's buffer. Thread: audio. Never raises."""
+        entry = self._perf()
+        now = self._clock()
+        if status:
+            if status.output_underflow:
+                self.underflows += 1
+            if status.output_overflow:
+                self.overflows += 1
+        start = self._anchor_ns + self.frames * 1_000_000_000 // self.samplerate
+        error = now - start
+        if error < 0 or error > self.resync_ns:
+            self._anchor_ns += error
+            start = now
+            if error > 0:
+                self.resyncs += 1
+        else:
+            self._anchor_ns += error >> LEAK_SHIFT
+        if frames <= self._max_block:
+            self.synth.process_ring(outdata, self.ring, start, self.midi_latency_ns)
+        else:
+            outdata.fill(0.0)
+            self.oversize += 1
+        self.frames += frames
+        if frames:
+            load = (self._perf() - entry) * self.samplerate // (frames * 1000)
+            self.loads_ppm[self.callbacks & (LOAD_HISTORY - 1)] = load
+            self.load_sum_ppm += load
+            if load > self.load_max_ppm:
+                self.load_max_ppm = load
+            if load > 1_000_000:
+                self.overruns += 1
+        self.callbacks += 1
+
+    # -- main thread --------------------------------------------------------------------
+    @property
+    def stream(self):
+        """The sounddevice OutputStream (None once closed)."""
+        return self._stream
+
+    def start(self) -> None:
+        """Start the stream (callbacks begin). Thread: main."""
+        sd = _sounddevice()
+        try:
+            self._stream.start()
+        except sd.PortAudioError as e:
+            raise AudioDeviceError(f"cannot start the audio output: {e}") from None
+
+    def close(self) -> None:
+        """Stop and close the stream; waits for the last callback. Idempotent. Thread: main."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
+
+    @property
+    def output_latency(self) -> float:
+        """The stream's reported output latency in seconds (0 when closed)."""
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    def loads(self) -> np.ndarray:
+        """Recent per-callback loads as fractions of the block duration (a copy). Thread: any."""
+        n = min(self.callbacks, LOAD_HISTORY)
+        return self.loads_ppm[:n].astype(np.float64) * 1e-6
+
+    def stats(self) -> dict:
+        """Counters for the status line, tests and benchmarks. Thread: any (reads only)."""
+        n = self.callbacks
+        return {
+            "callbacks": n,
+            "xruns": self.underflows,
+            "overflows": self.overflows,
+            "oversize_blocks": self.oversize,
+            "overruns": self.overruns,
+            "clock_resyncs": self.resyncs,
+            "frames": self.frames,
+            "load_mean": self.load_sum_ppm / n * 1e-6 if n else 0.0,
+            "load_max": self.load_max_ppm * 1e-6,
+        }
+
+    def __enter__(self) -> AudioHost:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
