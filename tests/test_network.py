@@ -110,7 +110,7 @@ def test_izhikevich_post_moves_toward_the_reversal_potential(sign, direction):
     assert e == (0.0 if sign == "excitatory" else -80.0)
     v = r.traces["v"][:, 1]
     k_on = 100 + 15
-    assert np.all(v[:k_on + 1] == -70.0)  # rest (v = -70, u = b v is a fixed point)
+    assert np.all(v[: k_on + 1] == -70.0)  # rest (v = -70, u = b v is a fixed point)
     dev = (v - (-70.0)) * direction
     first = dev[np.flatnonzero(dev)[0]]
     assert first > 0.0  # the first response has the sign of E_syn - v

@@ -167,26 +167,22 @@ def allocate_network(n_neurons: int, n_synapses: int, max_delay_steps: int) -> N
 
 
 @njit(cache=True, nogil=True)
-def _synapse_step(g, w, x_pre, x_post, arrived, post_spiked, lr, plastic, par):
-    """Decay, arrival jump and STDP of one synapse; scalars in and out (see network_step)."""
-    g = g * par[SP_G_DECAY]
-    x_pre = x_pre * par[SP_STDP + STDP_PRE_DECAY]
-    x_post = x_post * par[SP_STDP + STDP_POST_DECAY]
+def _synapse_step(g, w, x_pre, x_post, arrived, post_spiked, lr, plastic, g_max, g_decay,
+                  pre_decay, post_decay, a_plus, a_minus, w_min, w_max):  # fmt: skip
+    """Decay, arrival jump and STDP of one synapse, on scalars only (see network_step).
+
+    Kept free of array arguments so that the synapse loop of :func:`network_step` reads every
+    slot first and writes every slot last, with no branch around an array access (the
+    reference-counting trap described in :mod:`spikesynth.dsp.lif`).
+    """
+    g = g * g_decay
+    x_pre = x_pre * pre_decay
+    x_post = x_post * post_decay
     if arrived:
-        g += w * par[SP_G_MAX]  # the weight before this step's plasticity
+        g += w * g_max  # the weight before this step's plasticity
     if plastic:
-        w = stdp_update(
-            w,
-            x_pre,
-            x_post,
-            arrived,
-            post_spiked,
-            lr,
-            par[SP_STDP + STDP_A_PLUS],
-            par[SP_STDP + STDP_A_MINUS],
-            par[SP_STDP + STDP_W_MIN],
-            par[SP_STDP + STDP_W_MAX],
-        )
+        w = stdp_update(w, x_pre, x_post, arrived, post_spiked, lr, a_plus, a_minus, w_min,
+                        w_max)  # fmt: skip
     if arrived:
         x_pre += 1.0
     if post_spiked:
@@ -258,16 +254,13 @@ def network_step(
         post_spiked = spiked[post] != 0
         plastic = syn_idx[s, SI_PLASTIC] != 0
         g, w, x_pre, x_post = _synapse_step(
-            syn_state[s, SS_G],
-            syn_state[s, SS_W],
-            syn_state[s, SS_X_PRE],
-            syn_state[s, SS_X_POST],
-            arrived,
-            post_spiked,
-            lr,
-            plastic,
-            syn_par[s],
-        )
+            syn_state[s, SS_G], syn_state[s, SS_W], syn_state[s, SS_X_PRE],
+            syn_state[s, SS_X_POST], arrived, post_spiked, lr, plastic,
+            syn_par[s, SP_G_MAX], syn_par[s, SP_G_DECAY],
+            syn_par[s, SP_STDP + STDP_PRE_DECAY], syn_par[s, SP_STDP + STDP_POST_DECAY],
+            syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
+            syn_par[s, SP_STDP + STDP_W_MIN], syn_par[s, SP_STDP + STDP_W_MAX],
+        )  # fmt: skip
         syn_state[s, SS_G] = g
         syn_state[s, SS_W] = w
         syn_state[s, SS_X_PRE] = x_pre

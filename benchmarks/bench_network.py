@@ -1,0 +1,115 @@
+"""Benchmark: nanoseconds per neuron-sample of the network kernel at 48 kHz.
+
+Run with ``.venv/bin/python benchmarks/bench_network.py``. Each case builds a 64-neuron
+network (all LIF, all Izhikevich, or mixed) with ~10 % random connectivity (~400 synapses,
+delays up to 5 ms, 1 in 5 presynaptic neurons inhibitory), optionally with STDP on every
+synapse, and steps it through one second of samples (dt = 1/48 ms, model time = real time) from
+an ``@njit`` loop calling :func:`spikesynth.dsp.network.network_step` once per sample, as a
+voice would. Best of ``REPEATS`` timings after a warm-up (compilation). Reported: ns per
+neuron-sample, ns per synapse-sample (the same time divided by the synapse count), and the
+real-time factor of one network. Only a coarse floor is asserted (< 1 us per neuron-sample).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+from spikesynth.dsp.network import network_step
+from spikesynth.network import build_network
+
+SR = 48000.0
+DT = 1000.0 / SR  # ms
+N_NEURONS = 64
+P_CONNECT = 0.1
+N_SAMPLES = 48000  # one second of audio
+REPEATS = 3
+FLOOR_NS = 1000.0
+
+
+@njit(nogil=True)  # not cached: numba would not notice changes in the kernels it inlines
+def _run(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock,
+         i_work, spiked, n_samples):  # fmt: skip
+    """Step the network ``n_samples`` times with a constant drive; return the spike count."""
+    spikes = 0
+    for _ in range(n_samples):
+        spikes += network_step(
+            ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock,
+            i_work, spiked,
+        )  # fmt: skip
+    return spikes
+
+
+def _spec(models: str, plastic: bool, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    neurons = []
+    for j in range(N_NEURONS):
+        lif = models == "lif" or (models == "mixed" and j % 2 == 1)
+        if lif:
+            neurons.append(
+                {
+                    "model": "lif",
+                    "tau": 10.0,
+                    "t_ref": 2.0,
+                    "v0": float(rng.uniform(0, 1)),
+                    "gain": 1.1 + 0.2 * rng.random(),
+                }
+            )
+        else:
+            neurons.append(
+                {
+                    "model": "izhikevich",
+                    "preset": "tonic_spiking",
+                    "v0": float(rng.uniform(-70, -60)),
+                    "gain": 8 + 4 * rng.random(),
+                }
+            )
+    synapses = [
+        {"pre": i, "post": j, "g_max": 0.05, "tau": 5.0, "delay": float(rng.uniform(0, 5)),
+         "sign": "inhibitory" if i % 5 == 0 else "excitatory", "w": 0.5, "plastic": plastic}
+        for i in range(N_NEURONS) for j in range(N_NEURONS)
+        if i != j and rng.random() < P_CONNECT
+    ]  # fmt: skip
+    return {"neurons": neurons, "synapses": synapses}
+
+
+def _case(models: str, plastic: bool) -> tuple[float, int, float]:
+    best = np.inf
+    spikes = 0
+    for rep in range(REPEATS + 1):
+        network = build_network(_spec(models, plastic), DT)
+        a = network.arrays
+        ext = np.ones(N_NEURONS)
+        args = (ext, 1.0, a.kind, a.ncoef, a.nstate, a.ninput, a.syn_idx, a.syn_par,
+                a.syn_state, a.hist, a.clock, a.i_work, a.spiked)  # fmt: skip
+        n = 64 if rep == 0 else N_SAMPLES  # rep 0: compile
+        t0 = time.perf_counter()
+        spikes = _run(*args, n)
+        elapsed = time.perf_counter() - t0
+        if rep > 0:
+            best = min(best, elapsed)
+    return best, network.n_synapses, spikes
+
+
+def main() -> None:
+    print(f"network kernel, {N_NEURONS} neurons, p = {P_CONNECT}, {N_SAMPLES} samples at "
+          f"{SR / 1000:g} kHz (dt = {DT:.4f} ms), best of {REPEATS}")  # fmt: skip
+    worst = 0.0
+    for models in ("lif", "izhikevich", "mixed"):
+        for plastic in (False, True):
+            seconds, n_syn, spikes = _case(models, plastic)
+            per_neuron = seconds / (N_NEURONS * N_SAMPLES) * 1e9
+            per_synapse = seconds / (n_syn * N_SAMPLES) * 1e9
+            rt = (N_SAMPLES / SR) / seconds
+            worst = max(worst, per_neuron)
+            label = f"{models}{' + STDP' if plastic else ''}"
+            print(f"  {label:18s} {n_syn:4d} synapses  {per_neuron:7.2f} ns/neuron-sample  "
+                  f"{per_synapse:6.2f} ns/synapse-sample  {rt:7.1f}x real time  "
+                  f"({spikes / N_NEURONS:.0f} spikes/neuron/s)")  # fmt: skip
+    assert worst < FLOOR_NS, f"{worst:.1f} ns per neuron-sample exceeds the {FLOOR_NS} ns floor"
+
+
+if __name__ == "__main__":
+    main()
