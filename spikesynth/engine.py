@@ -30,6 +30,9 @@ import numpy as np
 from numba import njit
 
 from . import params as P
+from .dsp import izhikevich as izh
+from .dsp import lif
+from .dsp import model_voice as mv
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_FADE, ENV_OFF, ENV_RELEASE
 from .events import EVENT_FIELDS, events_from_list, ring_drain
@@ -45,6 +48,13 @@ REFRACTORY_MAX_FRACTION = 0.35  # ... and the refractory time, so the neuron can
 VOICE_RMS = 0.1  # a full-velocity voice's level before the patch gain
 MAX_VOICES = 256
 MAX_EVENTS = 4096  # events per block on the real-time path
+
+# Per-note tables computed at prepare time (rows of the ``tables`` array, shape (4, 128)).
+T_NORM = 0  # level normalisation
+T_DC = 1  # the voice's mean output (model voices; the spiking voice knows its DC exactly)
+T_SCALE = 2  # Izhikevich: calibrated model ms per sample (nan: not calibrated)
+T_SUBSTEPS = 3  # Izhikevich: sub-steps per sample
+N_TABLES = 4
 
 # Global state slots.
 G_SAMPLE = 0  # samples rendered since reset
@@ -96,11 +106,11 @@ def note_frequency(params, note, bend):
 
 
 @njit(cache=True, nogil=True)
-def voice_tune(V, i, params, sr, freq):
-    """Set voice ``i``'s spring, shape and drive for firing rate ``freq`` Hz (prepare-time maths).
+def _tune_spiking(V, i, params, sr, freq):
+    """Set spiking voice ``i``'s spring, shape and drive for firing rate ``freq`` Hz.
 
-    Called at note-on and whenever pitch bend or a mapped controller changes; a voice in
-    FIRING keeps its spring state continuous (see :func:`spikesynth.dsp.voice.voice_configure`).
+    A voice in FIRING keeps its spring state continuous
+    (see :func:`spikesynth.dsp.voice.voice_configure`).
     """
     period = sr / freq
     ms = sr * 1e-3
@@ -116,6 +126,69 @@ def voice_tune(V, i, params, sr, freq):
 
 
 @njit(cache=True, nogil=True)
+def _izh_timescale(V, i, params, tables, sr, freq):
+    """Model ms per sample and sub-steps of Izhikevich voice ``i`` for rate ``freq`` Hz."""
+    note = int(V[i, vk.F_NOTE])
+    m = tables[T_SCALE, note]
+    if params[P.P_IZH_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
+        return m * freq / note_frequency(params, note, 0.0), int(tables[T_SUBSTEPS, note])
+    m = freq / params[P.P_IZH_REF_RATE] * 1000.0 / sr
+    return m, max(1, int(math.ceil(m / params[P.P_IZH_MAX_STEP])))
+
+
+@njit(cache=True, nogil=True)
+def voice_tune(V, i, params, tables, sr, freq):
+    """Set voice ``i`` (any model) to fire at ``freq`` Hz: the prepare-time maths of a note.
+
+    Called at note-on and whenever pitch bend or a mapped controller changes.
+    """
+    model = int(params[P.P_MODEL])
+    note = int(V[i, vk.F_NOTE])
+    V[i, vk.F_NOISE] = params[P.P_NOISE]
+    if model == P.MODEL_SPIKING:
+        _tune_spiking(V, i, params, sr, freq)
+        return
+    period = sr / freq
+    V[i, vk.F_PERIOD] = period
+    V[i, vk.F_DC] = tables[T_DC, note]
+    if model == P.MODEL_LIF:
+        ms = sr * 1e-3
+        t_ref = min(params[P.P_LIF_REF_MS] * ms, REFRACTORY_MAX_FRACTION * period)
+        tau = params[P.P_LIF_TAU_MS] * ms
+        v_th = params[P.P_LIF_V_TH]
+        v_reset = params[P.P_LIF_V_RESET]
+        lif.set_lif_coeffs(V[i, mv.L_COEFFS:mv.L_COEFFS + lif.LIF_N_COEFFS], 1.0, tau, v_th,
+                           v_reset, t_ref, int(params[P.P_LIF_METHOD]))
+        V[i, vk.F_DRIVE] = lif.lif_drive(period, tau, v_th, v_reset, t_ref)
+        V[i, mv.L_SCALE] = 1.0 / (v_th - v_reset)
+    else:
+        izh.set_izhikevich_coeffs(
+            V[i, mv.Z_COEFFS:mv.Z_COEFFS + izh.IZH_N_COEFFS], 1.0, params[P.P_IZH_A],
+            params[P.P_IZH_B], params[P.P_IZH_C], params[P.P_IZH_D], params[P.P_IZH_E],
+            params[P.P_IZH_F], params[P.P_IZH_G], params[P.P_IZH_U_VREF],
+            params[P.P_IZH_U_LEAK], 30.0)
+        m, substeps = _izh_timescale(V, i, params, tables, sr, freq)
+        mv.izhikevich_set_timescale(V, i, m, substeps)
+        V[i, mv.Z_CURRENT] = params[P.P_IZH_CURRENT]
+        V[i, mv.Z_SCALE] = mv.IZH_AUDIO_SCALE
+
+
+@njit(cache=True, nogil=True)
+def voice_set_rate(V, i, params, tables, sr, freq):
+    """Change only voice ``i``'s firing rate (vibrato): drive or time scale, not the shape."""
+    model = int(params[P.P_MODEL])
+    if model == P.MODEL_SPIKING:
+        vk.voice_set_period(V, i, sr / freq)
+    elif model == P.MODEL_LIF:
+        c = mv.L_COEFFS
+        V[i, vk.F_DRIVE] = lif.lif_drive(sr / freq, V[i, c + lif.LIF_TAU], V[i, c + lif.LIF_V_TH],
+                                         V[i, c + lif.LIF_V_RESET], V[i, c + lif.LIF_T_REF])
+    else:
+        m, _ = _izh_timescale(V, i, params, tables, sr, freq)
+        mv.izhikevich_set_timescale(V, i, m, V[i, mv.Z_SUBSTEPS])
+
+
+@njit(cache=True, nogil=True)
 def _vibrato_cents(V, i, params, C, sr, now):
     """Vibrato offset in cents; its phase is a function of time since note-on."""
     depth = C[int(V[i, vk.F_CHANNEL]), C_MOD] * params[P.P_VIB_CENTS]
@@ -126,13 +199,13 @@ def _vibrato_cents(V, i, params, C, sr, now):
 
 
 @njit(cache=True, nogil=True)
-def _retune(V, i, params, C, sr, now):
+def _retune(V, i, params, tables, C, sr, now):
     bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
     freq = note_frequency(params, V[i, vk.F_NOTE], bend)
-    voice_tune(V, i, params, sr, freq)
+    voice_tune(V, i, params, tables, sr, freq)
     cents = _vibrato_cents(V, i, params, C, sr, now)
     if cents != 0.0:
-        vk.voice_set_period(V, i, V[i, vk.F_PERIOD] * 2.0 ** (-cents / 1200.0))
+        voice_set_rate(V, i, params, tables, sr, freq * 2.0 ** (cents / 1200.0))
 
 
 @njit(cache=True, nogil=True)
@@ -213,7 +286,7 @@ def _allocate(V, G, params, note, channel, fade_samples):
 
 
 @njit(cache=True, nogil=True)
-def _note_on(V, rng, G, C, params, norm, sr, now, channel, note, velocity):
+def _note_on(V, rng, G, C, params, tables, sr, now, channel, note, velocity):
     fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
     i = _allocate(V, G, params, note, channel, fade)
     for k in range(vk.N_FIELDS):
@@ -227,7 +300,7 @@ def _note_on(V, rng, G, C, params, norm, sr, now, channel, note, velocity):
     V[i, vk.F_ONSET] = now
     v01 = velocity / 127.0
     sens = params[P.P_VEL_SENS]
-    V[i, vk.F_AMP] = ((1.0 - sens) + sens * v01 * v01) * norm[note]
+    V[i, vk.F_AMP] = ((1.0 - sens) + sens * v01 * v01) * tables[T_NORM, note]
     pan = params[P.P_SPREAD] * min(max((note - 60.0) / 36.0, -1.0), 1.0)
     angle = (pan + 1.0) * 0.25 * math.pi
     V[i, vk.F_GAIN_L] = math.cos(angle) * math.sqrt(2.0)
@@ -240,12 +313,27 @@ def _note_on(V, rng, G, C, params, norm, sr, now, channel, note, velocity):
     V[i, vk.F_REL_COEF] = math.exp(math.log(1e-3) / max(params[P.P_RELEASE_MS] * ms, 1.0))
     V[i, vk.F_ENV_STAGE] = ENV_ATTACK
     rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
-    _retune(V, i, params, C, sr, now)
-    vk.voice_fire(V, i)  # the neuron fires at the note-on sample: the note speaks at once
+    _retune(V, i, params, tables, C, sr, now)
+    _start_firing(V, i, params)
 
 
 @njit(cache=True, nogil=True)
-def _controller(V, G, C, params, ctl, sr, now, channel, source, value):
+def _start_firing(V, i, params):
+    """The neuron fires at the note-on sample: the note speaks at once, on time."""
+    model = int(params[P.P_MODEL])
+    if model == P.MODEL_SPIKING:
+        vk.voice_fire(V, i)
+    elif model == P.MODEL_LIF:
+        V[i, mv.L_STATE + lif.LIF_V] = V[i, mv.L_COEFFS + lif.LIF_V_TH]
+        V[i, mv.L_HELD] = 0.0
+    else:
+        V[i, mv.Z_STATE + izh.IZH_V] = 30.0
+        V[i, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
+        V[i, mv.Z_HELD] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _controller(V, G, C, params, tables, ctl, sr, now, channel, source, value):
     """Apply mapped controllers for ``source`` (CC number or pressure source) at ``value`` 0..1."""
     changed = False
     for r in range(ctl.shape[0]):
@@ -262,7 +350,7 @@ def _controller(V, G, C, params, ctl, sr, now, channel, source, value):
         _sanitise(params)
         for i in range(int(G[G_SLOTS])):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF:
-                _retune(V, i, params, C, sr, now)
+                _retune(V, i, params, tables, C, sr, now)
 
 
 @njit(cache=True, nogil=True)
@@ -276,7 +364,7 @@ def _sanitise(params):
 
 
 @njit(cache=True, nogil=True)
-def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
+def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
     """Apply one MIDI channel message. Thread: audio (inside :func:`render_block`)."""
     sr = G[G_SR]
     kind = status & 0xF0
@@ -284,7 +372,7 @@ def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
     n_slots = int(G[G_SLOTS])
     G[G_EVENTS] += 1
     if kind == 0x90 and d2 > 0:
-        _note_on(V, rng, G, C, params, norm, sr, now, ch, d1, d2)
+        _note_on(V, rng, G, C, params, tables, sr, now, ch, d1, d2)
     elif kind == 0x80 or kind == 0x90:
         for i in range(n_slots):
             if (V[i, vk.F_KEY_HELD] != 0.0 and V[i, vk.F_NOTE] == d1
@@ -298,7 +386,7 @@ def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
         C[ch, C_BEND] = ((d2 << 7 | d1) - 8192) / 8192.0 * params[P.P_BEND_RANGE]
         for i in range(n_slots):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                _retune(V, i, params, C, sr, now)
+                _retune(V, i, params, tables, C, sr, now)
     elif kind == 0xB0:
         if d1 == 64:
             C[ch, C_SUSTAIN] = 1.0 if d2 >= 64 else 0.0
@@ -310,8 +398,8 @@ def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
             C[ch, C_MOD] = d2 / 127.0
             for i in range(n_slots):  # vibrato depth follows at once
                 if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                    _retune(V, i, params, C, sr, now)
-            _controller(V, G, C, params, ctl, sr, now, ch, 1, d2 / 127.0)
+                    _retune(V, i, params, tables, C, sr, now)
+            _controller(V, G, C, params, tables, ctl, sr, now, ch, 1, d2 / 127.0)
         elif d1 == 120:  # all sound off: a short fade, never a click
             fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
             for i in range(n_slots):
@@ -334,14 +422,15 @@ def apply_event(V, rng, G, C, params, ctl, norm, now, status, d1, d2):
                         _release(V, i)
             for i in range(n_slots):
                 if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                    _retune(V, i, params, C, sr, now)
+                    _retune(V, i, params, tables, C, sr, now)
         else:
-            _controller(V, G, C, params, ctl, sr, now, ch, d1, d2 / 127.0)
+            _controller(V, G, C, params, tables, ctl, sr, now, ch, d1, d2 / 127.0)
     elif kind == 0xD0:
         C[ch, C_PRESSURE] = d1 / 127.0
-        _controller(V, G, C, params, ctl, sr, now, ch, P.SOURCE_CHANNEL_PRESSURE, d1 / 127.0)
+        _controller(V, G, C, params, tables, ctl, sr, now, ch, P.SOURCE_CHANNEL_PRESSURE,
+                    d1 / 127.0)
     elif kind == 0xA0:
-        _controller(V, G, C, params, ctl, sr, now, ch, P.SOURCE_POLY_PRESSURE, d2 / 127.0)
+        _controller(V, G, C, params, tables, ctl, sr, now, ch, P.SOURCE_POLY_PRESSURE, d2 / 127.0)
     else:
         G[G_IGNORED] += 1
 
@@ -357,7 +446,7 @@ def _vibrato_active(params, C):
 
 
 @njit(cache=True, nogil=True)
-def _vibrato_tick(V, G, C, params, sr, now):
+def _vibrato_tick(V, G, C, params, tables, sr, now):
     """Re-solve the drive (not the shape) of every vibrating voice for the LFO at ``now``."""
     for i in range(int(G[G_SLOTS])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
@@ -365,16 +454,26 @@ def _vibrato_tick(V, G, C, params, sr, now):
         cents = _vibrato_cents(V, i, params, C, sr, now)
         if cents != 0.0:
             bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
-            base = sr / note_frequency(params, V[i, vk.F_NOTE], bend)
-            vk.voice_set_period(V, i, base * 2.0 ** (-cents / 1200.0))
+            base = note_frequency(params, V[i, vk.F_NOTE], bend)
+            voice_set_rate(V, i, params, tables, sr, base * 2.0 ** (cents / 1200.0))
 
 
 @njit(cache=True, nogil=True)
-def _render_voices(V, rng, G, mix, start, stop, empty_drive, empty_trace):
+def run_voice(model, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+    """Render one voice of any model (see :func:`spikesynth.dsp.voice.voice_run`)."""
+    if model == P.MODEL_SPIKING:
+        return vk.voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
+    if model == P.MODEL_LIF:
+        return mv.lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
+    return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
+
+
+@njit(cache=True, nogil=True)
+def _render_voices(model, V, rng, G, mix, start, stop, empty_drive, empty_trace):
     for i in range(int(G[G_SLOTS])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
             continue
-        ok = vk.voice_run(V, i, rng, mix[0], mix[1], start, stop, empty_drive, empty_trace)
+        ok = run_voice(model, V, i, rng, mix[0], mix[1], start, stop, empty_drive, empty_trace)
         if not ok:
             for k in range(vk.N_FIELDS):
                 V[i, k] = 0.0
@@ -382,7 +481,7 @@ def _render_voices(V, rng, G, mix, start, stop, empty_drive, empty_trace):
 
 
 @njit(cache=True, nogil=True)
-def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no_trace):
+def render_block(out, events, n_events, params, ctl, tables, V, rng, G, C, mix, no_trace):
     """Render ``out.shape[0]`` frames, applying ``events[:n_events]`` at their offsets.
 
     Thread: audio. Allocates nothing.
@@ -395,8 +494,8 @@ def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no
     params : float64 array, shape (N_PARAMS,)
         The patch in musical units; controllers write into it.
     ctl : float64 array, shape (n, CTL_FIELDS)
-    norm : float64 array, shape (128,)
-        Per-note level normalisation.
+    tables : float64 array, shape (N_TABLES, 128)
+        Per-note tables (level, DC, Izhikevich time scale) from prepare time.
     V : float64 array, shape (n_slots, N_FIELDS); rng : uint64 array, shape (n_slots,)
     G : float64 array, shape (N_GLOBALS,); C : float64 array, shape (16, N_CHANNEL_FIELDS)
     mix : float64 array, shape (2, >= frames)
@@ -416,12 +515,12 @@ def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no
         G[G_RETUNE] = 0.0
         for i in range(int(G[G_SLOTS])):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF:
-                _retune(V, i, params, C, sr, now)
+                _retune(V, i, params, tables, C, sr, now)
     pos = 0
     e = 0
     while pos < frames:
         while e < n_events and events[e, 0] <= pos:
-            apply_event(V, rng, G, C, params, ctl, norm, t0 + pos,
+            apply_event(V, rng, G, C, params, ctl, tables, t0 + pos,
                         events[e, 1], events[e, 2], events[e, 3])
             e += 1
         stop = frames
@@ -434,12 +533,12 @@ def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no
             if pos + tick <= stop:
                 stop = pos + tick
                 at_tick = True
-        _render_voices(V, rng, G, mix, pos, stop, empty_drive, no_trace)
+        _render_voices(int(params[P.P_MODEL]), V, rng, G, mix, pos, stop, empty_drive, no_trace)
         if at_tick:
-            _vibrato_tick(V, G, C, params, sr, t0 + stop)
+            _vibrato_tick(V, G, C, params, tables, sr, t0 + stop)
         pos = stop
     while e < n_events:  # events of a zero-frame block
-        apply_event(V, rng, G, C, params, ctl, norm, t0 + pos,
+        apply_event(V, rng, G, C, params, ctl, tables, t0 + pos,
                     events[e, 1], events[e, 2], events[e, 3])
         e += 1
 
@@ -493,17 +592,17 @@ def render_block(out, events, n_events, params, ctl, norm, V, rng, G, C, mix, no
 
 @njit(cache=True, nogil=True)
 def render_ring(out, slots, header, events, block_start_ns, latency_ns,
-                params, ctl, norm, V, rng, G, C, mix, no_trace):
+                params, ctl, tables, V, rng, G, C, mix, no_trace):
     """Drain the MIDI ring into this block's events and render it: the live host's one call.
 
     Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`.
     """
     n = ring_drain(slots, header, events, block_start_ns, latency_ns, G[G_SR], out.shape[0])
-    render_block(out, events, n, params, ctl, norm, V, rng, G, C, mix, no_trace)
+    render_block(out, events, n, params, ctl, tables, V, rng, G, C, mix, no_trace)
 
 
 @njit(cache=True, nogil=True)
-def _solo_voice(V, params, C, sr, note):
+def _solo_voice(V, params, tables, C, sr, note):
     """Set row 0 of ``V`` to a lone voice tuned to ``note``: unit gain, flat envelope."""
     for k in range(vk.N_FIELDS):
         V[0, k] = 0.0
@@ -514,36 +613,84 @@ def _solo_voice(V, params, C, sr, note):
     V[0, vk.F_DEC_COEF] = 1.0
     V[0, vk.F_AMP] = 1.0
     V[0, vk.F_GAIN_L] = 1.0
-    _retune(V, 0, params, C, sr, 0)
+    _retune(V, 0, params, tables, C, sr, 0)
+    if int(params[P.P_MODEL]) == P.MODEL_IZHIKEVICH:  # at rest, as the papers start
+        V[0, mv.Z_STATE + izh.IZH_V] = -65.0
+        V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
 
 
 @njit(cache=True, nogil=True)
-def _loudness_table(params, sr, norm):
-    """Per-note gain so that every note's steady-state RMS is ``VOICE_RMS`` (prepare time)."""
+def _izhikevich_reference_ms(V, params, tables, C, sr, spike_times):
+    """The Izhikevich neuron's own steady period in model ms (fine steps): a first guess."""
+    _solo_voice(V, params, tables, C, sr, 69)
+    step = min(0.02, params[P.P_IZH_MAX_STEP])
+    mv.izhikevich_set_timescale(V, 0, step, 1)
+    V[0, mv.Z_STATE + izh.IZH_V] = -65.0
+    V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
+    return mv.measure_period_samples(V, 0, int(4000.0 / step), spike_times) * step
+
+
+@njit(cache=True, nogil=True)
+def _note_tables(params, sr, tables):
+    """Per-note tables (prepare time): Izhikevich calibration, then each note's mean and level.
+
+    Level: the gain that makes a note's steady-state RMS ``VOICE_RMS``; mean: the model
+    voices' DC (in membrane units), subtracted per voice.
+    """
     V = np.zeros((1, vk.N_FIELDS))
     rng = np.ones(1, dtype=np.uint64)
     C = np.zeros((16, N_CHANNEL_FIELDS))
+    spike_times = np.zeros(512)
+    model = int(params[P.P_MODEL])
     saved_noise = params[P.P_NOISE]
     params[P.P_NOISE] = 0.0
+    for note in range(128):
+        tables[T_NORM, note] = 1.0
+        tables[T_DC, note] = 0.0
+        tables[T_SCALE, note] = math.nan
+        tables[T_SUBSTEPS, note] = 1.0
+    if model == P.MODEL_IZHIKEVICH and params[P.P_IZH_TUNING] == 0.0:
+        ref_ms = _izhikevich_reference_ms(V, params, tables, C, sr, spike_times)
+        if ref_ms == ref_ms:  # fires periodically: calibrate every note
+            for note in range(128):
+                _solo_voice(V, params, tables, C, sr, note)
+                V[0, mv.Z_STATE + izh.IZH_V] = -65.0
+                V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
+                target = sr / note_frequency(params, note, 0.0)
+                m, n = mv.calibrate_izhikevich(V, 0, target, params[P.P_IZH_MAX_STEP],
+                                               ref_ms / target, spike_times)
+                tables[T_SCALE, note] = m
+                tables[T_SUBSTEPS, note] = max(n, 1)
     max_len = int(0.6 * sr)
     buf = np.zeros((2, max_len))
     nodrive = np.zeros(0)
     notrace = np.zeros((0, vk.TRACE_FIELDS))
     for note in range(128):
-        _solo_voice(V, params, C, sr, note)
+        _solo_voice(V, params, tables, C, sr, note)
+        _start_firing(V, 0, params)
         period = V[0, vk.F_PERIOD]
-        settle = int(min(2.0 * period, 0.3 * sr))
+        settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
         window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
         # Measure over whole periods where they fit, so the estimate does not ripple by note.
         if window >= period:
             window = int(period * math.floor(window / period))
         buf[0, : settle + window] = 0.0
-        vk.voice_run(V, 0, rng, buf[0], buf[1], 0, settle + window, nodrive, notrace)
+        run_voice(model, V, 0, rng, buf[0], buf[1], 0, settle + window, nodrive, notrace)
+        mean = 0.0
+        for n in range(settle, settle + window):
+            mean += buf[0, n]
+        mean /= window
         s = 0.0
         for n in range(settle, settle + window):
-            s += buf[0, n] * buf[0, n]
+            s += (buf[0, n] - mean) * (buf[0, n] - mean)
         rms = math.sqrt(s / window)
-        norm[note] = VOICE_RMS / rms if rms > 1e-9 else 1.0
+        # A voice silent at the patch's own drive (free tuning, current set by a controller)
+        # gets a nominal level: a spiking membrane's RMS is about 0.15 in audio units.
+        tables[T_NORM, note] = VOICE_RMS / (rms if rms > 1e-3 else 0.15)
+        if model == P.MODEL_LIF:
+            tables[T_DC, note] = mean / V[0, mv.L_SCALE]
+        elif model == P.MODEL_IZHIKEVICH:
+            tables[T_DC, note] = mean / V[0, mv.Z_SCALE]
     params[P.P_NOISE] = saved_noise
 
 
@@ -588,9 +735,9 @@ class Synth:
     def prepare_patch(self, patch):
         """Compute a patch's kernel arrays (allocates). Thread: main."""
         params = patch.param_vector()
-        norm = np.ones(128)
-        _loudness_table(params.copy(), self.samplerate, norm)
-        return patch, params, patch.controller_table(), norm
+        tables = np.zeros((N_TABLES, 128))
+        _note_tables(params.copy(), self.samplerate, tables)
+        return patch, params, patch.controller_table(), tables
 
     def use_patch(self, prepared):
         """Switch to a prepared patch at the next block; sounding voices retune. Thread: any.
@@ -640,8 +787,8 @@ class Synth:
         ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
         :mod:`spikesynth.events`). Allocates nothing.
         """
-        _, params, ctl, norm = self._prepared
-        render_block(out, events, n_events, params, ctl, norm, self.V, self.rng, self.G, self.C,
+        _, params, ctl, tables = self._prepared
+        render_block(out, events, n_events, params, ctl, tables, self.V, self.rng, self.G, self.C,
                      self.mix, self.no_trace)
 
     def process_ring(self, out, ring, block_start_ns, latency_ns):
@@ -652,9 +799,9 @@ class Synth:
         silence and :attr:`faults` counts it.
         """
         try:
-            _, params, ctl, norm = self._prepared
+            _, params, ctl, tables = self._prepared
             render_ring(out, ring.slots, ring.header, self.events, block_start_ns, latency_ns,
-                        params, ctl, norm, self.V, self.rng, self.G, self.C, self.mix,
+                        params, ctl, tables, self.V, self.rng, self.G, self.C, self.mix,
                         self.no_trace)
         except Exception:  # noqa: BLE001 - the audio thread must never raise
             out.fill(0.0)
@@ -730,13 +877,15 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     params = patch.param_vector()
     params[P.P_NOISE] = 0.0 if current is not None else params[P.P_NOISE]
     sr = float(samplerate)
+    tables = np.zeros((N_TABLES, 128))
+    _note_tables(params.copy(), sr, tables)
     V = np.zeros((1, vk.N_FIELDS))
     rng = np.ones(1, dtype=np.uint64)
     C = np.zeros((16, N_CHANNEL_FIELDS))
-    _solo_voice(V, params, C, sr, note)
+    _solo_voice(V, params, tables, C, sr, note)
     drive_in = np.zeros(0)
     if current is None:
-        vk.voice_fire(V, 0)
+        _start_firing(V, 0, params)
     else:
         drive_in = np.ascontiguousarray(current, dtype=np.float64)
         frames = len(drive_in)
@@ -746,7 +895,7 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     info = {"period": V[0, vk.F_PERIOD], "drive_level": V[0, vk.F_DRIVE], "dc": V[0, vk.F_DC],
             "t_fire": V[0, vk.F_TFIRE], "t_ref": V[0, vk.F_TREF], "tau": V[0, vk.F_TAU],
             "v_start": V[0, vk.F_VSTART]}
-    vk.voice_run(V, 0, rng, left, right, 0, frames, drive_in, trace)
+    run_voice(int(params[P.P_MODEL]), V, 0, rng, left, right, 0, frames, drive_in, trace)
     return {"v": trace[:, vk.TR_V], "state": trace[:, vk.TR_STATE].astype(np.int8),
             "drive": trace[:, vk.TR_DRIVE], "spring": trace[:, vk.TR_SPRING],
             "out": trace[:, vk.TR_OUT], **info}

@@ -33,6 +33,25 @@ PARAM_KEYS = {
     "P_VIB_CENTS": "vibrato.depth_cents",
     "P_VIB_HZ": "vibrato.rate_hz",
     "P_VOICES": "voices",
+    "P_MODEL": "model",
+    "P_LIF_TAU_MS": "lif.tau_ms",
+    "P_LIF_V_TH": "lif.threshold",
+    "P_LIF_V_RESET": "lif.reset",
+    "P_LIF_REF_MS": "lif.refractory_ms",
+    "P_LIF_METHOD": "lif.method",
+    "P_IZH_A": "izhikevich.a",
+    "P_IZH_B": "izhikevich.b",
+    "P_IZH_C": "izhikevich.c",
+    "P_IZH_D": "izhikevich.d",
+    "P_IZH_E": "izhikevich.e",
+    "P_IZH_F": "izhikevich.f",
+    "P_IZH_G": "izhikevich.g",
+    "P_IZH_U_VREF": "izhikevich.u_vref",
+    "P_IZH_U_LEAK": "izhikevich.u_leak",
+    "P_IZH_CURRENT": "izhikevich.current",
+    "P_IZH_TUNING": "izhikevich.tuning",
+    "P_IZH_REF_RATE": "izhikevich.reference_rate_hz",
+    "P_IZH_MAX_STEP": "izhikevich.max_step_ms",
 }
 
 P_TAU_MS = 0
@@ -59,7 +78,28 @@ P_VEL_SENS = 20
 P_VIB_CENTS = 21
 P_VIB_HZ = 22
 P_VOICES = 23
-N_PARAMS = 24
+P_MODEL = 24  # index into patch.MODELS
+P_LIF_TAU_MS = 25
+P_LIF_V_TH = 26
+P_LIF_V_RESET = 27
+P_LIF_REF_MS = 28
+P_LIF_METHOD = 29  # 0 euler, 1 exact (as spikesynth.dsp.lif)
+P_IZH_A = 30
+P_IZH_B = 31
+P_IZH_C = 32
+P_IZH_D = 33
+P_IZH_E = 34
+P_IZH_F = 35
+P_IZH_G = 36
+P_IZH_U_VREF = 37
+P_IZH_U_LEAK = 38
+P_IZH_CURRENT = 39
+P_IZH_TUNING = 40  # 0 calibrated, 1 free
+P_IZH_REF_RATE = 41
+P_IZH_MAX_STEP = 42
+N_PARAMS = 43
+
+MODEL_SPIKING, MODEL_LIF, MODEL_IZHIKEVICH = 0, 1, 2
 
 PARAM_INDEX = {path: i for i, path in enumerate(PARAM_KEYS.values())}
 assert all(globals()[name] == i for i, name in enumerate(PARAM_KEYS))

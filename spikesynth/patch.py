@@ -15,6 +15,11 @@ import numpy as np
 import yaml
 
 from . import params as P
+from .dsp.izhikevich import CELL_CLASSES, PRESETS
+
+# Izhikevich presets by name: the 2003 cell classes (RS, FS, CH, ...) and the 20 behaviours.
+IZH_PRESETS = {**CELL_CLASSES, **PRESETS}
+_IZH_FIELDS = ("a", "b", "c", "d", "e", "f", "g", "u_vref", "u_leak")
 
 PATCH_DIR = Path(__file__).resolve().parent.parent / "patches"
 DEFAULT_PATCH = PATCH_DIR / "default.yaml"
@@ -50,7 +55,8 @@ class Spec:
 SCHEMA: dict[str, Spec] = {
     "name": Spec("str", "untitled", doc="patch name"),
     "description": Spec("str", "", doc="what it sounds like"),
-    "model": Spec("choice", "spiking", choices=("spiking",), doc="voice model"),
+    "model": Spec("choice", "spiking", choices=("spiking", "lif", "izhikevich"),
+                  doc="voice model", controllable=False),
     "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
     "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
     "a4": Spec("float", 440.0, 380.0, 500.0, "Hz", "tuning reference", controllable=False),
@@ -75,6 +81,30 @@ SCHEMA: dict[str, Spec] = {
     "envelope.release_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB"),
     "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
     "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+    # model: lif (time in ms, membrane in its own unit; the note solves the drive)
+    "lif.tau_ms": Spec("float", 4.0, 0.05, 1000.0, "ms", "membrane time constant"),
+    "lif.threshold": Spec("float", 1.0, 0.01, 100.0, "", "v_th"),
+    "lif.reset": Spec("float", 0.0, -100.0, 100.0, "", "v_reset"),
+    "lif.refractory_ms": Spec("float", 0.0, 0.0, 1000.0, "ms", "t_ref (shortened on high notes)"),
+    "lif.method": Spec("choice", "exact", choices=("euler", "exact"), controllable=False),
+    # model: izhikevich (model time in ms, v in mV; see spikesynth.dsp.model_voice)
+    "izhikevich.preset": Spec("choice", "RS", choices=tuple(IZH_PRESETS), controllable=False,
+                              doc="fills a..u_leak unless given"),
+    "izhikevich.a": Spec("float", 0.02, -1.0, 2.0, "1/ms"),
+    "izhikevich.b": Spec("float", 0.2, -2.0, 2.0),
+    "izhikevich.c": Spec("float", -65.0, -90.0, 0.0, "mV"),
+    "izhikevich.d": Spec("float", 8.0, -30.0, 30.0, "mV/ms"),
+    "izhikevich.e": Spec("float", 0.04, 0.0, 1.0, "1/(mV ms)"),
+    "izhikevich.f": Spec("float", 5.0, 0.0, 20.0, "1/ms"),
+    "izhikevich.g": Spec("float", 140.0, 0.0, 500.0, "mV/ms"),
+    "izhikevich.u_vref": Spec("float", 0.0, -100.0, 100.0, "mV"),
+    "izhikevich.u_leak": Spec("float", 1.0, 0.0, 1.0),
+    "izhikevich.current": Spec("float", 10.0, -100.0, 200.0, "mV/ms", "input I"),
+    "izhikevich.tuning": Spec("choice", "calibrated", choices=("calibrated", "free"),
+                              controllable=False, doc="calibrated: in tune; free: rate follows I"),
+    "izhikevich.reference_rate_hz": Spec("float", 40.0, 0.1, 1000.0, "Hz",
+                                         "free tuning: model rate that maps to the note"),
+    "izhikevich.max_step_ms": Spec("float", 0.25, 0.005, 1.0, "ms", "longest sub-step"),
 }
 
 _SECTIONS = {k.split(".")[0] for k in SCHEMA if "." in k}
@@ -111,7 +141,9 @@ class Patch:
         """The engine's parameter vector (float64, shape (N_PARAMS,)), musical units."""
         vec = np.zeros(P.N_PARAMS, dtype=np.float64)
         for path, index in P.PARAM_INDEX.items():
-            vec[index] = float(self.values[path])
+            value = self.values[path]
+            spec = SCHEMA[path]
+            vec[index] = spec.choices.index(value) if spec.kind == "choice" else float(value)
         return vec
 
     def controller_table(self) -> np.ndarray:
@@ -128,8 +160,11 @@ class Patch:
     def replace(self, **changes) -> Patch:
         """A copy with some values changed (dotted keys as ``spring__damping``), validated."""
         values = dict(self.values)
-        for key, value in changes.items():
-            values[key.replace("__", ".")] = value
+        changes = {key.replace("__", "."): value for key, value in changes.items()}
+        if "izhikevich.preset" in changes:  # a new preset refills what is not set explicitly
+            for name in _IZH_FIELDS:
+                values.pop(f"izhikevich.{name}", None)
+        values.update(changes)
         raw = _unflatten(values)
         raw["controllers"] = [
             {"cc" if c.source < 128 else "source": c.source if c.source < 128 else
@@ -226,6 +261,7 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
         fail(f"expected a mapping of patch keys at the top level, got {type(raw).__name__}")
 
     values = {key: spec.default for key, spec in SCHEMA.items()}
+    given = set()
     for key, value in raw.items():
         if not isinstance(key, str):
             fail(f"keys must be strings, got {key!r}")
@@ -240,17 +276,27 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
                     known = ", ".join(k.split(".", 1)[1] for k in SCHEMA if k.startswith(key + "."))
                     fail(f"unknown key (known in {key}: {known})", path)
                 values[path] = _check_value(SCHEMA[path], subvalue, lambda m, p=path: fail(m, p))
+                given.add(path)
         elif key in SCHEMA:
             values[key] = _check_value(SCHEMA[key], value, lambda m, k=key: fail(m, k))
         else:
             known = ", ".join(sorted({k.split(".")[0] for k in SCHEMA} | {"controllers"}))
             fail(f"unknown key (known: {known})", key)
 
+    # An Izhikevich preset fills the model's parameters that the patch does not give.
+    preset = IZH_PRESETS[values["izhikevich.preset"]]
+    for name in _IZH_FIELDS:
+        if f"izhikevich.{name}" not in given:
+            values[f"izhikevich.{name}"] = float(getattr(preset, name))
+
     # Relations between keys.
     if not values["membrane.threshold_low"] < values["membrane.threshold_high"]:
         fail("expected threshold_low below threshold_high", "membrane.threshold_low")
     if not values["membrane.reset"] < values["membrane.threshold_low"]:
         fail("expected reset below threshold_low (FIRING discharges toward it)", "membrane.reset")
+
+    if not values["lif.reset"] < values["lif.threshold"]:
+        fail("expected reset below threshold", "lif.reset")
 
     controllers = []
     raw_ctl = raw.get("controllers", []) or []

@@ -137,6 +137,25 @@ INHIBITION_INDUCED_SPIKING = _P(a=-0.02, b=-1.0, c=-60.0, d=8.0)  # (S)
 INHIBITION_INDUCED_BURSTING = _P(a=-0.026, b=-1.0, c=-45.0, d=-2.0)  # (T)
 
 #: Name -> parameters, in the order of the panels A-T of Izhikevich (2004), Fig. 1.
+# The cortical and thalamic cell classes of Izhikevich (2003), Fig. 2 (the voices' presets).
+REGULAR_SPIKING = _P(a=0.02, b=0.2, c=-65.0, d=8.0)  # RS: excitatory, adapting
+INTRINSICALLY_BURSTING = _P(a=0.02, b=0.2, c=-55.0, d=4.0)  # IB: a burst, then spikes
+CHATTERING = _P(a=0.02, b=0.2, c=-50.0, d=2.0)  # CH: fast rhythmic bursts
+FAST_SPIKING = _P(a=0.1, b=0.2, c=-65.0, d=2.0)  # FS: inhibitory, no adaptation
+LOW_THRESHOLD_SPIKING = _P(a=0.02, b=0.25, c=-65.0, d=2.0)  # LTS
+THALAMO_CORTICAL = _P(a=0.02, b=0.25, c=-65.0, d=0.05)  # TC
+RESONATOR_2003 = _P(a=0.1, b=0.26, c=-65.0, d=2.0)  # RZ
+
+CELL_CLASSES: dict[str, IzhikevichParameters] = {
+    "RS": REGULAR_SPIKING,
+    "IB": INTRINSICALLY_BURSTING,
+    "CH": CHATTERING,
+    "FS": FAST_SPIKING,
+    "LTS": LOW_THRESHOLD_SPIKING,
+    "TC": THALAMO_CORTICAL,
+    "RZ": RESONATOR_2003,
+}
+
 PRESETS: dict[str, IzhikevichParameters] = {
     "tonic_spiking": TONIC_SPIKING,
     "phasic_spiking": PHASIC_SPIKING,
@@ -188,19 +207,28 @@ def prepare_izhikevich(
         raise ValueError(f"parameters must be finite, got {params!r}")
     if out is None:
         out = np.empty(IZH_N_COEFFS, dtype=np.float64)
-    out[IZH_A] = params.a
-    out[IZH_B] = params.b
-    out[IZH_C] = params.c
-    out[IZH_D] = params.d
-    out[IZH_E] = params.e
-    out[IZH_F] = params.f
-    out[IZH_G] = params.g
-    out[IZH_U_VREF] = params.u_vref
-    out[IZH_U_LEAK] = params.u_leak
-    out[IZH_V_PEAK] = params.v_peak
-    out[IZH_DT] = dt
-    out[IZH_ADT] = dt * float(params.a)
+    set_izhikevich_coeffs(out, dt, *(float(x) for x in params))
     return out
+
+
+@njit(cache=True, nogil=True)
+def set_izhikevich_coeffs(out, dt, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """Write the coefficient vector (see :func:`prepare_izhikevich`) from plain numbers.
+
+    Thread: any (no allocation; voices call it at note-on and retune time).
+    """
+    out[IZH_A] = a
+    out[IZH_B] = b
+    out[IZH_C] = c
+    out[IZH_D] = d
+    out[IZH_E] = e
+    out[IZH_F] = f
+    out[IZH_G] = g
+    out[IZH_U_VREF] = u_vref
+    out[IZH_U_LEAK] = u_leak
+    out[IZH_V_PEAK] = v_peak
+    out[IZH_DT] = dt
+    out[IZH_ADT] = dt * a
 
 
 def izhikevich_state(v0: float = -65.0, u0: float | None = None, b: float = 0.2, out=None):

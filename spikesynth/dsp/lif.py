@@ -151,17 +151,27 @@ def prepare_lif(params: LIFParameters, dt: float, out: np.ndarray | None = None)
         raise ValueError(f"method must be one of {sorted(_METHODS)}, got {params.method!r}")
     if out is None:
         out = np.empty(LIF_N_COEFFS, dtype=np.float64)
+    set_lif_coeffs(out, dt, tau, float(params.v_th), float(params.v_reset), float(params.t_ref),
+                   _METHODS[params.method])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def set_lif_coeffs(out, dt, tau, v_th, v_reset, t_ref, method):
+    """Write the coefficient vector (see :func:`prepare_lif`) from plain numbers.
+
+    Thread: any (no allocation; voices call it at note-on and retune time).
+    """
     out[LIF_DT] = dt
     # Retention factor of v - i over one step: exact exp(-dt/tau), Euler 1 - dt/tau.
-    exact = _METHODS[params.method] == METHOD_EXACT
+    exact = method == METHOD_EXACT
     out[LIF_DECAY] = math.exp(-dt / tau) if exact else 1.0 - dt / tau
     out[LIF_INV_TAU] = 1.0 / tau
     out[LIF_TAU] = tau
-    out[LIF_V_TH] = float(params.v_th)
-    out[LIF_V_RESET] = float(params.v_reset)
-    out[LIF_T_REF] = float(params.t_ref)
-    out[LIF_METHOD] = float(_METHODS[params.method])
-    return out
+    out[LIF_V_TH] = v_th
+    out[LIF_V_RESET] = v_reset
+    out[LIF_T_REF] = t_ref
+    out[LIF_METHOD] = float(method)
 
 
 def lif_state(v0: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:

@@ -127,7 +127,10 @@ F_DEC_COEF = 55
 F_SUSTAIN = 56
 F_REL_COEF = 57
 F_FADE_STEP = 58
-N_FIELDS = 59
+# model voices (spikesynth.dsp.model_voice): their own state and coefficients
+F_M = 59
+N_MODEL_SLOTS = 24
+N_FIELDS = F_M + N_MODEL_SLOTS
 
 # Trace columns (for tests and plots).
 TR_V, TR_STATE, TR_DRIVE, TR_SPRING, TR_OUT = 0, 1, 2, 3, 4
@@ -145,6 +148,33 @@ def xorshift_uniform(rng, i):
     s ^= s >> np.uint64(27)
     rng[i] = s
     return float((s * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def envelope_step(stage, env, att_step, dec_coef, sustain, rel_coef, fade_step):
+    """One sample of the amplitude envelope; returns ``(stage, level)``.
+
+    ATTACK: linear ramp to 1; DECAY: exponential approach to ``sustain`` (held there);
+    RELEASE: exponential fall, OFF below -80 dB; FADE (a stolen voice): linear fall to 0.
+    """
+    if stage == ENV_DECAY:
+        env = sustain + (env - sustain) * dec_coef
+    elif stage == ENV_ATTACK:
+        env += att_step
+        if env >= 1.0:
+            env = 1.0
+            stage = ENV_DECAY
+    elif stage == ENV_RELEASE:
+        env *= rel_coef
+        if env < 1e-4:
+            env = 0.0
+            stage = ENV_OFF
+    elif stage == ENV_FADE:
+        env -= fade_step
+        if env <= 0.0:
+            env = 0.0
+            stage = ENV_OFF
+    return stage, env
 
 
 @njit(cache=True, nogil=True)
@@ -455,25 +485,8 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         if state == FIRING:
             spring = x + ((p3 * E + p2) * E + p1) * E + p0
 
-        # Amplitude envelope.
-        if env_stage == ENV_DECAY:
-            env = sustain + (env - sustain) * dec_coef
-        elif env_stage == ENV_ATTACK:
-            env += att_step
-            if env >= 1.0:
-                env = 1.0
-                env_stage = ENV_DECAY
-        elif env_stage == ENV_RELEASE:
-            env *= rel_coef
-            if env < 1e-4:
-                env = 0.0
-                env_stage = ENV_OFF
-        elif env_stage == ENV_FADE:
-            env -= fade_step
-            if env <= 0.0:
-                env = 0.0
-                env_stage = ENV_OFF
-
+        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
+                                       fade_step)
         out = (spring - dc) * env
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r

@@ -1,0 +1,349 @@
+"""Voices made of the study models: a LIF or an Izhikevich neuron whose membrane is the audio.
+
+The neuron kernels are those of :mod:`spikesynth.dsp.lif` and :mod:`spikesynth.dsp.izhikevich`;
+this module runs them per sample inside a voice (a row of the engine's voice array, the
+``F_M…`` model slots holding the neuron's coefficients and state) with the shared amplitude
+envelope, and makes them play in tune.
+
+Tuning
+------
+* **LIF** (time unit: samples, exact method): the drive is solved from the closed-form period
+  ``T = t_ref + tau·ln((I - v_reset)/(I - v_th))`` (:func:`spikesynth.dsp.lif.lif_drive`);
+  the exact step places the threshold crossing and the reset inside the sample, so the period
+  is exact. (The Euler method, offered for study, fires only at sample boundaries: its periods
+  are whole samples and high notes go audibly out of tune, as the tutorials warn.)
+* **Izhikevich** (time unit: model ms): the note sets the *time scale*, ``m`` model ms per
+  sample, split into ``n`` sub-steps of ``h = m/n ≤ max_step`` ms. The step is the published
+  semi-implicit Euler, except that a spike's reset happens at the threshold crossing
+  interpolated inside the sub-step, and the rest of the sub-step continues from the reset.
+  Without that, the discrete map locks its period to whole sub-steps and pitch is quantised.
+  ``m`` is calibrated per note at prepare time (:func:`calibrate_izhikevich`) against the
+  same discrete system, so the steady-state period (of a spike, or of a whole burst) is the
+  note's period. In ``free`` tuning ``m`` is simply proportional to the note frequency
+  (``f / reference_rate``) and the rate follows the drive: class 1 glides up from zero,
+  class 2 jumps to a finite rate, bursters and chaotic cells keep their own patterns.
+
+Anti-aliasing
+-------------
+A reset is a step in the membrane at a known sub-sample time; a two-sample polyBLEP removes
+most of its aliasing. It needs the sample after the step, so these voices sound one sample
+later than the spiking voice (constant, and far below a block).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from . import izhikevich as izh
+from . import lif
+from .voice import (
+    ENV_OFF,
+    F_AMP,
+    F_ATT_STEP,
+    F_DC,
+    F_DEC_COEF,
+    F_DRIVE,
+    F_ENV,
+    F_ENV_STAGE,
+    F_FADE_STEP,
+    F_GAIN_L,
+    F_GAIN_R,
+    F_M,
+    F_NOISE,
+    F_REL_COEF,
+    F_SUSTAIN,
+    TR_DRIVE,
+    TR_OUT,
+    TR_SPRING,
+    TR_STATE,
+    TR_V,
+    envelope_step,
+    xorshift_uniform,
+)
+
+# LIF voice slots.
+L_COEFFS = F_M  # lif.LIF_N_COEFFS slots
+L_STATE = L_COEFFS + lif.LIF_N_COEFFS  # lif.LIF_N_STATE slots
+L_HELD = L_STATE + lif.LIF_N_STATE  # the sample held back for the polyBLEP
+L_SCALE = L_HELD + 1  # 1 / (v_th - v_reset): membrane to audio
+
+# Izhikevich voice slots.
+Z_COEFFS = F_M  # izh.IZH_N_COEFFS slots
+Z_STATE = Z_COEFFS + izh.IZH_N_COEFFS  # v, u
+Z_SUBSTEPS = Z_STATE + izh.IZH_N_STATE
+Z_CURRENT = Z_SUBSTEPS + 1
+Z_HELD = Z_CURRENT + 1
+Z_SCALE = Z_HELD + 1  # membrane (mV) to audio
+
+IZH_AUDIO_SCALE = 1.0 / 100.0  # mV → audio before level normalisation
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _blep(held, out, step, s):
+    """Two-sample polyBLEP for a step of height ``step`` at ``s`` samples before ``out``'s
+    sample time (0 <= s < 1): corrects the held previous sample and the current one."""
+    held += step * (s * s * 0.5)
+    out -= step * ((1.0 - s) * (1.0 - s) * 0.5)
+    return held, out
+
+
+@njit(cache=True, nogil=True)
+def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+    """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`)."""
+    coeffs = V[i, L_COEFFS:L_COEFFS + lif.LIF_N_COEFFS]
+    state = V[i, L_STATE:L_STATE + lif.LIF_N_STATE]
+    drive = V[i, F_DRIVE]
+    noise = V[i, F_NOISE]
+    held = V[i, L_HELD]
+    scale = V[i, L_SCALE]
+    v_th = coeffs[lif.LIF_V_TH]
+    v_reset = coeffs[lif.LIF_V_RESET]
+    dc = V[i, F_DC]
+    env_stage = int(V[i, F_ENV_STAGE])
+    env = V[i, F_ENV]
+    att_step = V[i, F_ATT_STEP]
+    dec_coef = V[i, F_DEC_COEF]
+    sustain = V[i, F_SUSTAIN]
+    rel_coef = V[i, F_REL_COEF]
+    fade_step = V[i, F_FADE_STEP]
+    amp = V[i, F_AMP]
+    gain_l = V[i, F_GAIN_L] * amp
+    gain_r = V[i, F_GAIN_R] * amp
+    probe = drive_in.shape[0] > 0
+    tracing = trace.shape[0] > 0
+    for n in range(start, stop):
+        current = drive_in[n] if probe else drive
+        if noise != 0.0:
+            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+        spiked = lif.lif_step(state, current, coeffs)
+        x = (state[lif.LIF_V] - dc) * scale
+        if spiked:  # the reset from v_th to v_reset happened (1 - offset) before this sample
+            held, x = _blep(held, x, (v_reset - v_th) * scale, 1.0 - state[lif.LIF_SPIKE_OFFSET])
+        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
+                                       fade_step)
+        out = held * env
+        out_l[n] += out * gain_l
+        out_r[n] += out * gain_r
+        if tracing:
+            trace[n, TR_V] = state[lif.LIF_V]
+            trace[n, TR_STATE] = 1.0 if spiked else (2.0 if state[lif.LIF_REF] > 0.0 else 0.0)
+            trace[n, TR_DRIVE] = current
+            trace[n, TR_SPRING] = held
+            trace[n, TR_OUT] = out * amp
+        held = x
+        if env_stage == ENV_OFF:
+            break
+    V[i, L_HELD] = held
+    V[i, F_ENV_STAGE] = env_stage
+    V[i, F_ENV] = env
+    return math.isfinite(state[lif.LIF_V]) and math.isfinite(held)
+
+
+@njit(cache=True, nogil=True)
+def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """One sub-step ``h`` (ms) of the published semi-implicit Euler scheme, the reset placed at
+    the threshold crossing interpolated inside the sub-step.
+
+    Returns ``(v, u, theta, v_cross)``: ``theta`` in (0, 1] is where in the sub-step the spike
+    happened (-1: no spike), ``v_cross`` the membrane just before its reset.
+    """
+    v1 = v + h * (e * (v * v) + f * v + g - u + current)
+    u1 = u + (h * a) * (b * (v1 - u_vref) - u_leak * u)
+    if v1 < v_peak:
+        return v1, u1, -1.0, 0.0
+    theta = (v_peak - v) / (v1 - v) if v1 > v else 1.0
+    if theta < 0.0:
+        theta = 0.0
+    u = u + theta * (u1 - u) + d
+    v = c
+    r = (1.0 - theta) * h
+    if r > 0.0:
+        v2 = v + r * (e * (v * v) + f * v + g - u + current)
+        u = u + (r * a) * (b * (v2 - u_vref) - u_leak * u)
+        v = v2
+    return v, u, theta, v_peak
+
+
+@njit(cache=True, nogil=True)
+def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+    """Render samples ``start..stop-1`` of Izhikevich voice ``i`` (see :func:`voice.voice_run`)."""
+    a = V[i, Z_COEFFS + izh.IZH_A]
+    b = V[i, Z_COEFFS + izh.IZH_B]
+    c = V[i, Z_COEFFS + izh.IZH_C]
+    d = V[i, Z_COEFFS + izh.IZH_D]
+    e = V[i, Z_COEFFS + izh.IZH_E]
+    f = V[i, Z_COEFFS + izh.IZH_F]
+    g = V[i, Z_COEFFS + izh.IZH_G]
+    u_vref = V[i, Z_COEFFS + izh.IZH_U_VREF]
+    u_leak = V[i, Z_COEFFS + izh.IZH_U_LEAK]
+    v_peak = V[i, Z_COEFFS + izh.IZH_V_PEAK]
+    h = V[i, Z_COEFFS + izh.IZH_DT]
+    v = V[i, Z_STATE + izh.IZH_V]
+    u = V[i, Z_STATE + izh.IZH_U]
+    substeps = int(V[i, Z_SUBSTEPS])
+    drive = V[i, Z_CURRENT]
+    noise = V[i, F_NOISE]
+    held = V[i, Z_HELD]
+    scale = V[i, Z_SCALE]
+    dc = V[i, F_DC]
+    env_stage = int(V[i, F_ENV_STAGE])
+    env = V[i, F_ENV]
+    att_step = V[i, F_ATT_STEP]
+    dec_coef = V[i, F_DEC_COEF]
+    sustain = V[i, F_SUSTAIN]
+    rel_coef = V[i, F_REL_COEF]
+    fade_step = V[i, F_FADE_STEP]
+    amp = V[i, F_AMP]
+    gain_l = V[i, F_GAIN_L] * amp
+    gain_r = V[i, F_GAIN_R] * amp
+    probe = drive_in.shape[0] > 0
+    tracing = trace.shape[0] > 0
+    inv_n = 1.0 / substeps
+    for n in range(start, stop):
+        current = drive_in[n] if probe else drive
+        if noise != 0.0:
+            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+        spiked = False
+        step = 0.0
+        s = 0.0
+        for k in range(substeps):
+            v, u, theta, v_cross = izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g,
+                                                      u_vref, u_leak, v_peak)
+            if theta >= 0.0:
+                spiked = True
+                step = (c - v_cross) * scale
+                s = 1.0 - (k + theta) * inv_n  # time from the reset to this sample's end
+        x = (v - dc) * scale
+        if spiked:
+            held, x = _blep(held, x, step, s)
+        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
+                                       fade_step)
+        out = held * env
+        out_l[n] += out * gain_l
+        out_r[n] += out * gain_r
+        if tracing:
+            trace[n, TR_V] = v
+            trace[n, TR_STATE] = 1.0 if spiked else 0.0
+            trace[n, TR_DRIVE] = current
+            trace[n, TR_SPRING] = u
+            trace[n, TR_OUT] = out * amp
+        held = x
+        if env_stage == ENV_OFF:
+            break
+    V[i, Z_STATE + izh.IZH_V] = v
+    V[i, Z_STATE + izh.IZH_U] = u
+    V[i, Z_HELD] = held
+    V[i, F_ENV_STAGE] = env_stage
+    V[i, F_ENV] = env
+    return math.isfinite(v) and math.isfinite(u) and abs(v) < 1e6
+
+
+@njit(cache=True, nogil=True)
+def izhikevich_set_timescale(V, i, ms_per_sample, substeps):
+    """Set voice ``i``'s model time per sample (ms), split into ``substeps`` sub-steps."""
+    V[i, Z_SUBSTEPS] = substeps
+    h = ms_per_sample / substeps
+    V[i, Z_COEFFS + izh.IZH_DT] = h
+    V[i, Z_COEFFS + izh.IZH_ADT] = h * V[i, Z_COEFFS + izh.IZH_A]
+
+
+@njit(cache=True, nogil=True)
+def steady_period(times, n):
+    """Period of the repeating pattern at the end of a spike-time list (same unit as times).
+
+    The pattern length k (1..8: a spike, a doublet, a burst of k spikes) is the shortest for
+    which each of the last 3k inter-spike intervals matches the one k earlier within 2 % of
+    the mean interval; the period is then averaged over as many whole patterns as the second
+    half of the list holds (averaging out slow drift). For an irregular train: the mean
+    interval. ``nan`` with fewer than 4 spikes.
+    """
+    if n < 4:
+        return math.nan
+    first = n // 2
+    mean = (times[n - 1] - times[first]) / (n - 1 - first)
+    m = n - 1  # number of intervals
+    for k in range(1, 9):
+        if 4 * k > m:
+            break
+        ok = True
+        for j in range(3 * k):
+            a = times[n - 1 - j] - times[n - 2 - j]
+            b = times[n - 1 - j - k] - times[n - 2 - j - k]
+            if abs(a - b) > 0.02 * mean:
+                ok = False
+                break
+        if ok:
+            patterns = (n - 1 - first) // k
+            return (times[n - 1] - times[n - 1 - k * patterns]) / patterns
+    return mean
+
+
+@njit(cache=True, nogil=True)
+def measure_period_samples(V, i, samples, spike_times):
+    """Run voice ``i`` silently for ``samples`` samples and return its steady period (samples).
+
+    ``spike_times`` is scratch space (float64, shape (>= some hundreds,)).
+    """
+    a = V[i, Z_COEFFS + izh.IZH_A]
+    b = V[i, Z_COEFFS + izh.IZH_B]
+    c = V[i, Z_COEFFS + izh.IZH_C]
+    d = V[i, Z_COEFFS + izh.IZH_D]
+    e = V[i, Z_COEFFS + izh.IZH_E]
+    f = V[i, Z_COEFFS + izh.IZH_F]
+    g = V[i, Z_COEFFS + izh.IZH_G]
+    u_vref = V[i, Z_COEFFS + izh.IZH_U_VREF]
+    u_leak = V[i, Z_COEFFS + izh.IZH_U_LEAK]
+    v_peak = V[i, Z_COEFFS + izh.IZH_V_PEAK]
+    h = V[i, Z_COEFFS + izh.IZH_DT]
+    v = V[i, Z_STATE + izh.IZH_V]
+    u = V[i, Z_STATE + izh.IZH_U]
+    substeps = int(V[i, Z_SUBSTEPS])
+    current = V[i, Z_CURRENT]
+    cap = spike_times.shape[0]
+    count = 0
+    for n in range(samples):
+        for k in range(substeps):
+            v, u, theta, _ = izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g,
+                                                u_vref, u_leak, v_peak)
+            if theta >= 0.0:
+                if count == cap:  # keep the latest spikes: shift the window by half
+                    half = cap // 2
+                    for j in range(half):
+                        spike_times[j] = spike_times[j + half]
+                    count = half
+                spike_times[count] = n + (k + theta) / substeps
+                count += 1
+    return steady_period(spike_times, count)
+
+
+@njit(cache=True, nogil=True)
+def calibrate_izhikevich(V, i, target, max_step_ms, guess_ms_per_sample, spike_times):
+    """Find the model time per sample that makes voice ``i`` fire with period ``target`` samples.
+
+    Fixed-point iteration ``m ← m·P(m)/target`` on the measured steady-state period ``P`` of
+    the same discrete system the voice runs (sub-steps fixed from the first guess). The voice's
+    state is restored afterwards. Returns ``(ms_per_sample, substeps)``; ``(nan, 0)`` when the
+    neuron does not fire periodically.
+    """
+    v0 = V[i, Z_STATE + izh.IZH_V]
+    u0 = V[i, Z_STATE + izh.IZH_U]
+    m = guess_ms_per_sample
+    substeps = max(1, int(math.ceil(m / max_step_ms)))
+    for _ in range(6):
+        V[i, Z_STATE + izh.IZH_V] = v0
+        V[i, Z_STATE + izh.IZH_U] = u0
+        izhikevich_set_timescale(V, i, m, substeps)
+        samples = int(target * 40.0) + int(300.0 / m)  # settle (adaptation) + periods
+        p = measure_period_samples(V, i, samples, spike_times)
+        if not (p > 0.0):
+            V[i, Z_STATE + izh.IZH_V] = v0
+            V[i, Z_STATE + izh.IZH_U] = u0
+            return math.nan, 0
+        m *= p / target
+        if abs(p / target - 1.0) < 1e-7:
+            break
+    V[i, Z_STATE + izh.IZH_V] = v0
+    V[i, Z_STATE + izh.IZH_U] = u0
+    return m, substeps
