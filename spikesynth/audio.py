@@ -29,9 +29,10 @@ has begun (``block_start_ns <= entry_ns``), like the lower-bound clock of
 * entry later than predicted by less than ``resync_ns``: ``anchor`` rises by 1/256 of the
   error per block, which follows a slow drift between the sound card and the host clock
   but ignores scheduling jitter;
-* entry later by more than ``resync_ns`` (the stream stalled, cycles were skipped):
-  ``anchor`` jumps up, and the next regular callback pulls it back down if that was a
-  one-off delay.
+* entry later by more than ``resync_ns`` (the stream stalled), or later at all in a
+  callback flagged with an output underflow (an xrun: cycles were lost, so the frame count
+  fell behind): ``anchor`` jumps up, and the next regular callback pulls it back down if
+  that was only a late callback.
 
 So consecutive blocks are exactly ``frames / samplerate`` apart, whatever the callback's
 jitter, and a message is never scheduled into a block that has already been rendered as long
@@ -304,7 +305,7 @@ class AudioHost:
         self.overflows = 0
         self.oversize = 0  # blocks larger than the synth's max_block: rendered as silence
         self.overruns = 0  # callbacks that took longer than their block's duration
-        self.resyncs = 0  # frame clock re-anchored after a stall
+        self.resyncs = 0  # frame clock re-anchored after a stall or an xrun
         self.frames = 0  # frames rendered (the frame clock)
         self.load_sum_ppm = 0  # sum of per-callback loads (parts per million of the block)
         self.load_max_ppm = 0
@@ -329,14 +330,16 @@ class AudioHost:
         """Render one block into PortAudio's buffer. Thread: audio. Never raises."""
         entry = self._perf()
         now = self._clock()
+        lost = False
         if status:
             if status.output_underflow:
                 self.underflows += 1
+                lost = True
             if status.output_overflow:
                 self.overflows += 1
         start = self._anchor_ns + self.frames * 1_000_000_000 // self.samplerate
         error = now - start
-        if error < 0 or error > self.resync_ns:
+        if error < 0 or error > self.resync_ns or (lost and error > 0):
             self._anchor_ns += error
             start = now
             if error > 0:
