@@ -102,7 +102,8 @@ def format_status(s: dict) -> str:
     """One status line from :meth:`LiveSession.stats`. Thread: any (pure)."""
     return (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
             f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst  "
-            f"xruns {s['xruns']}  midi {s['midi_received']} in {s['midi_rejected']} rejected"
+            f"xruns {s['xruns']}  steals {s['steals']}  "
+            f"midi {s['midi_received']} in {s['midi_rejected']} rejected"
             f"{' ' + str(s['midi_dropped']) + ' dropped' if s['midi_dropped'] else ''}  "
             f"prog {s['program']} {s['patch']}")
 

@@ -16,6 +16,8 @@ for the bound.
 
 from __future__ import annotations
 
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +99,7 @@ class Player:
                 words = line.split()
                 return {"voices": int(words[1].split("/")[0]),
                         "xruns": int(words[words.index("xruns") + 1]),
+                        "steals": int(words[words.index("steals") + 1]),
                         "midi_in": int(words[words.index("midi") + 1]),
                         "rejected": int(words[words.index("midi") + 3]),
                         "program": int(words[words.index("prog") + 1])}
@@ -269,8 +272,10 @@ class Keyboard:
         return self.send(*message)
 
     def close(self):
-        self.out.close_port()
-        self.out.delete()
+        out, self.out = self.out, None
+        if out is not None:
+            out.close_port()
+            out.delete()
 
 
 @pytest.fixture
@@ -377,3 +382,210 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
     # xruns are not asserted: a non-realtime jackd on a busy 2-core machine misses cycles
     # now and then (the recorder's coverage is what the measurements rely on).
     print(f"xruns reported by play: {player.status()['xruns']}")
+
+
+def test_sustain_all_notes_off_and_a_flood_of_notes(rig):
+    """CC64 holds notes past note-off and its release ends them; CC123 silences; a flood of
+    note-ons on a 16-voice patch steals voices without clicks.
+
+    Click bound: no sample-to-sample step above 0.5 (full scale 1, ceiling 0.966). Stolen
+    voices fade over 4 ms; for reference, the same flood rendered offline jumps by at most
+    0.28 with stealing (0.37 with 256 voices and no stealing), a single voice's waveform by
+    up to 0.13, and a hard cut of a full voice alongside 15 others would exceed 0.5.
+    """
+    player, rec, keys = rig()
+    # Sustain: note on, pedal down, note off; still sounding 0.8 s later; pedal up ends it.
+    keys.send(0xB0, 64, 127)
+    on = keys.send(0x90, 60, 100)
+    time.sleep(0.2)
+    off = keys.send(0x80, 60, 0)
+    rec.wait_until(off + int(0.8 * SR))
+    pedal_up = keys.send(0xB0, 64, 0)
+    rec.wait_until(pedal_up + int(0.8 * SR))
+    # All notes off: three notes, CC123, silence after the release.
+    for note in (48, 55, 64):
+        keys.send(0x90, note, 100)
+    time.sleep(0.3)
+    all_off = keys.send(0xB0, 123, 0)
+    rec.wait_until(all_off + int(0.8 * SR))
+    # Flood: 120 note-ons 4 ms apart (16 voices: 100+ steals), then all notes off.
+    flood_start = rec.now
+    for i in range(120):
+        keys.send(0x90, 36 + (i * 7) % 60, 100)
+        time.sleep(0.004)
+    flood_end = keys.send(0xB0, 123, 0)
+    rec.wait_until(flood_end + int(0.8 * SR))
+    wait_for(lambda: player.status().get("steals", 0) >= 100, 3.0,
+             lambda: f"100 steals in the status line: {player.lines[-1:]}")
+    rec.stop()
+    audio, first = rec.recorded()
+
+    def level(frame, seconds=0.1):
+        i = frame - first
+        return rms(audio[i:i + int(seconds * SR)])
+
+    held = level(off + int(0.6 * SR))
+    assert held > 0.1 * level(on + int(0.1 * SR)), "the pedal must hold the note"
+    assert level(pedal_up + int(0.7 * SR)) < SILENCE, "pedal up must end the held note"
+    assert level(all_off - int(0.2 * SR)) > 0.01
+    assert level(all_off + int(0.7 * SR)) < SILENCE, "all notes off must silence"
+    flood = audio[flood_start - first: flood_end - first + int(0.7 * SR)]
+    assert rms(flood) > 0.01
+    steps = np.abs(np.diff(flood, axis=0)).max()
+    assert steps < 0.5, f"click: a {steps:.3f} step during the flood"
+    assert level(flood_end + int(0.7 * SR)) < SILENCE
+
+
+def malformed(rng: random.Random) -> list[int]:
+    """A message play must reject (never SysEx/clock/active sensing: rtmidi filters those)."""
+    kind = rng.randrange(4)
+    if kind == 0:  # stray data bytes
+        return [rng.randrange(0x80) for _ in range(rng.randint(1, 3))]
+    if kind == 1:  # truncated note on / CC / bend
+        return [rng.choice([0x90, 0xB0, 0xE0]) | rng.randrange(16), rng.randrange(0x80)]
+    if kind == 2:  # data byte with the high bit set
+        return [0x90 | rng.randrange(16), rng.randrange(0x80, 0x100), rng.randrange(0x100)]
+    return [rng.choice([0xF2, 0xF3, 0xF6, 0xFA, 0xFC, 0xFF])]
+
+
+def test_a_flood_of_malformed_midi_leaves_it_playing_in_tune(rig):
+    """About 5000 malformed messages a second for a second: all rejected and counted, no
+    crash, and a note played afterwards is in tune."""
+    player, rec, keys = rig()
+    rng = random.Random(7)
+    flood = [malformed(rng) for _ in range(5000)]
+    start = time.monotonic()
+    for k in range(0, len(flood), 10):
+        while time.monotonic() < start + k / 5000:
+            time.sleep(0.0005)
+        for message in flood[k:k + 10]:
+            keys.out.send_message(message)
+    assert time.monotonic() - start < 3.0, "not a flood"
+    wait_for(lambda: player.status().get("rejected", 0) >= 0.9 * len(flood), 5.0,
+             lambda: f"the rejections in the status line: {player.lines[-1:]}")
+    assert player.proc.poll() is None, player.stderr
+    sent = keys.send_timed(0x90, 69, 100)
+    start_i = wait_sound(rec, sent)
+    rec.wait_until(sent + int(0.8 * SR))
+    rec.stop()
+    audio, first = rec.recorded()
+    steady = rec.clean(start_i + SR // 10, start_i + SR * 7 // 10, SR * 3 // 10)
+    assert abs(cents(estimate_f0(audio[steady], SR, 440.0), 440.0)) < 1.0
+
+
+def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
+    player, rec, keys = rig()
+    keys.send(0x90, 60, 100)
+    wait_sound(rec, rec.now - SR)
+    keys.close()
+    elapsed = player.interrupt()
+    assert player.proc.returncode == 0, player.stderr
+    assert elapsed < 1.0, f"took {elapsed:.2f} s to exit"
+    assert "Traceback" not in player.stderr
+    names = [p.name for p in rec.client.get_ports()]
+    assert not [n for n in names if n.startswith(("PortAudio", "spikesynth:"))], names
+
+
+def write_patch(path: Path, **values):
+    lines = [f"{k}: {v}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_hot_reload_and_program_change(rig, tmp_path):
+    """Editing the playing patch applies within 0.5 s; a broken edit prints the check error
+    and the sound goes on; program change 1 selects the folder's second file."""
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    write_patch(a, name="A", a4=440.0, envelope="{decay_ms: 60000, sustain_db: 0}")
+    write_patch(b, name="B", a4=466.1638, envelope="{decay_ms: 60000, sustain_db: 0}")
+    player, rec, keys = rig(patch=a)
+    sent = keys.send_timed(0x90, 69, 100)
+    wait_sound(rec, sent)
+    time.sleep(0.4)
+    # 1. Hot reload: -12 dB.
+    write_patch(a, name="A", a4=440.0, gain_db=-12, envelope="{decay_ms: 60000, sustain_db: 0}")
+    edited = rec.now
+    player.wait_line(lambda ln: "reloaded" in ln and "a.yaml" in ln, 2.0, "the reload line")
+    time.sleep(0.7)
+    # 2. A broken edit: the error is printed exactly as `spikesynth check` prints it.
+    write_patch(a, name="A", a4=1000.0)
+    broken = rec.now
+    check = subprocess.run([sys.executable, "-m", "spikesynth.cli", "check", str(a)],
+                           capture_output=True, text=True, cwd=ROOT)
+    message = check.stderr.strip()
+    assert check.returncode == 1 and message.startswith("spikesynth: error:"), check.stderr
+    player.wait_line(lambda ln: ln == message, 2.0, f"the check message {message!r}")
+    time.sleep(0.3)
+    # 3. Program change 1: file b.yaml, a semitone higher.
+    pc = keys.send(0xC0, 1)
+    player.wait_line(lambda ln: "program 1: B" in ln, 2.0, "the program change line")
+    keys.send(0x80, 69, 0)
+    keys.send_timed(0x90, 69, 100)
+    later = rec.now
+    rec.wait_until(later + int(0.8 * SR))
+    rec.stop()
+    audio, first = rec.recorded()
+
+    def window(frame, a_s, b_s):
+        return rec.clean(frame - first + int(a_s * SR), frame - first + int(b_s * SR),
+                         int(0.1 * SR))
+
+    before = rms(audio[window(edited, -0.3, -0.05)])
+    after = rms(audio[window(edited, 0.5, 0.65)])
+    assert 20 * np.log10(after / before) == pytest.approx(-12, abs=1.0), (before, after)
+    # The broken edit changed nothing: same level, still A at 440 Hz.
+    kept = audio[window(broken, 0.1, 0.5)]
+    assert rms(kept) == pytest.approx(after, rel=0.1)
+    assert abs(cents(estimate_f0(kept, SR, 440.0), 440.0)) < 1.0
+    new = audio[window(later, 0.2, 0.75)]
+    f0 = estimate_f0(new, SR, 466.1638)
+    assert abs(cents(f0, 466.1638)) < 1.0, f0
+    assert pc > broken
+
+
+def run_play(args, env, timeout=60):
+    return subprocess.run([sys.executable, "-m", "spikesynth.cli", "play", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_clear_errors_and_no_traceback(jack_server, tmp_path):
+    env = jack_server.env
+    base = ["--hostapi", "JACK", "--midi-api", "jack", "--midi-in", "none"]
+    cases = [
+        (["--device", "no-such-card"], ["no audio output device matches", "system"]),
+        (["--hostapi", "CoreAudio"], ["no audio host API matches", "JACK"]),
+        (["--samplerate", "44100"], ["refuses 44100 Hz", "48000"]),
+        (["--midi-in", "no-such-keyboard"], ["no MIDI input port matches"]),
+        ([str(tmp_path / "missing.yaml")], ["no such patch file"]),
+    ]
+    for extra, expected in cases:
+        proc = run_play(base + extra, env)
+        assert proc.returncode != 0, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        for text in expected:
+            assert text in proc.stderr, (extra, proc.stderr)
+    # No JACK server at all: PortAudio finds no output device.
+    no_server = dict(env, JACK_DEFAULT_SERVER="spikesynth-no-such-server")
+    proc = run_play(["--midi-api", "jack", "--midi-in", "none"], no_server)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no audio output device" in proc.stderr and "spikesynth render" in proc.stderr
+    # PortAudio missing: sounddevice raises OSError on import.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
+    proc = run_play(base, dict(env, PYTHONPATH=str(fake)))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "PortAudio is not available" in proc.stderr
+    # MIDI backend missing.
+    code = ("import sys, spikesynth.midi as m\n"
+            "class Missing:\n"
+            "    def __init__(self, *a, **k):\n"
+            "        raise m.MidiUnavailable('cannot open the jack MIDI backend: test')\n"
+            "m.MidiInput = Missing\n"
+            "from spikesynth.cli import main\n"
+            f"sys.exit(main(['play', {', '.join(repr(x) for x in base)}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot open the jack MIDI backend" in proc.stderr and "--midi-in off" in proc.stderr
+    assert shutil.which("jackd")
