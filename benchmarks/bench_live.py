@@ -1,0 +1,125 @@
+"""Live-host benchmark: audio-callback duration as a fraction of the block period, on JACK.
+
+For each block size (64, 256 frames) a private ``jackd -d dummy`` runs at 48 kHz with that
+period (``tests/jackserver.py``), and a worker process opens the live host on PortAudio's
+JACK host API (:class:`spikesynth.audio.AudioHost`, exactly as ``spikesynth play`` does),
+holds 1, 16 and 64 voices (note-ons pushed into the MIDI ring) for ``--duration`` seconds
+each, and reports the callback duration — measured inside the callback with
+``perf_counter_ns`` at entry and exit — as median / 99th percentile / maximum of the block
+period, plus the xruns PortAudio reported. The first second after the notes start is not
+measured (note-on work and start-up).
+
+The only assertion is a coarse floor: the median callback takes less than the block period.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_live.py [--duration 30] [--quick]
+
+(``--quick``: 3 s per configuration.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+SR = 48000
+VOICES = (1, 16, 64)
+BLOCKS = (64, 256)
+
+
+def worker(blocksize: int, duration: float) -> dict:
+    """Run in a fresh process whose environment points at the JACK server."""
+    import numpy as np
+
+    from spikesynth.audio import AudioHost, resolve_output_device
+    from spikesynth.engine import Synth
+    from spikesynth.events import EventRing
+    from spikesynth.patch import load_patch
+
+    results = []
+    for voices in VOICES:
+        patch = load_patch().replace(voices=max(voices, 16))
+        synth = Synth(patch, samplerate=SR, max_block=max(4096, blocksize))
+        synth.warm_up()
+        ring = EventRing(1024)
+        device = resolve_output_device(None, "JACK")
+        host = AudioHost(synth, ring, samplerate=SR, blocksize=blocksize, device=device)
+        host.start()
+        try:
+            time.sleep(0.5)
+            for k in range(voices):
+                ring.push(time.monotonic_ns(), [0x90, 36 + k, 100])
+            time.sleep(1.0)
+            first, xruns0 = host.callbacks, host.underflows
+            time.sleep(duration)
+            last, xruns = host.callbacks, host.underflows - xruns0
+            active = synth.stats()["voices_active"]
+        finally:
+            host.close()
+        n = min(last - first, len(host.loads_ppm))
+        idx = (np.arange(last - n, last) & (len(host.loads_ppm) - 1))
+        loads = host.loads_ppm[idx] * 1e-6
+        results.append({
+            "voices": voices, "voices_active": active, "blocksize": blocksize,
+            "callbacks": int(n), "median": float(np.median(loads)),
+            "p99": float(np.percentile(loads, 99)), "max": float(loads.max()),
+            "xruns": int(xruns), "overruns": int((loads > 1.0).sum()),
+        })
+    return {"results": results}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0,
+                        help="seconds measured per configuration (default 30)")
+    parser.add_argument("--quick", action="store_true", help="3 s per configuration")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    duration = 3.0 if args.quick else args.duration
+    if args.worker is not None:
+        print(json.dumps(worker(args.worker, duration)))
+        return 0
+
+    from jackserver import JackServer
+
+    env_extra = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
+                                                   str(ROOT / ".numba_cache"))}
+    rows = []
+    for blocksize in BLOCKS:
+        with JackServer(samplerate=SR, period=blocksize) as server:
+            env = dict(server.env, **env_extra)
+            proc = subprocess.run([sys.executable, __file__, "--worker", str(blocksize),
+                                   "--duration", str(duration)], env=env, cwd=ROOT,
+                                  capture_output=True, text=True,
+                                  timeout=60 + 3 * (duration + 5))
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            rows += json.loads(proc.stdout.strip().splitlines()[-1])["results"]
+
+    print(f"live host on JACK (dummy driver), {SR} Hz, {duration:g} s per configuration; "
+          "callback duration as a fraction of the block period")
+    print(f"{'block':>5} {'voices':>6} {'active':>6} {'callbacks':>9} {'median':>7} "
+          f"{'p99':>7} {'max':>7} {'>100%':>6} {'xruns':>5}")
+    ok = True
+    for r in rows:
+        print(f"{r['blocksize']:>5} {r['voices']:>6} {r['voices_active']:>6} "
+              f"{r['callbacks']:>9} {100 * r['median']:>6.1f}% {100 * r['p99']:>6.1f}% "
+              f"{100 * r['max']:>6.1f}% {r['overruns']:>6} {r['xruns']:>5}")
+        ok &= r["median"] < 1.0 and r["voices_active"] >= r["voices"]
+    assert ok, "median callback duration must stay below the block period, voices held"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
