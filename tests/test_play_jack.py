@@ -475,8 +475,7 @@ def test_a_flood_of_malformed_midi_leaves_it_playing_in_tune(rig):
 
 def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
     player, rec, keys = rig()
-    keys.send(0x90, 60, 100)
-    wait_sound(rec, rec.now - SR)
+    wait_sound(rec, keys.send(0x90, 60, 100))
     keys.close()
     elapsed = player.interrupt()
     assert player.proc.returncode == 0, player.stderr
