@@ -33,6 +33,8 @@ from . import params as P
 from .dsp import izhikevich as izh
 from .dsp import lif
 from .dsp import model_voice as mv
+from .dsp import network as dnet
+from .dsp import network_voice as nv
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_FADE, ENV_OFF, ENV_RELEASE
 from .events import EVENT_FIELDS, events_from_list, ring_drain
@@ -52,9 +54,10 @@ MAX_EVENTS = 4096  # events per block on the real-time path
 # Per-note tables computed at prepare time (rows of the ``tables`` array, shape (4, 128)).
 T_NORM = 0  # level normalisation
 T_DC = 1  # the voice's mean output (model voices; the spiking voice knows its DC exactly)
-T_SCALE = 2  # Izhikevich: calibrated model ms per sample (nan: not calibrated)
+T_SCALE = 2  # Izhikevich and networks: model ms per sample (Izhikevich nan: uncalibrated)
 T_SUBSTEPS = 3  # Izhikevich: sub-steps per sample
-N_TABLES = 4
+T_FREQ = 4  # the note's frequency (Hz, unbent) when the tables were made
+N_TABLES = 5
 
 # Global state slots.
 G_SAMPLE = 0  # samples rendered since reset
@@ -126,7 +129,20 @@ def _tune_spiking(V, i, params, sr, freq):
 
 
 @njit(cache=True, nogil=True)
-def _izh_timescale(V, i, params, tables, sr, freq):
+def _network_rate(V, i, tables, net, freq):
+    """Network steps per sample for network voice ``i`` to play ``freq`` Hz."""
+    note = int(V[i, vk.F_NOTE])
+    rate = tables[T_SCALE, note] * freq / note_frequency_from_table(tables, note)
+    return rate / net[18][nv.META_STEP]
+
+
+@njit(cache=True, nogil=True)
+def note_frequency_from_table(tables, note):
+    return tables[T_FREQ, note]
+
+
+@njit(cache=True, nogil=True)
+def _izh_timescale(V, i, params, tables, net, sr, freq):
     """Model ms per sample and sub-steps of Izhikevich voice ``i`` for rate ``freq`` Hz."""
     note = int(V[i, vk.F_NOTE])
     m = tables[T_SCALE, note]
@@ -137,7 +153,7 @@ def _izh_timescale(V, i, params, tables, sr, freq):
 
 
 @njit(cache=True, nogil=True)
-def voice_tune(V, i, params, tables, sr, freq):
+def voice_tune(V, i, params, tables, net, sr, freq):
     """Set voice ``i`` (any model) to fire at ``freq`` Hz: the prepare-time maths of a note.
 
     Called at note-on and whenever pitch bend or a mapped controller changes.
@@ -147,6 +163,12 @@ def voice_tune(V, i, params, tables, sr, freq):
     V[i, vk.F_NOISE] = params[P.P_NOISE]
     if model == P.MODEL_SPIKING:
         _tune_spiking(V, i, params, sr, freq)
+        return
+    if model == P.MODEL_NETWORK:
+        V[i, vk.F_PERIOD] = sr / freq
+        V[i, nv.N_RATE] = _network_rate(V, i, tables, net, freq)
+        V[i, nv.N_LR] = params[P.P_NET_LR] * net[18][nv.META_LR]
+        V[i, vk.F_DRIVE] = params[P.P_NET_DRIVE]
         return
     period = sr / freq
     V[i, vk.F_PERIOD] = period
@@ -167,24 +189,26 @@ def voice_tune(V, i, params, tables, sr, freq):
             params[P.P_IZH_B], params[P.P_IZH_C], params[P.P_IZH_D], params[P.P_IZH_E],
             params[P.P_IZH_F], params[P.P_IZH_G], params[P.P_IZH_U_VREF],
             params[P.P_IZH_U_LEAK], 30.0)
-        m, substeps = _izh_timescale(V, i, params, tables, sr, freq)
+        m, substeps = _izh_timescale(V, i, params, tables, net, sr, freq)
         mv.izhikevich_set_timescale(V, i, m, substeps)
         V[i, mv.Z_CURRENT] = params[P.P_IZH_CURRENT]
         V[i, mv.Z_SCALE] = mv.IZH_AUDIO_SCALE
 
 
 @njit(cache=True, nogil=True)
-def voice_set_rate(V, i, params, tables, sr, freq):
+def voice_set_rate(V, i, params, tables, net, sr, freq):
     """Change only voice ``i``'s firing rate (vibrato): drive or time scale, not the shape."""
     model = int(params[P.P_MODEL])
     if model == P.MODEL_SPIKING:
         vk.voice_set_period(V, i, sr / freq)
+    elif model == P.MODEL_NETWORK:
+        V[i, nv.N_RATE] = _network_rate(V, i, tables, net, freq)
     elif model == P.MODEL_LIF:
         c = mv.L_COEFFS
         V[i, vk.F_DRIVE] = lif.lif_drive(sr / freq, V[i, c + lif.LIF_TAU], V[i, c + lif.LIF_V_TH],
                                          V[i, c + lif.LIF_V_RESET], V[i, c + lif.LIF_T_REF])
     else:
-        m, _ = _izh_timescale(V, i, params, tables, sr, freq)
+        m, _ = _izh_timescale(V, i, params, tables, net, sr, freq)
         mv.izhikevich_set_timescale(V, i, m, V[i, mv.Z_SUBSTEPS])
 
 
@@ -199,19 +223,33 @@ def _vibrato_cents(V, i, params, C, sr, now):
 
 
 @njit(cache=True, nogil=True)
-def _retune(V, i, params, tables, C, sr, now):
+def _retune(V, i, params, tables, net, C, sr, now):
     bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
     freq = note_frequency(params, V[i, vk.F_NOTE], bend)
-    voice_tune(V, i, params, tables, sr, freq)
+    voice_tune(V, i, params, tables, net, sr, freq)
     cents = _vibrato_cents(V, i, params, C, sr, now)
     if cents != 0.0:
-        voice_set_rate(V, i, params, tables, sr, freq * 2.0 ** (cents / 1200.0))
+        voice_set_rate(V, i, params, tables, net, sr, freq * 2.0 ** (cents / 1200.0))
+    if V[i, vk.F_DRIVE_OFF] != 0.0:
+        _cut_drive(V, i, params)
 
 
 @njit(cache=True, nogil=True)
-def _release(V, i):
+def _cut_drive(V, i, params):
+    """Remove voice ``i``'s input (a release with ``release_drive: off``)."""
+    if int(params[P.P_MODEL]) == P.MODEL_IZHIKEVICH:
+        V[i, mv.Z_CURRENT] = 0.0
+    else:
+        V[i, vk.F_DRIVE] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _release(V, i, params):
     if V[i, vk.F_ENV_STAGE] == ENV_ATTACK or V[i, vk.F_ENV_STAGE] == ENV_DECAY:
         V[i, vk.F_ENV_STAGE] = ENV_RELEASE
+        if params[P.P_RELEASE_DRIVE] != 0.0:
+            V[i, vk.F_DRIVE_OFF] = 1.0
+            _cut_drive(V, i, params)
     V[i, vk.F_KEY_HELD] = 0.0
     V[i, vk.F_SUSTAINED] = 0.0
 
@@ -286,7 +324,7 @@ def _allocate(V, G, params, note, channel, fade_samples):
 
 
 @njit(cache=True, nogil=True)
-def _note_on(V, rng, G, C, params, tables, sr, now, channel, note, velocity):
+def _note_on(V, rng, G, C, params, tables, net, sr, now, channel, note, velocity):
     fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
     i = _allocate(V, G, params, note, channel, fade)
     for k in range(vk.N_FIELDS):
@@ -313,12 +351,12 @@ def _note_on(V, rng, G, C, params, tables, sr, now, channel, note, velocity):
     V[i, vk.F_REL_COEF] = math.exp(math.log(1e-3) / max(params[P.P_RELEASE_MS] * ms, 1.0))
     V[i, vk.F_ENV_STAGE] = ENV_ATTACK
     rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
-    _retune(V, i, params, tables, C, sr, now)
-    _start_firing(V, i, params)
+    _retune(V, i, params, tables, net, C, sr, now)
+    _start_firing(V, i, params, net)
 
 
 @njit(cache=True, nogil=True)
-def _start_firing(V, i, params):
+def _start_firing(V, i, params, net):
     """The neuron fires at the note-on sample: the note speaks at once, on time."""
     model = int(params[P.P_MODEL])
     if model == P.MODEL_SPIKING:
@@ -326,6 +364,8 @@ def _start_firing(V, i, params):
     elif model == P.MODEL_LIF:
         V[i, mv.L_STATE + lif.LIF_V] = V[i, mv.L_COEFFS + lif.LIF_V_TH]
         V[i, mv.L_HELD] = 0.0
+    elif model == P.MODEL_NETWORK:
+        nv.network_voice_start(V, i, net)
     else:
         V[i, mv.Z_STATE + izh.IZH_V] = 30.0
         V[i, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
@@ -333,7 +373,7 @@ def _start_firing(V, i, params):
 
 
 @njit(cache=True, nogil=True)
-def _controller(V, G, C, params, tables, ctl, sr, now, channel, source, value):
+def _controller(V, G, C, params, tables, net, ctl, sr, now, channel, source, value):
     """Apply mapped controllers for ``source`` (CC number or pressure source) at ``value`` 0..1."""
     changed = False
     for r in range(ctl.shape[0]):
@@ -350,7 +390,7 @@ def _controller(V, G, C, params, tables, ctl, sr, now, channel, source, value):
         _sanitise(params)
         for i in range(int(G[G_SLOTS])):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF:
-                _retune(V, i, params, tables, C, sr, now)
+                _retune(V, i, params, tables, net, C, sr, now)
 
 
 @njit(cache=True, nogil=True)
@@ -364,7 +404,7 @@ def _sanitise(params):
 
 
 @njit(cache=True, nogil=True)
-def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
+def apply_event(V, rng, G, C, params, ctl, tables, net, now, status, d1, d2):
     """Apply one MIDI channel message. Thread: audio (inside :func:`render_block`)."""
     sr = G[G_SR]
     kind = status & 0xF0
@@ -372,7 +412,7 @@ def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
     n_slots = int(G[G_SLOTS])
     G[G_EVENTS] += 1
     if kind == 0x90 and d2 > 0:
-        _note_on(V, rng, G, C, params, tables, sr, now, ch, d1, d2)
+        _note_on(V, rng, G, C, params, tables, net, sr, now, ch, d1, d2)
     elif kind == 0x80 or kind == 0x90:
         for i in range(n_slots):
             if (V[i, vk.F_KEY_HELD] != 0.0 and V[i, vk.F_NOTE] == d1
@@ -381,25 +421,25 @@ def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
                     V[i, vk.F_KEY_HELD] = 0.0
                     V[i, vk.F_SUSTAINED] = 1.0
                 else:
-                    _release(V, i)
+                    _release(V, i, params)
     elif kind == 0xE0:
         C[ch, C_BEND] = ((d2 << 7 | d1) - 8192) / 8192.0 * params[P.P_BEND_RANGE]
         for i in range(n_slots):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                _retune(V, i, params, tables, C, sr, now)
+                _retune(V, i, params, tables, net, C, sr, now)
     elif kind == 0xB0:
         if d1 == 64:
             C[ch, C_SUSTAIN] = 1.0 if d2 >= 64 else 0.0
             if d2 < 64:
                 for i in range(n_slots):
                     if V[i, vk.F_SUSTAINED] != 0.0 and V[i, vk.F_CHANNEL] == ch:
-                        _release(V, i)
+                        _release(V, i, params)
         elif d1 == 1:
             C[ch, C_MOD] = d2 / 127.0
             for i in range(n_slots):  # vibrato depth follows at once
                 if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                    _retune(V, i, params, tables, C, sr, now)
-            _controller(V, G, C, params, tables, ctl, sr, now, ch, 1, d2 / 127.0)
+                    _retune(V, i, params, tables, net, C, sr, now)
+            _controller(V, G, C, params, tables, net, ctl, sr, now, ch, 1, d2 / 127.0)
         elif d1 == 120:  # all sound off: a short fade, never a click
             fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
             for i in range(n_slots):
@@ -410,7 +450,7 @@ def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
         elif d1 == 123:  # all notes off: every voice releases, pedal or not
             for i in range(n_slots):
                 if V[i, vk.F_CHANNEL] == ch and _playing(V, i):
-                    _release(V, i)
+                    _release(V, i, params)
         elif d1 == 121:  # reset all controllers
             C[ch, C_BEND] = 0.0
             C[ch, C_MOD] = 0.0
@@ -419,18 +459,19 @@ def apply_event(V, rng, G, C, params, ctl, tables, now, status, d1, d2):
                 C[ch, C_SUSTAIN] = 0.0
                 for i in range(n_slots):
                     if V[i, vk.F_SUSTAINED] != 0.0 and V[i, vk.F_CHANNEL] == ch:
-                        _release(V, i)
+                        _release(V, i, params)
             for i in range(n_slots):
                 if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_CHANNEL] == ch:
-                    _retune(V, i, params, tables, C, sr, now)
+                    _retune(V, i, params, tables, net, C, sr, now)
         else:
-            _controller(V, G, C, params, tables, ctl, sr, now, ch, d1, d2 / 127.0)
+            _controller(V, G, C, params, tables, net, ctl, sr, now, ch, d1, d2 / 127.0)
     elif kind == 0xD0:
         C[ch, C_PRESSURE] = d1 / 127.0
-        _controller(V, G, C, params, tables, ctl, sr, now, ch, P.SOURCE_CHANNEL_PRESSURE,
+        _controller(V, G, C, params, tables, net, ctl, sr, now, ch, P.SOURCE_CHANNEL_PRESSURE,
                     d1 / 127.0)
     elif kind == 0xA0:
-        _controller(V, G, C, params, tables, ctl, sr, now, ch, P.SOURCE_POLY_PRESSURE, d2 / 127.0)
+        _controller(V, G, C, params, tables, net, ctl, sr, now, ch, P.SOURCE_POLY_PRESSURE,
+                    d2 / 127.0)
     else:
         G[G_IGNORED] += 1
 
@@ -446,7 +487,7 @@ def _vibrato_active(params, C):
 
 
 @njit(cache=True, nogil=True)
-def _vibrato_tick(V, G, C, params, tables, sr, now):
+def _vibrato_tick(V, G, C, params, tables, net, sr, now):
     """Re-solve the drive (not the shape) of every vibrating voice for the LFO at ``now``."""
     for i in range(int(G[G_SLOTS])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
@@ -455,25 +496,30 @@ def _vibrato_tick(V, G, C, params, tables, sr, now):
         if cents != 0.0:
             bend = C[int(V[i, vk.F_CHANNEL]), C_BEND]
             base = note_frequency(params, V[i, vk.F_NOTE], bend)
-            voice_set_rate(V, i, params, tables, sr, base * 2.0 ** (cents / 1200.0))
+            voice_set_rate(V, i, params, tables, net, sr, base * 2.0 ** (cents / 1200.0))
+            if V[i, vk.F_DRIVE_OFF] != 0.0:
+                _cut_drive(V, i, params)
 
 
 @njit(cache=True, nogil=True)
-def run_voice(model, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+def run_voice(model, V, i, rng, out_l, out_r, start, stop, drive_in, trace, net):
     """Render one voice of any model (see :func:`spikesynth.dsp.voice.voice_run`)."""
     if model == P.MODEL_SPIKING:
         return vk.voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
+    if model == P.MODEL_NETWORK:
+        return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net)
     if model == P.MODEL_LIF:
         return mv.lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
     return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
 
 
 @njit(cache=True, nogil=True)
-def _render_voices(model, V, rng, G, mix, start, stop, empty_drive, empty_trace):
+def _render_voices(model, V, rng, G, mix, start, stop, empty_drive, empty_trace, net):
     for i in range(int(G[G_SLOTS])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
             continue
-        ok = run_voice(model, V, i, rng, mix[0], mix[1], start, stop, empty_drive, empty_trace)
+        ok = run_voice(model, V, i, rng, mix[0], mix[1], start, stop, empty_drive, empty_trace,
+                       net)
         if not ok:
             for k in range(vk.N_FIELDS):
                 V[i, k] = 0.0
@@ -481,7 +527,8 @@ def _render_voices(model, V, rng, G, mix, start, stop, empty_drive, empty_trace)
 
 
 @njit(cache=True, nogil=True)
-def render_block(out, events, n_events, params, ctl, tables, V, rng, G, C, mix, no_trace):
+def render_block(out, events, n_events, params, ctl, tables, net, V, rng, G, C, mix,
+                 no_trace):
     """Render ``out.shape[0]`` frames, applying ``events[:n_events]`` at their offsets.
 
     Thread: audio. Allocates nothing.
@@ -515,12 +562,12 @@ def render_block(out, events, n_events, params, ctl, tables, V, rng, G, C, mix, 
         G[G_RETUNE] = 0.0
         for i in range(int(G[G_SLOTS])):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF:
-                _retune(V, i, params, tables, C, sr, now)
+                _retune(V, i, params, tables, net, C, sr, now)
     pos = 0
     e = 0
     while pos < frames:
         while e < n_events and events[e, 0] <= pos:
-            apply_event(V, rng, G, C, params, ctl, tables, t0 + pos,
+            apply_event(V, rng, G, C, params, ctl, tables, net, t0 + pos,
                         events[e, 1], events[e, 2], events[e, 3])
             e += 1
         stop = frames
@@ -533,12 +580,13 @@ def render_block(out, events, n_events, params, ctl, tables, V, rng, G, C, mix, 
             if pos + tick <= stop:
                 stop = pos + tick
                 at_tick = True
-        _render_voices(int(params[P.P_MODEL]), V, rng, G, mix, pos, stop, empty_drive, no_trace)
+        _render_voices(int(params[P.P_MODEL]), V, rng, G, mix, pos, stop, empty_drive, no_trace,
+                       net)
         if at_tick:
-            _vibrato_tick(V, G, C, params, tables, sr, t0 + stop)
+            _vibrato_tick(V, G, C, params, tables, net, sr, t0 + stop)
         pos = stop
     while e < n_events:  # events of a zero-frame block
-        apply_event(V, rng, G, C, params, ctl, tables, t0 + pos,
+        apply_event(V, rng, G, C, params, ctl, tables, net, t0 + pos,
                     events[e, 1], events[e, 2], events[e, 3])
         e += 1
 
@@ -592,17 +640,17 @@ def render_block(out, events, n_events, params, ctl, tables, V, rng, G, C, mix, 
 
 @njit(cache=True, nogil=True)
 def render_ring(out, slots, header, events, block_start_ns, latency_ns,
-                params, ctl, tables, V, rng, G, C, mix, no_trace):
+                params, ctl, tables, net, V, rng, G, C, mix, no_trace):
     """Drain the MIDI ring into this block's events and render it: the live host's one call.
 
     Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`.
     """
     n = ring_drain(slots, header, events, block_start_ns, latency_ns, G[G_SR], out.shape[0])
-    render_block(out, events, n, params, ctl, tables, V, rng, G, C, mix, no_trace)
+    render_block(out, events, n, params, ctl, tables, net, V, rng, G, C, mix, no_trace)
 
 
 @njit(cache=True, nogil=True)
-def _solo_voice(V, params, tables, C, sr, note):
+def _solo_voice(V, params, tables, net, C, sr, note):
     """Set row 0 of ``V`` to a lone voice tuned to ``note``: unit gain, flat envelope."""
     for k in range(vk.N_FIELDS):
         V[0, k] = 0.0
@@ -613,16 +661,16 @@ def _solo_voice(V, params, tables, C, sr, note):
     V[0, vk.F_DEC_COEF] = 1.0
     V[0, vk.F_AMP] = 1.0
     V[0, vk.F_GAIN_L] = 1.0
-    _retune(V, 0, params, tables, C, sr, 0)
+    _retune(V, 0, params, tables, net, C, sr, 0)
     if int(params[P.P_MODEL]) == P.MODEL_IZHIKEVICH:  # at rest, as the papers start
         V[0, mv.Z_STATE + izh.IZH_V] = -65.0
         V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
 
 
 @njit(cache=True, nogil=True)
-def _izhikevich_reference_ms(V, params, tables, C, sr, spike_times):
+def _izhikevich_reference_ms(V, params, tables, net, C, sr, spike_times):
     """The Izhikevich neuron's own steady period in model ms (fine steps): a first guess."""
-    _solo_voice(V, params, tables, C, sr, 69)
+    _solo_voice(V, params, tables, net, C, sr, 69)
     step = min(0.02, params[P.P_IZH_MAX_STEP])
     mv.izhikevich_set_timescale(V, 0, step, 1)
     V[0, mv.Z_STATE + izh.IZH_V] = -65.0
@@ -631,7 +679,27 @@ def _izhikevich_reference_ms(V, params, tables, C, sr, spike_times):
 
 
 @njit(cache=True, nogil=True)
-def _note_tables(params, sr, tables):
+def _network_tables(V, params, sr, tables, net, spike_times):
+    """Measure the network once in model time: its period sets every note's time scale."""
+    meta = net[18]
+    step = meta[nv.META_STEP]
+    nv.network_voice_start(V, 0, net)
+    period_steps, rms = nv.network_reference(net, params[P.P_NET_DRIVE], 0.0,
+                                             int(4000.0 / step), spike_times)
+    if params[P.P_NET_REF_RATE] > 0.0:
+        period_ms = 1000.0 / params[P.P_NET_REF_RATE]
+    elif period_steps == period_steps:
+        period_ms = period_steps * step
+    else:  # not firing periodically and no reference rate: a nominal 40 Hz
+        period_ms = 25.0
+    meta[nv.META_PERIOD] = period_ms
+    for note in range(128):
+        tables[T_SCALE, note] = period_ms * tables[T_FREQ, note] / sr
+        tables[T_NORM, note] = VOICE_RMS / (rms if rms > 1e-6 else 0.15)
+
+
+@njit(cache=True, nogil=True)
+def _note_tables(params, sr, tables, net):
     """Per-note tables (prepare time): Izhikevich calibration, then each note's mean and level.
 
     Level: the gain that makes a note's steady-state RMS ``VOICE_RMS``; mean: the model
@@ -649,11 +717,16 @@ def _note_tables(params, sr, tables):
         tables[T_DC, note] = 0.0
         tables[T_SCALE, note] = math.nan
         tables[T_SUBSTEPS, note] = 1.0
+        tables[T_FREQ, note] = note_frequency(params, note, 0.0)
+    if model == P.MODEL_NETWORK:
+        _network_tables(V, params, sr, tables, net, spike_times)
+        params[P.P_NOISE] = saved_noise
+        return
     if model == P.MODEL_IZHIKEVICH and params[P.P_IZH_TUNING] == 0.0:
-        ref_ms = _izhikevich_reference_ms(V, params, tables, C, sr, spike_times)
+        ref_ms = _izhikevich_reference_ms(V, params, tables, net, C, sr, spike_times)
         if ref_ms == ref_ms:  # fires periodically: calibrate every note
             for note in range(128):
-                _solo_voice(V, params, tables, C, sr, note)
+                _solo_voice(V, params, tables, net, C, sr, note)
                 V[0, mv.Z_STATE + izh.IZH_V] = -65.0
                 V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
                 target = sr / note_frequency(params, note, 0.0)
@@ -666,8 +739,8 @@ def _note_tables(params, sr, tables):
     nodrive = np.zeros(0)
     notrace = np.zeros((0, vk.TRACE_FIELDS))
     for note in range(128):
-        _solo_voice(V, params, tables, C, sr, note)
-        _start_firing(V, 0, params)
+        _solo_voice(V, params, tables, net, C, sr, note)
+        _start_firing(V, 0, params, net)
         period = V[0, vk.F_PERIOD]
         settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
         window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
@@ -675,7 +748,7 @@ def _note_tables(params, sr, tables):
         if window >= period:
             window = int(period * math.floor(window / period))
         buf[0, : settle + window] = 0.0
-        run_voice(model, V, 0, rng, buf[0], buf[1], 0, settle + window, nodrive, notrace)
+        run_voice(model, V, 0, rng, buf[0], buf[1], 0, settle + window, nodrive, notrace, net)
         mean = 0.0
         for n in range(settle, settle + window):
             mean += buf[0, n]
@@ -692,6 +765,67 @@ def _note_tables(params, sr, tables):
         elif model == P.MODEL_IZHIKEVICH:
             tables[T_DC, note] = mean / V[0, mv.Z_SCALE]
     params[P.P_NOISE] = saved_noise
+
+
+@njit(cache=True, nogil=True)
+def _fade_all(V, G, fade_samples):
+    """Start a short fade on every playing voice (a patch switch)."""
+    for i in range(int(G[G_SLOTS])):
+        if _playing(V, i):
+            V[i, vk.F_ENV_STAGE] = ENV_FADE
+            V[i, vk.F_FADE_STEP] = max(V[i, vk.F_ENV], 1e-9) / fade_samples
+            V[i, vk.F_KEY_HELD] = 0.0
+
+
+def network_arrays(patch, n_slots):
+    """The ``net`` tuple of :mod:`spikesynth.dsp.network_voice` for a patch (prepare time).
+
+    Thread: main (allocates). Patches that are not networks get a one-neuron placeholder of the
+    same array types, so every kernel compiles once.
+    """
+    if patch.network is None:
+        n, m, width, length, slots = 1, 0, dnet.N_STATE_WIDTH, 1, 1
+        kind = np.zeros(n, dtype=np.int64)
+        ncoef = np.zeros((n, dnet.N_COEFF_WIDTH))
+        ninput = np.zeros((n, dnet.IN_N))
+        syn_idx = np.zeros((m, dnet.SI_N), dtype=np.int64)
+        syn_par = np.zeros((m, dnet.SP_N))
+        nstate0 = np.zeros((n, width))
+        syn_state0 = np.zeros((m, dnet.SS_N))
+        out_l = np.zeros(n)
+        out_r = np.zeros(n)
+        lr, step = 0.0, 1.0
+    else:
+        from .network import build_network
+
+        step = float(patch["network.step_ms"])
+        built = build_network(patch.network, step)
+        a = built.arrays
+        n, m, length, slots = built.n_neurons, built.n_synapses, a.hist.shape[1], n_slots
+        kind, ncoef, ninput, syn_idx, syn_par = a.kind, a.ncoef, a.ninput, a.syn_idx, a.syn_par
+        nstate0 = a.nstate.copy()
+        syn_state0 = a.syn_state.copy()
+        out_l = np.zeros(n)
+        out_r = np.zeros(n)
+        for j, neuron in enumerate(built.neurons):
+            if neuron["model"] == "lif":
+                scale = 1.0 / (neuron["v_th"] - neuron["v_reset"])
+            else:
+                scale = mv.IZH_AUDIO_SCALE
+            angle = (neuron["pan"] + 1.0) * 0.25 * math.pi
+            out_l[j] = neuron["out"] * scale * math.cos(angle) * math.sqrt(2.0)
+            out_r[j] = neuron["out"] * scale * math.sin(angle) * math.sqrt(2.0)
+        lr = built.lr
+    return (
+        kind, ncoef, ninput, syn_idx, syn_par,
+        np.repeat(nstate0[None], slots, axis=0),
+        np.repeat(syn_state0[None], slots, axis=0),
+        np.zeros((slots, n, length), dtype=np.uint8),
+        np.zeros((slots, 1), dtype=np.int64),
+        np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n),
+        out_l, out_r, np.zeros(n), nstate0, syn_state0,
+        syn_state0[:, dnet.SS_W].copy(), np.array([lr, step, 0.0, 0.0]),
+    )  # fmt: skip
 
 
 class Synth:
@@ -726,6 +860,7 @@ class Synth:
         self.mix = np.zeros((2, self.max_block))
         self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
         self.no_trace = np.zeros((0, vk.TRACE_FIELDS))
+        self._pending = None  # a prepared patch waiting for the voices to fade
         self.rejected = 0  # malformed MIDI seen by process()
         self.faults = 0  # blocks replaced by silence after an exception
         self._prepared = self.prepare_patch(patch)
@@ -736,16 +871,42 @@ class Synth:
         """Compute a patch's kernel arrays (allocates). Thread: main."""
         params = patch.param_vector()
         tables = np.zeros((N_TABLES, 128))
-        _note_tables(params.copy(), self.samplerate, tables)
-        return patch, params, patch.controller_table(), tables
+        net = network_arrays(patch, self.V.shape[0])
+        _note_tables(params.copy(), self.samplerate, tables, net)
+        return patch, params, patch.controller_table(), tables, net
 
     def use_patch(self, prepared):
-        """Switch to a prepared patch at the next block; sounding voices retune. Thread: any.
+        """Switch to a prepared patch at the next block. Thread: any.
 
-        A single reference assignment: safe while the audio thread is running.
+        The same voice model (and the same network): sounding voices retune to the new
+        parameters at once. Otherwise the live path fades every voice out over
+        ``STEAL_FADE_MS`` first, holding incoming MIDI in the ring, then switches (no click);
+        the offline path switches at the next block, cutting sounding voices. Only reference
+        assignments: safe while the audio thread runs.
         """
+        old = self._prepared[0]
+        new = prepared[0]
+        if old["model"] == new["model"] and old.network == new.network:
+            self._prepared = prepared
+            self.G[G_RETUNE] = 1.0
+        else:
+            self._pending = prepared
+
+    def _switch(self, prepared):
+        self._pending = None
+        self.V[:, vk.F_ENV_STAGE] = ENV_OFF
         self._prepared = prepared
-        self.G[G_RETUNE] = 1.0
+
+    def _fade_for_switch(self, out):
+        """Audio thread: fade out for a pending patch switch; True while this block faded."""
+        if self.G[G_ACTIVE] == 0:
+            self._switch(self._pending)
+            return False
+        _fade_all(self.V, self.G, max(STEAL_FADE_MS * 1e-3 * self.samplerate, 1.0))
+        _, params, ctl, tables, net = self._prepared
+        render_block(out, self.events, 0, params, ctl, tables, net, self.V, self.rng, self.G,
+                     self.C, self.mix, self.no_trace)
+        return True
 
     def set_patch(self, patch):
         """Prepare and switch to ``patch``. Thread: main."""
@@ -787,9 +948,11 @@ class Synth:
         ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
         :mod:`spikesynth.events`). Allocates nothing.
         """
-        _, params, ctl, tables = self._prepared
-        render_block(out, events, n_events, params, ctl, tables, self.V, self.rng, self.G, self.C,
-                     self.mix, self.no_trace)
+        if self._pending is not None:  # offline: switch at once
+            self._switch(self._pending)
+        _, params, ctl, tables, net = self._prepared
+        render_block(out, events, n_events, params, ctl, tables, net, self.V, self.rng, self.G,
+                     self.C, self.mix, self.no_trace)
 
     def process_ring(self, out, ring, block_start_ns, latency_ns):
         """Drain ``ring`` and render one block into ``out``; never raises. Thread: audio.
@@ -799,9 +962,11 @@ class Synth:
         silence and :attr:`faults` counts it.
         """
         try:
-            _, params, ctl, tables = self._prepared
+            if self._pending is not None and self._fade_for_switch(out):
+                return
+            _, params, ctl, tables, net = self._prepared
             render_ring(out, ring.slots, ring.header, self.events, block_start_ns, latency_ns,
-                        params, ctl, tables, self.V, self.rng, self.G, self.C, self.mix,
+                        params, ctl, tables, net, self.V, self.rng, self.G, self.C, self.mix,
                         self.no_trace)
         except Exception:  # noqa: BLE001 - the audio thread must never raise
             out.fill(0.0)
@@ -872,30 +1037,45 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     dict of arrays, shape (frames,)
         ``v`` membrane, ``state`` (0 RESTING, 1 FIRING, 2 REFRACTORY), ``drive`` spike drive,
         ``spring`` spring output, ``out`` the voice's audio before the master section;
-        plus scalars ``period`` (samples), ``drive_level``, ``dc``.
+        ``spikes``: a list, per neuron (one for single-neuron voices), of the sample indices
+        where it spiked; plus scalars ``period`` (samples), ``drive_level``, ``dc``.
+        For the model voices ``state`` is 1 on samples with a spike; for network voices it
+        counts network steps and ``v`` is the first neuron's membrane.
     """
     params = patch.param_vector()
     params[P.P_NOISE] = 0.0 if current is not None else params[P.P_NOISE]
     sr = float(samplerate)
     tables = np.zeros((N_TABLES, 128))
-    _note_tables(params.copy(), sr, tables)
+    net = network_arrays(patch, 1)
+    _note_tables(params.copy(), sr, tables, net)
     V = np.zeros((1, vk.N_FIELDS))
     rng = np.ones(1, dtype=np.uint64)
     C = np.zeros((16, N_CHANNEL_FIELDS))
-    _solo_voice(V, params, tables, C, sr, note)
+    _solo_voice(V, params, tables, net, C, sr, note)
     drive_in = np.zeros(0)
-    if current is None:
-        _start_firing(V, 0, params)
-    else:
+    if current is None or patch.network is not None:  # a network always starts from its spec
+        _start_firing(V, 0, params, net)
+    if current is not None:
         drive_in = np.ascontiguousarray(current, dtype=np.float64)
         frames = len(drive_in)
-    trace = np.zeros((frames, vk.TRACE_FIELDS))
+    n_neurons = len(net[0]) if patch.network is not None else 0
+    trace = np.zeros((frames, vk.TRACE_FIELDS + n_neurons))
     left = np.zeros(frames)
     right = np.zeros(frames)
     info = {"period": V[0, vk.F_PERIOD], "drive_level": V[0, vk.F_DRIVE], "dc": V[0, vk.F_DC],
             "t_fire": V[0, vk.F_TFIRE], "t_ref": V[0, vk.F_TREF], "tau": V[0, vk.F_TAU],
             "v_start": V[0, vk.F_VSTART]}
-    run_voice(int(params[P.P_MODEL]), V, 0, rng, left, right, 0, frames, drive_in, trace)
-    return {"v": trace[:, vk.TR_V], "state": trace[:, vk.TR_STATE].astype(np.int8),
+    model = int(params[P.P_MODEL])
+    run_voice(model, V, 0, rng, left, right, 0, frames, drive_in, trace, net)
+    state = trace[:, vk.TR_STATE].astype(np.int8)
+    if n_neurons:
+        spikes = [np.nonzero(trace[:, vk.TRACE_FIELDS + j])[0] for j in range(n_neurons)]
+    elif model == P.MODEL_SPIKING:
+        spikes = [np.nonzero((state[1:] == vk.FIRING) & (state[:-1] != vk.FIRING))[0] + 1]
+        if current is None:
+            spikes[0] = np.concatenate(([0], spikes[0]))
+    else:
+        spikes = [np.nonzero(state == 1)[0]]
+    return {"v": trace[:, vk.TR_V], "state": state,
             "drive": trace[:, vk.TR_DRIVE], "spring": trace[:, vk.TR_SPRING],
-            "out": trace[:, vk.TR_OUT], **info}
+            "out": trace[:, vk.TR_OUT], "spikes": spikes, **info}

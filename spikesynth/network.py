@@ -11,6 +11,8 @@ The spec (a dict, or the ``network:`` section of a YAML file, :func:`load_networ
         v0: -70
         gain: 1.0                 # multiplies the external drive (default 0: not driven)
         bias: 0.0                 # constant input (default 0)
+        out: 1.0                  # as a synth voice: how loud this membrane is heard (0: not)
+        pan: 0.0                  # as a synth voice: -1 left .. 1 right
     synapses:                     # optional
       - pre: A                    # neuron name or index
         post: B
@@ -60,7 +62,7 @@ MODELS = ("lif", "izhikevich")
 SIGNS = ("excitatory", "inhibitory")
 
 _TOP_KEYS = frozenset({"neurons", "synapses", "stdp", "name", "description"})
-_NEURON_COMMON = frozenset({"name", "model", "gain", "bias"})
+_NEURON_COMMON = frozenset({"name", "model", "gain", "bias", "out", "pan"})
 _LIF_KEYS = frozenset(lif.LIFParameters._fields) | {"v0"}
 _IZH_KEYS = frozenset(izh.IzhikevichParameters._fields) | {"v0", "u0", "preset"}
 _SYN_KEYS = frozenset(
@@ -171,6 +173,10 @@ def _build_neuron(j: int, spec, dt: float, a: net.NetworkArrays) -> tuple[str, d
     _unknown(spec, allowed, key)
     gain = _number(spec, "gain", key, 0.0)
     bias = _number(spec, "bias", key, 0.0)
+    out = _number(spec, "out", key, 1.0, lo=0.0)
+    pan = _number(spec, "pan", key, 0.0)
+    if not -1.0 <= pan <= 1.0:
+        raise NetworkSpecError(f"{key}.pan", f"must be in -1..1, got {pan}")
     params = {k: v for k, v in spec.items() if k not in _NEURON_COMMON}
     for k, v in params.items():
         if k not in ("method", "preset") and (
@@ -197,7 +203,8 @@ def _build_neuron(j: int, spec, dt: float, a: net.NetworkArrays) -> tuple[str, d
         raise NetworkSpecError(f"{key}.v_reset", "must be below v_th")
     a.ninput[j, net.IN_GAIN] = gain
     a.ninput[j, net.IN_BIAS] = bias
-    return name, {"name": name, "model": model, "gain": gain, "bias": bias, **resolved}
+    return name, {"name": name, "model": model, "gain": gain, "bias": bias, "out": out,
+                  "pan": pan, **resolved}
 
 
 def _stdp_params(d: Mapping, key: str, base: STDPParameters) -> STDPParameters:

@@ -114,18 +114,22 @@ def izhikevich_parameters(
     preset = params.pop("preset", None)
     v0 = params.pop("v0", None)
     u0 = params.pop("u0", None)
+    published = preset in izh.PRESETS  # a behaviour with a published protocol
     if preset is None:
         base = izh.IzhikevichParameters()
-    elif preset in izh.PRESETS:
+    elif published:
         base = izh.PRESETS[preset]
+    elif preset in izh.CELL_CLASSES:  # RS, FS, CH, ... (Izhikevich 2003): start at rest
+        base = izh.CELL_CLASSES[preset]
     else:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(izh.PRESETS)}")
+        choices = sorted(izh.PRESETS) + sorted(izh.CELL_CLASSES)
+        raise ValueError(f"unknown preset {preset!r}; choose from {choices}")
     p = base._replace(**{k: float(v) for k, v in params.items()})
-    if u0 is None and preset is not None and v0 is None and "b" not in params:
+    if u0 is None and published and v0 is None and "b" not in params:
         # The preset's published initial state (u0 = -16 for accommodation, else b * v0).
         v0, u0 = BEHAVIOURS[preset].v0, BEHAVIOURS[preset].u0
     if v0 is None:
-        v0 = BEHAVIOURS[preset].v0 if preset is not None else -65.0
+        v0 = BEHAVIOURS[preset].v0 if published else -65.0
     if u0 is None:
         u0 = p.b * float(v0)
     return p, float(v0), float(u0)

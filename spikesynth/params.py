@@ -52,6 +52,11 @@ PARAM_KEYS = {
     "P_IZH_TUNING": "izhikevich.tuning",
     "P_IZH_REF_RATE": "izhikevich.reference_rate_hz",
     "P_IZH_MAX_STEP": "izhikevich.max_step_ms",
+    "P_NET_DRIVE": "network.drive",
+    "P_NET_LR": "network.learning_rate",
+    "P_NET_STEP": "network.step_ms",
+    "P_NET_REF_RATE": "network.reference_rate_hz",
+    "P_RELEASE_DRIVE": "release_drive",
 }
 
 P_TAU_MS = 0
@@ -97,9 +102,14 @@ P_IZH_CURRENT = 39
 P_IZH_TUNING = 40  # 0 calibrated, 1 free
 P_IZH_REF_RATE = 41
 P_IZH_MAX_STEP = 42
-N_PARAMS = 43
+P_NET_DRIVE = 43  # external drive of the network's driven neurons
+P_NET_LR = 44  # global STDP learning rate (multiplies the spec's stdp.lr)
+P_NET_STEP = 45  # fixed model step, ms
+P_NET_REF_RATE = 46  # 0: calibrate from the network's own period
+P_RELEASE_DRIVE = 47  # 0 hold (the release stays in tune), 1 off (note-off removes the drive)
+N_PARAMS = 48
 
-MODEL_SPIKING, MODEL_LIF, MODEL_IZHIKEVICH = 0, 1, 2
+MODEL_SPIKING, MODEL_LIF, MODEL_IZHIKEVICH, MODEL_NETWORK = 0, 1, 2, 3
 
 PARAM_INDEX = {path: i for i, path in enumerate(PARAM_KEYS.values())}
 assert all(globals()[name] == i for i, name in enumerate(PARAM_KEYS))

@@ -55,7 +55,7 @@ class Spec:
 SCHEMA: dict[str, Spec] = {
     "name": Spec("str", "untitled", doc="patch name"),
     "description": Spec("str", "", doc="what it sounds like"),
-    "model": Spec("choice", "spiking", choices=("spiking", "lif", "izhikevich"),
+    "model": Spec("choice", "spiking", choices=("spiking", "lif", "izhikevich", "network"),
                   doc="voice model", controllable=False),
     "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
     "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
@@ -64,6 +64,8 @@ SCHEMA: dict[str, Spec] = {
     "pitch_bend_range": Spec("float", 2.0, 0.0, 48.0, "semitones", "full-scale bend"),
     "stereo_spread": Spec("float", 0.5, 0.0, 1.0, "", "pan by key: 0 mono, 1 wide"),
     "velocity_sensitivity": Spec("float", 0.8, 0.0, 1.0, "", "0: velocity ignored"),
+    "release_drive": Spec("choice", "hold", choices=("hold", "off"), controllable=False,
+                          doc="note-off: hold the drive through the release, or remove it"),
     "membrane.tau_ms": Spec("float", 3.0, 0.05, 1000.0, "ms", "membrane leak time constant"),
     "membrane.threshold_high": Spec("float", 1.0, 0.05, 10.0, "", "upper threshold: fire"),
     "membrane.threshold_low": Spec("float", 0.2, -10.0, 10.0, "", "lower threshold: stop"),
@@ -105,7 +107,16 @@ SCHEMA: dict[str, Spec] = {
     "izhikevich.reference_rate_hz": Spec("float", 40.0, 0.1, 1000.0, "Hz",
                                          "free tuning: model rate that maps to the note"),
     "izhikevich.max_step_ms": Spec("float", 0.25, 0.005, 1.0, "ms", "longest sub-step"),
+    # model: network (neurons, synapses, stdp: see spikesynth.network; time in ms)
+    "network.drive": Spec("float", 10.0, -200.0, 200.0, "", "external drive (x each gain)"),
+    "network.learning_rate": Spec("float", 1.0, 0.0, 100.0, "", "STDP rate (x stdp.lr)"),
+    "network.step_ms": Spec("float", 0.1, 0.005, 1.0, "ms", "model step", controllable=False),
+    "network.reference_rate_hz": Spec("float", 0.0, 0.0, 2000.0, "Hz",
+                                      "model rate played at the note; 0: the network's own "
+                                      "period", controllable=False),
 }
+# The network's own spec (validated by spikesynth.network.build_network).
+_NETWORK_SPEC_KEYS = ("neurons", "synapses", "stdp", "name", "description")
 
 _SECTIONS = {k.split(".")[0] for k in SCHEMA if "." in k}
 _CONTROLLER_KEYS = ("cc", "source", "param", "min", "max", "curve")
@@ -129,6 +140,7 @@ class Patch:
     values: dict
     controllers: list = field(default_factory=list)
     path: Path | None = None
+    network: dict | None = None  # the network spec (model: network)
 
     @property
     def name(self) -> str:
@@ -166,6 +178,8 @@ class Patch:
                 values.pop(f"izhikevich.{name}", None)
         values.update(changes)
         raw = _unflatten(values)
+        if self.network is not None:
+            raw.setdefault("network", {}).update(self.network)
         raw["controllers"] = [
             {"cc" if c.source < 128 else "source": c.source if c.source < 128 else
              {v: k for k, v in P.SOURCE_NAMES.items()}[c.source],
@@ -262,6 +276,7 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
 
     values = {key: spec.default for key, spec in SCHEMA.items()}
     given = set()
+    network = {}
     for key, value in raw.items():
         if not isinstance(key, str):
             fail(f"keys must be strings, got {key!r}")
@@ -272,6 +287,9 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
                 fail(f"expected a mapping of {key}.* keys, got {value!r}", key)
             for sub, subvalue in value.items():
                 path = f"{key}.{sub}"
+                if key == "network" and sub in _NETWORK_SPEC_KEYS:
+                    network[sub] = subvalue
+                    continue
                 if path not in SCHEMA:
                     known = ", ".join(k.split(".", 1)[1] for k in SCHEMA if k.startswith(key + "."))
                     fail(f"unknown key (known in {key}: {known})", path)
@@ -297,6 +315,16 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
 
     if not values["lif.reset"] < values["lif.threshold"]:
         fail("expected reset below threshold", "lif.reset")
+    if values["model"] == "network":
+        if "neurons" not in network:
+            fail("model network needs network.neurons (and usually network.synapses)", "model")
+        from .network import NetworkSpecError, build_network
+
+        try:
+            build_network(network, values["network.step_ms"])
+        except NetworkSpecError as e:
+            message = str(e)[len(e.key) + 2:]
+            fail(message, f"network.{e.key}" if e.key else "network")
 
     controllers = []
     raw_ctl = raw.get("controllers", []) or []
@@ -337,7 +365,8 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
             fail("an exp curve needs positive min and max", f"{at}.curve")
         controllers.append(Controller(src, param, float(lo), float(hi), curve))
     return Patch(values=values, controllers=controllers,
-                 path=Path(source) if source != "<patch>" else None)
+                 path=Path(source) if source != "<patch>" else None,
+                 network=network if values["model"] == "network" else None)
 
 
 def load_patch(path=None) -> Patch:

@@ -12,7 +12,8 @@ from spikesynth import Synth, load_patch
 from spikesynth.patch import list_patches
 
 PATCHES = list_patches(Path(__file__).resolve().parent.parent / "patches")
-UNPITCHED = {"noisy.yaml", "heartbeat.yaml"}  # stochastic; sub-audio rate
+# Stochastic; sub-audio rate; chaotic; learning (its period drifts as its weights change).
+UNPITCHED = {"noisy.yaml", "heartbeat.yaml", "chaotic_cluster.yaml", "stdp_ring.yaml"}
 SR = 48000
 
 
@@ -40,7 +41,8 @@ def test_bundled_patch_renders(path):
         synth.reset()
         audio = synth.process(SR, [(0, bytes([0x90, note, 100]))])
         f = patch["a4"] * 2 ** ((note + patch["transpose"] - 69) / 12)
-        assert abs(cents(estimate_f0(audio[SR // 5:], SR, f), f)) < 1.0
+        # One channel: a panned network (the half-centre) carries its full cycle per side.
+        assert abs(cents(estimate_f0(audio[SR // 5:, 0], SR, f), f)) < 1.0
 
 
 def test_heartbeat_beats_at_the_note_rate():

@@ -272,20 +272,29 @@ def izhikevich_step(state, i, coeffs):
         True if the neuron spiked during this step.
     """
     # All array reads first and all writes last, unconditionally (see spikesynth.dsp.lif).
-    v = state[IZH_V]
-    u = state[IZH_U]
-    c = coeffs[IZH_C]
-    d = coeffs[IZH_D]
-    v_peak = coeffs[IZH_V_PEAK]
-    v = v + coeffs[IZH_DT] * (coeffs[IZH_E] * (v * v) + coeffs[IZH_F] * v + coeffs[IZH_G] - u + i)
-    u = u + coeffs[IZH_ADT] * (coeffs[IZH_B] * (v - coeffs[IZH_U_VREF]) - coeffs[IZH_U_LEAK] * u)
+    v, u, spiked = izhikevich_scalar_step(
+        state[IZH_V], state[IZH_U], i, coeffs[IZH_DT], coeffs[IZH_ADT], coeffs[IZH_B],
+        coeffs[IZH_C], coeffs[IZH_D], coeffs[IZH_E], coeffs[IZH_F], coeffs[IZH_G],
+        coeffs[IZH_U_VREF], coeffs[IZH_U_LEAK], coeffs[IZH_V_PEAK])  # fmt: skip
+    state[IZH_V] = v
+    state[IZH_U] = u
+    return spiked
+
+
+@njit(cache=True, nogil=True)
+def izhikevich_scalar_step(v, u, i, dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """:func:`izhikevich_step` on plain numbers: returns ``(v, u, spiked)``.
+
+    For callers stepping many neurons held in 2-D arrays (a network): indexing scalars out
+    of them costs nothing, while taking a row view per neuron costs reference counting.
+    """
+    v = v + dt * (e * (v * v) + f * v + g - u + i)
+    u = u + adt * (b * (v - u_vref) - u_leak * u)
     spiked = v >= v_peak
     if spiked:
         v = c
         u = u + d
-    state[IZH_V] = v
-    state[IZH_U] = u
-    return spiked
+    return v, u, spiked
 
 
 @njit(cache=True, nogil=True)

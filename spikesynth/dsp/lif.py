@@ -294,26 +294,30 @@ def lif_step(state, i, coeffs):
         True if the neuron spiked during this step (offset in ``state[LIF_SPIKE_OFFSET]``).
     """
     # All array reads first and all writes last, unconditionally: see _lif_slow_path.
-    v0 = state[LIF_V]
-    ref = state[LIF_REF]
-    offset = state[LIF_SPIKE_OFFSET]
-    v_th = coeffs[LIF_V_TH]
-    dt = coeffs[LIF_DT]
-    v_reset = coeffs[LIF_V_RESET]
-    tau = coeffs[LIF_TAU]
-    inv_tau = coeffs[LIF_INV_TAU]
-    t_ref = coeffs[LIF_T_REF]
-    exact = coeffs[LIF_METHOD] != 0.0
-    v = i + (v0 - i) * coeffs[LIF_DECAY]
+    v, ref, offset, spiked = lif_scalar_step(
+        state[LIF_V], state[LIF_REF], state[LIF_SPIKE_OFFSET], i, coeffs[LIF_DT],
+        coeffs[LIF_DECAY], coeffs[LIF_V_TH], coeffs[LIF_V_RESET], coeffs[LIF_TAU],
+        coeffs[LIF_INV_TAU], coeffs[LIF_T_REF], coeffs[LIF_METHOD] != 0.0)  # fmt: skip
+    state[LIF_V] = v
+    state[LIF_REF] = ref
+    state[LIF_SPIKE_OFFSET] = offset
+    return spiked
+
+
+@njit(cache=True, nogil=True)
+def lif_scalar_step(v0, ref, offset, i, dt, decay, v_th, v_reset, tau, inv_tau, t_ref, exact):
+    """:func:`lif_step` on plain numbers: returns ``(v, ref, offset, spiked)``.
+
+    For callers stepping many neurons held in 2-D arrays (a network): indexing scalars out
+    of them costs nothing, while taking a row view per neuron costs reference counting.
+    """
+    v = i + (v0 - i) * decay
     spiked = False
     if ref > 0.0 or v >= v_th:
         v, ref, offset, spiked = _lif_slow_path(
             v0, v, ref, offset, i, dt, v_th, v_reset, tau, inv_tau, t_ref, exact
         )
-    state[LIF_V] = v
-    state[LIF_REF] = ref
-    state[LIF_SPIKE_OFFSET] = offset
-    return spiked
+    return v, ref, offset, spiked
 
 
 @njit(cache=True, nogil=True)

@@ -250,10 +250,10 @@ def izhikevich_set_timescale(V, i, ms_per_sample, substeps):
 
 
 @njit(cache=True, nogil=True)
-def steady_period(times, n):
+def steady_period(times, n, max_k):
     """Period of the repeating pattern at the end of a spike-time list (same unit as times).
 
-    The pattern length k (1..8: a spike, a doublet, a burst of k spikes) is the shortest for
+    The pattern length k (1..max_k: a spike, a doublet, a burst of k spikes) is the shortest for
     which each of the last 3k inter-spike intervals matches the one k earlier within 2 % of
     the mean interval; the period is then averaged over as many whole patterns as the second
     half of the list holds (averaging out slow drift). For an irregular train: the mean
@@ -264,7 +264,7 @@ def steady_period(times, n):
     first = n // 2
     mean = (times[n - 1] - times[first]) / (n - 1 - first)
     m = n - 1  # number of intervals
-    for k in range(1, 9):
+    for k in range(1, max_k + 1):
         if 4 * k > m:
             break
         ok = True
@@ -315,7 +315,7 @@ def measure_period_samples(V, i, samples, spike_times):
                     count = half
                 spike_times[count] = n + (k + theta) / substeps
                 count += 1
-    return steady_period(spike_times, count)
+    return steady_period(spike_times, count, 8)
 
 
 @njit(cache=True, nogil=True)

@@ -66,8 +66,40 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .izhikevich import IZH_DT, IZH_N_COEFFS, IZH_N_STATE, IZH_V, IZH_V_PEAK, izhikevich_step
-from .lif import LIF_N_COEFFS, LIF_N_STATE, LIF_SPIKE_OFFSET, LIF_V, lif_step
+from .izhikevich import (
+    IZH_ADT,
+    IZH_B,
+    IZH_C,
+    IZH_D,
+    IZH_DT,
+    IZH_E,
+    IZH_F,
+    IZH_G,
+    IZH_N_COEFFS,
+    IZH_N_STATE,
+    IZH_U,
+    IZH_U_LEAK,
+    IZH_U_VREF,
+    IZH_V,
+    IZH_V_PEAK,
+    izhikevich_scalar_step,
+)
+from .lif import (
+    LIF_DECAY,
+    LIF_DT,
+    LIF_INV_TAU,
+    LIF_METHOD,
+    LIF_N_COEFFS,
+    LIF_N_STATE,
+    LIF_REF,
+    LIF_SPIKE_OFFSET,
+    LIF_T_REF,
+    LIF_TAU,
+    LIF_V,
+    LIF_V_RESET,
+    LIF_V_TH,
+    lif_scalar_step,
+)
 from .stdp import (
     STDP_A_MINUS,
     STDP_A_PLUS,
@@ -236,10 +268,24 @@ def network_step(
     pos = clock[0] % L
     n_spikes = 0
     for j in range(n):
+        # Scalar steps on 2-D indexing: a row view per neuron would cost reference counting.
         if kind[j] == KIND_LIF:
-            z = lif_step(nstate[j], i_work[j], ncoef[j])
+            v, ref, offset, z = lif_scalar_step(
+                nstate[j, LIF_V], nstate[j, LIF_REF], nstate[j, LIF_SPIKE_OFFSET], i_work[j],
+                ncoef[j, LIF_DT], ncoef[j, LIF_DECAY], ncoef[j, LIF_V_TH], ncoef[j, LIF_V_RESET],
+                ncoef[j, LIF_TAU], ncoef[j, LIF_INV_TAU], ncoef[j, LIF_T_REF],
+                ncoef[j, LIF_METHOD] != 0.0)  # fmt: skip
+            nstate[j, LIF_V] = v
+            nstate[j, LIF_REF] = ref
+            nstate[j, LIF_SPIKE_OFFSET] = offset
         else:
-            z = izhikevich_step(nstate[j], i_work[j], ncoef[j])
+            v, u, z = izhikevich_scalar_step(
+                nstate[j, IZH_V], nstate[j, IZH_U], i_work[j], ncoef[j, IZH_DT],
+                ncoef[j, IZH_ADT], ncoef[j, IZH_B], ncoef[j, IZH_C], ncoef[j, IZH_D],
+                ncoef[j, IZH_E], ncoef[j, IZH_F], ncoef[j, IZH_G], ncoef[j, IZH_U_VREF],
+                ncoef[j, IZH_U_LEAK], ncoef[j, IZH_V_PEAK])  # fmt: skip
+            nstate[j, IZH_V] = v
+            nstate[j, IZH_U] = u
         spiked[j] = z
         hist[j, pos] = z
         n_spikes += z

@@ -127,8 +127,9 @@ F_DEC_COEF = 55
 F_SUSTAIN = 56
 F_REL_COEF = 57
 F_FADE_STEP = 58
+F_DRIVE_OFF = 59  # 1: the note is released and the patch's release removes the drive
 # model voices (spikesynth.dsp.model_voice): their own state and coefficients
-F_M = 59
+F_M = 60
 N_MODEL_SLOTS = 24
 N_FIELDS = F_M + N_MODEL_SLOTS
 

@@ -1,0 +1,257 @@
+"""Network voices: a small spiking network (spikesynth.dsp.network) per voice, its membranes heard.
+
+Time scale
+----------
+The network always advances in steps of one fixed model time ``step`` (ms), so it behaves
+identically for every note; the note only sets how many steps run per audio sample,
+``rate = m / step`` with ``m`` model ms per sample (a fractional step counter carries the
+remainder, like an oscillator's phase). With ``m = P·f/sr`` — ``P`` the network's own
+steady period in model ms, measured once at prepare time from the first heard neuron's spikes
+(:func:`network_reference`) — one period of the network lasts exactly one period of the note.
+A patch may instead give a ``reference_rate_hz`` (``P = 1000/rate``): the documented mapping
+for networks that are not periodic (chaotic, gated).
+
+Sound
+-----
+Each neuron has an output gain and a pan; the voice hears ``Σ gain_j (v_j - mean_j)`` per
+channel (``mean_j`` measured at prepare time), linearly interpolated between the last two
+network steps (a constant delay of one step), through the shared amplitude envelope.
+
+Learning
+--------
+Plastic synapses learn during a note (pair-based STDP, global rate ``lr`` per voice, which a
+controller can drive). When a voice ends, its weights become the starting weights of the
+next note: the network's sound changes as it is played. :func:`network_voice_start` copies
+the initial state and the learned weights into a voice slot.
+
+Arrays (``net`` tuple, built by the engine at prepare time; ``S`` voice slots)
+----------------------------------------------------------------------------
+``kind, ncoef, ninput, syn_idx, syn_par``  the network (shared, see spikesynth.dsp.network)
+``nstate_b (S, n, w)``, ``syn_state_b (S, m, 4)``, ``hist_b (S, n, L)``, ``clock_b (S, 1)``
+                                            per-voice state
+``i_work (n,)``, ``spiked (n,)``, ``ext (n,)``   scratch
+``out_l, out_r (n,)``                      per-neuron output gain (pan and v scale included)
+``mean_v (n,)``                            per-neuron mean potential (DC)
+``nstate0 (n, w)``, ``syn_state0 (m, 4)``  the initial state
+``w_learned (m,)``                         weights the next note starts from
+``meta (4,)``                              ``[spec lr, step ms, reference period ms, 0]``
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from . import network as net
+from .model_voice import steady_period
+from .voice import (
+    ENV_OFF,
+    F_AMP,
+    F_ATT_STEP,
+    F_DEC_COEF,
+    F_DRIVE,
+    F_ENV,
+    F_ENV_STAGE,
+    F_FADE_STEP,
+    F_GAIN_L,
+    F_GAIN_R,
+    F_M,
+    F_NOISE,
+    F_REL_COEF,
+    F_SUSTAIN,
+    TR_DRIVE,
+    TR_OUT,
+    TR_SPRING,
+    TR_STATE,
+    TR_V,
+    TRACE_FIELDS,
+    envelope_step,
+    xorshift_uniform,
+)
+
+# Voice row slots.
+N_PHASE = F_M  # fractional network steps owed
+N_RATE = F_M + 1  # network steps per sample
+N_PREV_L = F_M + 2
+N_PREV_R = F_M + 3
+N_CUR_L = F_M + 4
+N_CUR_R = F_M + 5
+N_LR = F_M + 6  # learning rate of this voice
+
+META_LR, META_STEP, META_PERIOD = 0, 1, 2
+
+# The network step inlined into the voice loop: a call with thirteen array arguments per
+# step costs about 120 ns in reference counting alone, more than a small network's maths.
+_network_step = njit(cache=True, nogil=True, inline="always")(net.network_step.py_func)
+MAX_STEPS_PER_SAMPLE = 256  # a guard: beyond this the voice cannot keep real time
+
+
+@njit(cache=True, nogil=True)
+def network_voice_start(V, i, net_arrays):
+    """Reset voice ``i``'s network to its initial state with the learned weights."""
+    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
+     spiked, ext, out_l, out_r, mean_v, nstate0, syn_state0, w_learned, meta) = net_arrays
+    n = kind.shape[0]
+    for j in range(n):
+        for k in range(nstate0.shape[1]):
+            nstate_b[i, j, k] = nstate0[j, k]
+        for k in range(hist_b.shape[2]):
+            hist_b[i, j, k] = 0
+    for s in range(syn_idx.shape[0]):
+        for k in range(syn_state0.shape[1]):
+            syn_state_b[i, s, k] = syn_state0[s, k]
+        syn_state_b[i, s, net.SS_W] = w_learned[s]
+    clock_b[i, 0] = 0
+    V[i, N_PHASE] = 0.0
+    left = 0.0
+    right = 0.0
+    for j in range(n):
+        left += out_l[j] * (nstate0[j, net.V_SLOT] - mean_v[j])
+        right += out_r[j] * (nstate0[j, net.V_SLOT] - mean_v[j])
+    V[i, N_PREV_L] = left
+    V[i, N_PREV_R] = right
+    V[i, N_CUR_L] = left
+    V[i, N_CUR_R] = right
+
+
+@njit(cache=True, nogil=True)
+def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays):
+    """Render samples ``start..stop-1`` of network voice ``i`` (see :func:`voice.voice_run`).
+
+    With a trace of more than ``TRACE_FIELDS`` columns, column ``TRACE_FIELDS + j`` counts
+    neuron ``j``'s spikes in each sample (the raster).
+    """
+    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
+     spiked, ext, gain_out_l, gain_out_r, mean_v, nstate0, syn_state0, w_learned,
+     meta) = net_arrays
+    nstate = nstate_b[i]
+    syn_state = syn_state_b[i]
+    hist = hist_b[i]
+    clock = clock_b[i]
+    n = kind.shape[0]
+    phase = V[i, N_PHASE]
+    rate = V[i, N_RATE]
+    prev_l = V[i, N_PREV_L]
+    prev_r = V[i, N_PREV_R]
+    cur_l = V[i, N_CUR_L]
+    cur_r = V[i, N_CUR_R]
+    lr = V[i, N_LR]
+    drive = V[i, F_DRIVE]
+    noise = V[i, F_NOISE]
+    env_stage = int(V[i, F_ENV_STAGE])
+    env = V[i, F_ENV]
+    att_step = V[i, F_ATT_STEP]
+    dec_coef = V[i, F_DEC_COEF]
+    sustain = V[i, F_SUSTAIN]
+    rel_coef = V[i, F_REL_COEF]
+    fade_step = V[i, F_FADE_STEP]
+    amp = V[i, F_AMP]
+    g_l = V[i, F_GAIN_L] * amp
+    g_r = V[i, F_GAIN_R] * amp
+    probe = drive_in.shape[0] > 0
+    tracing = trace.shape[0] > 0
+    raster = trace.shape[1] > TRACE_FIELDS
+    for s in range(start, stop):
+        current = drive_in[s] if probe else drive
+        if noise != 0.0:
+            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+        for j in range(n):
+            ext[j] = current
+        phase += rate
+        steps = 0
+        while phase >= 1.0 and steps < MAX_STEPS_PER_SAMPLE:
+            _network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
+                          hist, clock, i_work, spiked)
+            phase -= 1.0
+            steps += 1
+            prev_l = cur_l
+            prev_r = cur_r
+            cur_l = 0.0
+            cur_r = 0.0
+            for j in range(n):
+                dv = nstate[j, net.V_SLOT] - mean_v[j]
+                cur_l += gain_out_l[j] * dv
+                cur_r += gain_out_r[j] * dv
+                if raster and tracing and spiked[j] != 0:
+                    trace[s, TRACE_FIELDS + j] += 1.0
+        if phase >= 1.0:  # could not keep up: drop the debt rather than fall behind forever
+            phase -= math.floor(phase)
+        left = prev_l + (cur_l - prev_l) * phase
+        right = prev_r + (cur_r - prev_r) * phase
+        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
+                                       fade_step)
+        out_l[s] += left * env * g_l
+        out_r[s] += right * env * g_r
+        if tracing:
+            trace[s, TR_V] = nstate[0, net.V_SLOT]
+            trace[s, TR_STATE] = steps
+            trace[s, TR_DRIVE] = current
+            trace[s, TR_SPRING] = left
+            trace[s, TR_OUT] = 0.5 * (left + right) * env * amp
+        if env_stage == ENV_OFF:
+            break
+    V[i, N_PHASE] = phase
+    V[i, N_PREV_L] = prev_l
+    V[i, N_PREV_R] = prev_r
+    V[i, N_CUR_L] = cur_l
+    V[i, N_CUR_R] = cur_r
+    V[i, F_ENV_STAGE] = env_stage
+    V[i, F_ENV] = env
+    if env_stage == ENV_OFF:  # the next note starts from what this one learned
+        for s in range(syn_idx.shape[0]):
+            w_learned[s] = syn_state[s, net.SS_W]
+    return math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
+
+
+@njit(cache=True, nogil=True)
+def network_reference(net_arrays, drive, lr, steps, spike_times):
+    """Run the network in model time (voice slot 0) and measure it, at prepare time.
+
+    Fills ``mean_v`` with each neuron's mean potential over the second half and returns
+    ``(period_steps, rms)``: the steady period of the first heard neuron's spike pattern (in
+    steps; nan if it fires fewer than 4 times) and the RMS of the heard mono mix.
+    """
+    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
+     spiked, ext, out_l, out_r, mean_v, nstate0, syn_state0, w_learned, meta) = net_arrays
+    n = kind.shape[0]
+    nstate = nstate_b[0]
+    syn_state = syn_state_b[0]
+    hist = hist_b[0]
+    clock = clock_b[0]
+    for j in range(n):
+        ext[j] = drive
+        mean_v[j] = 0.0
+    half = steps // 2
+    count = 0
+    cap = spike_times.shape[0]
+    heard = 0  # the period is that of the first heard neuron's spike pattern
+    while heard < n - 1 and out_l[heard] == 0.0 and out_r[heard] == 0.0:
+        heard += 1
+    for k in range(steps):
+        net.network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
+                         hist, clock, i_work, spiked)
+        for j in range(n):
+            if k >= half:
+                mean_v[j] += nstate[j, net.V_SLOT]
+            if spiked[j] != 0 and j == heard:
+                if count == cap:
+                    h = cap // 2
+                    for q in range(h):
+                        spike_times[q] = spike_times[q + h]
+                    count = h
+                spike_times[count] = k
+                count += 1
+    for j in range(n):
+        mean_v[j] /= steps - half
+    # Second pass over the same stretch for the RMS of the mix about its means.
+    total = 0.0
+    for _ in range(half):
+        net.network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
+                         hist, clock, i_work, spiked)
+        mono = 0.0
+        for j in range(n):
+            mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
+        total += mono * mono
+    rms = math.sqrt(total / max(half, 1))
+    return steady_period(spike_times, count, 32), rms

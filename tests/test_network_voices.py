@@ -1,0 +1,132 @@
+"""Networks as voices: in tune where periodic, what each bundled network does is audible,
+plasticity changes the weights while playing (and freezes at learning rate 0), renders are
+block-size invariant, and switching to a different kind of patch fades instead of clicking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from audio_analysis import cents, estimate_f0
+
+from spikesynth import Synth, load_patch
+from spikesynth.dsp import network as dnet
+from spikesynth.engine import trace_voice
+from spikesynth.events import EventRing
+from spikesynth.patch import PATCH_DIR
+
+SR = 48000
+
+
+def target(note):
+    return 440.0 * 2.0 ** ((note - 69) / 12)
+
+
+@pytest.mark.parametrize("name", ["half_centre.yaml", "sync_ring.yaml", "gated_burst.yaml"])
+def test_periodic_networks_play_in_tune(name):
+    """The network's own period (measured at prepare time) is mapped onto the note's."""
+    synth = Synth(load_patch(PATCH_DIR / name), SR, 4096)
+    for note in (40, 57, 64):
+        synth.reset()
+        audio = synth.process(2 * SR, [(0, bytes([0x90, note, 100]))])
+        f0 = estimate_f0(audio[SR:, 0], SR, target(note))
+        assert abs(cents(f0, target(note))) < 1.0, (name, note)
+
+
+def test_half_centre_alternates_between_left_and_right():
+    synth = Synth(load_patch(PATCH_DIR / "half_centre.yaml"), SR, 4096)
+    audio = synth.process(2 * SR, [(0, bytes([0x90, 36, 100]))])[SR:]
+    # Burst envelopes per side (A left, B right), over a quarter period, are in anti-phase.
+    frame = int(SR / target(36) / 4)
+    audio = audio[: len(audio) // frame * frame]
+    env = np.abs(audio).reshape(-1, frame, 2).max(axis=1)
+    env -= env.mean(axis=0)
+    corr = np.corrcoef(env[:, 0], env[:, 1])[0, 1]
+    assert corr < -0.3
+
+
+def test_gated_burst_bursts_only_after_the_drive_stops():
+    patch = load_patch(PATCH_DIR / "gated_burst.yaml")
+    current = np.zeros(SR)
+    current[: SR // 2] = patch["network.drive"]
+    tr = trace_voice(patch, SR, note=48, current=current)
+    gate, burster = tr["spikes"]
+    assert len(gate) > 10 and gate.max() < SR // 2 + SR // 100  # gate fires while driven
+    assert len(burster) >= 3
+    assert burster.min() > SR // 2  # the burster answers the release
+    assert burster.max() - burster.min() < SR // 4  # ... with a burst
+
+
+def _weights(synth):
+    return synth._prepared[4][17].copy()  # the weights the next note starts from
+
+
+def test_plastic_chain_learns_across_notes_and_freezes_at_rate_zero():
+    patch = load_patch(PATCH_DIR / "stdp_ring.yaml")
+    synth = Synth(patch, SR, 4096)
+    w0 = _weights(synth)
+    note = [(0, bytes([0x90, 48, 100])), (SR, bytes([0x80, 48, 0]))]
+    synth.process(2 * SR, note)
+    w1 = _weights(synth)
+    assert np.abs(w1 - w0).max() > 1e-3  # learned during the note, kept for the next
+    assert np.all((w1 >= 0.0) & (w1 <= 1.0))
+    synth.process(2 * SR, [(0, bytes([0xB0, 1, 0]))] + note)  # mod wheel: learning rate 0
+    np.testing.assert_array_equal(_weights(synth), w1)
+    synth.reset()  # reset keeps the patch; learned weights stay (they are the patch's state)
+    fresh = Synth(patch, SR, 4096)
+    np.testing.assert_array_equal(_weights(fresh), w0)
+
+
+def test_network_weights_follow_stdp_while_playing():
+    """Inside a note the chain's plastic weights move; the synapse arrays keep their shape."""
+    patch = load_patch(PATCH_DIR / "stdp_ring.yaml")
+    synth = Synth(patch, SR, 4096)
+    synth.process(SR // 2, [(0, bytes([0x90, 48, 100]))])
+    slot = int(np.nonzero(synth.V[:, 6] != 0)[0][0])
+    w_now = synth._prepared[4][6][slot][:, dnet.SS_W]
+    assert not np.allclose(w_now, _weights(synth))
+
+
+@pytest.mark.parametrize("name", ["sync_ring.yaml", "stdp_ring.yaml"])
+def test_network_voices_block_size_invariant(name):
+    patch = load_patch(PATCH_DIR / name)
+    events = [(0, bytes([0x90, 50, 100])), (900, bytes([0x90, 57, 80])),
+              (2500, bytes([0xB0, 1, 90])), (4000, bytes([0x80, 50, 0]))]
+
+    def render(block):
+        synth = Synth(patch, SR, block)
+        out, pos = [], 0
+        while pos < 7000:
+            n = min(block, 7000 - pos)
+            out.append(synth.process(n, [(t - pos, m) for t, m in events if pos <= t < pos + n]))
+            pos += n
+        return np.concatenate(out), _weights(synth)
+
+    ref, w_ref = render(512)
+    for block in (1, 64):
+        out, w = render(block)
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(w, w_ref)
+
+
+def test_switching_to_another_kind_of_patch_fades_out_first():
+    """Live path: a program change to a network patch fades the sounding voices (no click),
+    holding incoming MIDI in the ring, then switches."""
+    synth = Synth(load_patch(None), SR, 64)
+    ring = EventRing(64)
+    out = np.zeros((64, 2), dtype=np.float32)
+    ring.push(0, bytes([0x90, 60, 110]))
+    blocks = []
+    for b in range(40):
+        synth.process_ring(out, ring, b * 64 * 10**9 // SR, 0)
+        blocks.append(out.copy())
+    synth.use_patch(synth.prepare_patch(load_patch(PATCH_DIR / "sync_ring.yaml")))
+    t = 40 * 64 * 10**9 // SR
+    ring.push(t, bytes([0x90, 64, 100]))  # arrives during the fade: must not be lost
+    for b in range(40, 120):
+        synth.process_ring(out, ring, b * 64 * 10**9 // SR, 0)
+        blocks.append(out.copy())
+    audio = np.concatenate(blocks)
+    assert synth.patch.name == "Sync Ring"
+    assert np.abs(np.diff(audio[:, 0])).max() < 0.2  # faded, never cut
+    assert synth.stats()["voices_active"] == 1  # the held note now plays the new patch
+    assert np.abs(audio[-64 * 20:]).max() > 1e-3
