@@ -48,7 +48,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -335,10 +334,11 @@ def build_network(spec: Mapping, dt: float) -> Network:
 
 
 def load_network_spec(path) -> dict:
-    """Read the ``network:`` section of a YAML file (e.g. ``patches/networks/*.yaml``).
+    """Read the network spec of a patch file's ``network:`` section (e.g. ``patches/*.yaml``).
 
-    Thread: main. ``yaml`` is imported here, lazily (``spikesynth.patch`` owns the synth's
-    patch format; this reads network drafts only).
+    Thread: main. The YAML is read by :mod:`spikesynth.patch` (which owns the patch format);
+    only the spec keys (neurons, synapses, stdp, name, description) are returned, not the
+    voice's settings (drive, step, ...).
 
     Returns
     -------
@@ -351,23 +351,12 @@ def load_network_spec(path) -> dict:
     NetworkSpecError
         Unreadable file, invalid YAML, or no mapping under ``network``.
     """
-    import yaml
+    from .patch import PatchError, read_network_section
 
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise NetworkSpecError(str(path), f"cannot read: {e.strerror or e}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise NetworkSpecError(str(path), f"invalid YAML: {e}") from None
-    if not isinstance(doc, Mapping) or "network" not in doc:
-        raise NetworkSpecError(f"{path}: network", "missing: expected a top-level 'network:' key")
-    spec = doc["network"]
-    if not isinstance(spec, Mapping):
-        raise NetworkSpecError(f"{path}: network", "expected a mapping")
-    return dict(spec)
+        return read_network_section(path)
+    except PatchError as e:
+        raise NetworkSpecError(f"{path}: {e.key}" if e.key else str(path), e.message) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -400,6 +400,29 @@ def patch_from_text(text: str, path="<patch>") -> Patch:
     return patch_from_dict(raw, source=path, lines=lines)
 
 
+def read_network_section(path) -> dict:
+    """The network spec (neurons, synapses, stdp) of a patch file's ``network:`` section.
+
+    For the network study API (:func:`spikesynth.network.load_network_spec`): read with
+    ``yaml.safe_load``, not validated here. Raises :class:`PatchError`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PatchError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PatchError(path, f"invalid YAML: {e}") from None
+    if not isinstance(doc, dict) or "network" not in doc:
+        raise PatchError(path, "missing: expected a top-level 'network:' key", key="network")
+    section = doc["network"]
+    if not isinstance(section, dict):
+        raise PatchError(path, "expected a mapping", key="network")
+    return {k: v for k, v in section.items() if k in _NETWORK_SPEC_KEYS}
+
+
 def list_patches(folder) -> list[Path]:
     """The patch files of a folder, in name order (program change n selects the n-th)."""
     return sorted(p for p in Path(folder).glob("*.yaml") if p.is_file())
