@@ -1,0 +1,56 @@
+"""Benchmark the model voices through the engine: realtime factor of 16 voices for each LIF,
+Izhikevich and network patch (notes spread over two octaves around middle C), at 48 kHz.
+
+Run: .venv/bin/python benchmarks/bench_model_voices.py [--seconds S]
+Prints figures; asserts only that each patch renders (finite output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from spikesynth import Synth, load_patch
+from spikesynth.patch import PATCH_DIR, list_patches
+
+SR = 48000
+BLOCK = 512
+
+
+def realtime_factor(patch, n_voices, seconds):
+    patch = patch.replace(voices=max(n_voices, patch["voices"]))
+    synth = Synth(patch, SR, BLOCK)
+    notes = [48 + (i * 5) % 25 for i in range(n_voices)]
+    events = [(0, bytes([0x90, n, 100])) for n in notes]
+    if patch["model"] == "izhikevich" and patch["izhikevich.tuning"] == "free":
+        events.append((0, bytes([0xB0, 1, 100])))  # these play from the mod wheel
+    synth.process(BLOCK, events)
+    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    none = np.zeros((1, 4), dtype=np.int32)
+    blocks = int(seconds * SR / BLOCK)
+    t0 = time.perf_counter()
+    for _ in range(blocks):
+        synth.process_block(out, none, 0)
+    elapsed = time.perf_counter() - t0
+    assert np.all(np.isfinite(out))
+    return blocks * BLOCK / SR / elapsed, synth.stats()["voices_active"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    print(f"16 voices per patch at {SR} Hz, notes C3..C5, {args.seconds:.0f} s rendered")
+    for path in list_patches(PATCH_DIR):
+        patch = load_patch(path)
+        if patch["model"] == "spiking":
+            continue
+        rt, active = realtime_factor(patch, 16, args.seconds)
+        print(f"  {path.name:22s} {patch['model']:10s} {rt:8.1f}x real time "
+              f"({active} voices sounding)")
+
+
+if __name__ == "__main__":
+    main()
