@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from jackserver import JackServer
+from jackserver import JackServer, _clear_stale_registry
+
+
+def pytest_sessionstart(session):
+    # Entries left by servers that died in earlier runs would exhaust JACK's registry.
+    _clear_stale_registry()
 
 # ---------------------------------------------------------------------------------------
 # JACK: a private dummy-driver server per test (see tests/jackserver.py).

@@ -240,6 +240,39 @@ class JackServer:
 
 
 @atexit.register
+def _jackd_running() -> bool:
+    """Whether any jackd process exists on this machine (ours or anyone's)."""
+    for comm in glob.glob("/proc/[0-9]*/comm"):
+        try:
+            with open(comm) as f:
+                if f.read().strip() in ("jackd", "jackdbus"):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _clear_stale_registry():
+    """Remove JACK's shared-memory registry and leftovers when no JACK server runs at all.
+
+    Every server registers itself in ``/dev/shm/jack-shm-registry``; one that dies uncleanly
+    never deregisters, and after a handful of such entries every new jackd fails with "too
+    many servers already active". With no jackd process on the machine every entry is stale,
+    so clearing them is safe; a running server (a musician's own) is never touched.
+
+    Call it only before this process has used libjack (pytest_sessionstart): libjack maps the
+    registry once per process, and a registry replaced under it breaks later clients.
+    """
+    if _jackd_running():
+        return
+    for path in (glob.glob("/dev/shm/jack-shm-registry") + glob.glob("/dev/shm/jack-[0-9]*")
+                 + glob.glob("/dev/shm/jack_*") + glob.glob("/dev/shm/jack_sem.*")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _stop_all():
     for server in list(_LIVE):
         server.stop()
