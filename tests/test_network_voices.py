@@ -130,3 +130,28 @@ def test_switching_to_another_kind_of_patch_fades_out_first():
     assert np.abs(np.diff(audio[:, 0])).max() < 0.2  # faded, never cut
     assert synth.stats()["voices_active"] == 1  # the held note now plays the new patch
     assert np.abs(audio[-64 * 20:]).max() > 1e-3
+
+
+def test_a_64_neuron_network_voice_renders_in_the_same_kernel():
+    """The largest network a voice takes: 64 neurons, a sparse random wiring, polyphonic."""
+    from spikesynth.patch import patch_from_dict
+
+    rng = np.random.default_rng(3)
+    neurons = [{"name": f"n{j}", "model": "izhikevich" if j % 2 else "lif",
+                "gain": 1.0, "out": 1.0 / 64, "pan": float(rng.uniform(-1, 1))}
+               for j in range(64)]
+    for nd in neurons:
+        if nd["model"] == "lif":
+            nd.update(tau=10.0, t_ref=2.0, v0=float(rng.uniform(0, 1)))
+    synapses = [{"pre": int(a), "post": int(b), "g_max": 0.05, "tau": 5.0, "delay": 1.0,
+                 "sign": "excitatory" if a % 3 else "inhibitory", "plastic": bool(a % 2),
+                 "w": 0.5}
+                for a, b in rng.integers(0, 64, size=(300, 2)) if a != b]
+    patch = patch_from_dict({"model": "network", "voices": 4,
+                             "network": {"drive": 5.0, "neurons": neurons,
+                                         "synapses": synapses, "reference_rate_hz": 40}})
+    synth = Synth(patch, SR, 1024)
+    audio = synth.process(SR // 2, [(0, bytes([0x90, n, 100])) for n in (48, 52, 55, 60)])
+    assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-3
+    assert synth.stats()["voices_active"] == 4
+    assert synth.stats()["nan_resets"] == 0

@@ -148,3 +148,16 @@ def test_output_permissions_follow_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_render_works_without_portaudio_or_rtmidi(tmp_path):
+    """sounddevice and rtmidi are imported lazily: a machine without them can still render."""
+    out = tmp_path / "x.wav"
+    script = (
+        "import sys; sys.modules['sounddevice'] = None; sys.modules['rtmidi'] = None\n"
+        "from spikesynth.cli import main\n"
+        f"sys.exit(main(['render', '-o', {str(out)!r}, '--note', 'A4:100:0:0.2', '-q']))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sf.info(out).frames > 0
