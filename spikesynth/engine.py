@@ -887,6 +887,8 @@ class Synth:
         old = self._prepared[0]
         new = prepared[0]
         if old["model"] == new["model"] and old.network == new.network:
+            if new.network is not None:  # same network: the voices keep its running state
+                prepared = prepared[:4] + (self._prepared[4],)
             self._prepared = prepared
             self.G[G_RETUNE] = 1.0
         else:

@@ -155,3 +155,16 @@ def test_a_64_neuron_network_voice_renders_in_the_same_kernel():
     assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-3
     assert synth.stats()["voices_active"] == 4
     assert synth.stats()["nan_resets"] == 0
+
+
+def test_hot_reload_of_a_network_patch_keeps_its_running_state():
+    """A parameter edit (same network) retunes the sounding voice without restarting it."""
+    patch = load_patch(PATCH_DIR / "stdp_ring.yaml")
+    synth = Synth(patch, SR, 512)
+    before = synth.process(SR // 2, [(0, bytes([0x90, 48, 100]))])
+    slot = int(np.nonzero(synth.V[:, 6] != 0)[0][0])
+    state = synth._prepared[4][5][slot].copy()
+    synth.set_patch(patch.replace(gain_db=patch["gain_db"] - 1.0))
+    np.testing.assert_array_equal(synth._prepared[4][5][slot], state)
+    after = synth.process(512)
+    assert np.abs(after[0] - before[-1]).max() < 0.05  # continues, no jump
