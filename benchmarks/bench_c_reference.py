@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from spikesynth import Synth, load_patch
-from spikesynth import engine
+from spikesynth import Synth, engine, load_patch
 from spikesynth.dsp import voice as vk
 
 HERE = Path(__file__).resolve().parent
