@@ -152,6 +152,27 @@ def _cmd_devices(args) -> int:
     return status
 
 
+def _cmd_plot(args) -> int:
+    from .offline import RenderError, parse_pitch
+    from .patch import PatchError, load_patch
+    from .plot import PlotError, plot_voice
+
+    try:
+        patch = load_patch(args.patch)
+        note = parse_pitch(args.note)
+        data = plot_voice(patch, args.output, note=note, seconds=args.seconds,
+                          current=args.current)
+    except (PatchError, RenderError, PlotError) as e:
+        return _fail(str(e), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted: nothing written", 130)
+    except OSError as e:
+        return _fail(f"cannot write {args.output}: {e.strerror or e}", 1)
+    spikes = sum(len(s) for s in data["spike_trains"])
+    print(f"wrote {args.output} ({patch.name}, {data['seconds']:g} s, {spikes} spikes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikesynth",
@@ -175,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed (renders are deterministic)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("plot", help="draw a voice: membrane and states, raster, spectrum")
+    p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .svg, .pdf)")
+    p.add_argument("--note", default="60", metavar="PITCH", help="MIDI number or name (C4)")
+    p.add_argument("--seconds", type=float, default=None, help="render length (s)")
+    p.add_argument("--current", type=float, default=None, metavar="I",
+                   help="drive the neuron with this constant current instead of the note")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("check", help="validate patch files")
     p.add_argument("patches", nargs="+", metavar="PATCH")

@@ -7,16 +7,15 @@ any earlier file intact and no partial file behind.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .engine import Synth
+from .fileio import atomic_output
 
 BLOCK = 512
 SILENCE = 10 ** (-90 / 20)  # the auto tail ends after this much quiet ...
@@ -184,26 +183,12 @@ def write_atomic(path, samplerate, subtype, produce):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise RenderError(f"{folder}: no such folder")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise stick to the result
-    try:
+    with atomic_output(path) as tmp:
         with sf.SoundFile(tmp, "w", samplerate=int(samplerate), channels=2, format=fmt,
                           subtype=subtype) as f:
             result = produce(f.write)
             f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return result
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    return result
 
 
 def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail=None, seed=0,
