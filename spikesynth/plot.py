@@ -27,6 +27,8 @@ DEFAULT_PERIODS = 8  # ... or this many periods, whichever is longer ...
 MAX_SECONDS = 60.0  # ... and never longer than this
 SPECTRUM_MAX_HZ = 20000.0  # spectrum x-axis ends here (or at Nyquist)
 SPECTRUM_RANGE_DB = 100.0  # dB shown below the spectrum's peak
+MAX_HARMONIC_MARKS = 40  # beyond this the markers merge into a solid band
+SILENT_DB = -120.0  # a spectrum whose peak is below this is drawn as silence
 FIGSIZE = (10.0, 9.0)  # inches
 DPI = 110
 INSTALL_HINT = "matplotlib is needed for plots: pip install 'spikesynth[plot]'"
@@ -185,7 +187,7 @@ def voice_data(patch, note=60, seconds=None, current=None, samplerate=SAMPLERATE
         title = (f"{patch.name} ({model}): note {label}, f0 = {target:.2f} Hz "
                  f"(drive I = {drive_level:.3g}), {sr / 1000:g} kHz")
         spectrum_title = f"Output spectrum (whole {seconds:g} s render of {label}, velocity 100)"
-        marks = f"harmonics of {label} (k·{f0:.1f} Hz)"
+        marks = f"harmonics of {label} (k·{f0:.1f} Hz, k ≤ {MAX_HARMONIC_MARKS})"
     else:
         f0 = rate
         signal = tr["out"]
@@ -262,6 +264,8 @@ def _draw_trace(ax, d):
     tw.tick_params(axis="y", colors="#c0392b")
     s_lo = float(np.min(d["spring"][:n])) if n else -1.0
     s_hi = float(np.max(d["spring"][:n])) if n else 1.0
+    if s_hi - s_lo < 1e-3:  # a flat line: no autoscaled 1e-7 axis
+        s_lo, s_hi = s_lo - 1.0, s_hi + 1.0
     s_pad = 0.08 * max(s_hi - s_lo, 1e-6)
     tw.set_ylim(s_lo - s_pad, s_hi + 0.45 * max(s_hi - s_lo, 1e-6))
     ax.set_zorder(tw.get_zorder() + 1)  # membrane and legend above the twin's line ...
@@ -285,8 +289,9 @@ def _draw_raster(ax, d):
     total = sum(len(s) for s in trains)
     rate = d["rate"]
     theory = d["rate_theory"]
+    whose = f" ({d['neuron_names'][0]}'s own rate)" if len(d["neuron_names"]) > 1 else ""
     what = (f"{total} spike{'s' if total != 1 else ''} in {d['seconds']:g} s"
-            + (f", {rate:.2f} Hz measured" if rate is not None else "")
+            + (f", {rate:.2f} Hz measured{whose}" if rate is not None else "")
             + (f" (closed form {theory:.2f} Hz)" if rate is not None and theory else ""))
     ax.set_title(f"{TITLES[1]} ({what})")
 
@@ -299,7 +304,12 @@ def _draw_spectrum(ax, d):
     level = d["level"][keep]
     peak = float(level.max()) if level.size else 0.0
     ax.plot(freqs, level, color="#1f3b73", lw=0.9, label="output")
-    marks = harmonics(d["f0"], f_hi)
+    marks = harmonics(d["f0"], f_hi)[:MAX_HARMONIC_MARKS]
+    if peak < SILENT_DB:  # nothing sounds: say so instead of plotting the numerical floor
+        ax.text(0.5, 0.5, "silent: the neuron does not fire", transform=ax.transAxes,
+                ha="center", va="center", fontsize=11, color="#555555")
+        peak = -60.0
+        marks = marks[:0]
     if marks.size:
         ax.vlines(marks, 0, 1, transform=ax.get_xaxis_transform(), colors="#e67e22",
                   lw=0.8, alpha=0.55, linestyles="--", label=d["harmonic_label"], zorder=0,
