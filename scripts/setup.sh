@@ -35,7 +35,12 @@ extras="live,plot"
 stamp=".venv/.spikesynth-$extras-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing Python packages ([$extras])"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".[$extras]"
+    # pip's build chatter goes to a log, shown only if the install fails.
+    if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+           .venv/bin/python -m pip install -q -e ".[$extras]"; } >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        echo "setup: installing the Python packages failed (log above: .venv/pip.log)" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
