@@ -241,12 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt  # a render killed with SIGTERM cleans up like Ctrl-C
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.command in ("render", "plot"):
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    if getattr(args, "midi_latency", None) is not None and not 0 <= args.midi_latency <= 1000:
+        return _fail("--midi-latency must be between 0 and 1000 ms")
     return args.func(args)
 
 

@@ -47,6 +47,7 @@ LIMITER_RELEASE_MS = 80.0
 VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
 FIRING_MAX_FRACTION = 0.25  # of the period: high notes shorten the spike ...
 REFRACTORY_MAX_FRACTION = 0.35  # ... and the refractory time, so the neuron can keep up
+MAX_SUBSTEPS = 32  # Izhikevich sub-steps per sample: beyond this, longer steps (real time)
 VOICE_RMS = 0.1  # a full-velocity voice's level before the patch gain
 MAX_VOICES = 256
 MAX_EVENTS = 4096  # events per block on the real-time path
@@ -62,7 +63,7 @@ N_TABLES = 5
 # Global state slots.
 G_SAMPLE = 0  # samples rendered since reset
 G_AGE = 1  # note-on counter (voice age)
-G_FAULTS = 2  # blocks replaced by silence after an internal fault
+G_SPARE = 2  # (unused)
 G_NAN_RESETS = 3  # voices reset because their state blew up
 G_NONFINITE = 4  # output samples replaced because they were not finite
 G_DC_XL = 5
@@ -121,8 +122,13 @@ def _tune_spiking(V, i, params, sr, freq):
     t_ref = min(params[P.P_REFRACTORY_MS] * ms, REFRACTORY_MAX_FRACTION * period)
     spring_hz = params[P.P_SPRING_HZ] * (freq / 261.6255653005986) ** params[P.P_SPRING_KEYTRACK]
     spring_hz = min(spring_hz, 0.45 * sr)
-    vk.voice_configure(V, i, spring_hz / sr, params[P.P_SPRING_DAMPING], params[P.P_V_HIGH],
-                       params[P.P_V_LOW], params[P.P_V_RESET], params[P.P_TAU_MS] * ms, t_fire,
+    # Controllers may move the thresholds past each other: keep the order for this voice
+    # without changing the patch's own values (moving the controller back restores them).
+    v_high = params[P.P_V_HIGH]
+    v_low = min(params[P.P_V_LOW], v_high - 1e-3)
+    v_reset = min(params[P.P_V_RESET], v_low - 1e-3)
+    vk.voice_configure(V, i, spring_hz / sr, params[P.P_SPRING_DAMPING], v_high,
+                       v_low, v_reset, params[P.P_TAU_MS] * ms, t_fire,
                        t_ref, params[P.P_SOFTNESS])
     vk.voice_set_period(V, i, period)
     V[i, vk.F_NOISE] = params[P.P_NOISE]
@@ -149,7 +155,7 @@ def _izh_timescale(V, i, params, tables, net, sr, freq):
     if params[P.P_IZH_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
         return m * freq / note_frequency(params, note, 0.0), int(tables[T_SUBSTEPS, note])
     m = freq / params[P.P_IZH_REF_RATE] * 1000.0 / sr
-    return m, max(1, int(math.ceil(m / params[P.P_IZH_MAX_STEP])))
+    return m, min(max(1, int(math.ceil(m / params[P.P_IZH_MAX_STEP]))), MAX_SUBSTEPS)
 
 
 @njit(cache=True, nogil=True)
@@ -178,7 +184,7 @@ def voice_tune(V, i, params, tables, net, sr, freq):
         t_ref = min(params[P.P_LIF_REF_MS] * ms, REFRACTORY_MAX_FRACTION * period)
         tau = params[P.P_LIF_TAU_MS] * ms
         v_th = params[P.P_LIF_V_TH]
-        v_reset = params[P.P_LIF_V_RESET]
+        v_reset = min(params[P.P_LIF_V_RESET], v_th - 1e-3)  # order kept against controllers
         lif.set_lif_coeffs(V[i, mv.L_COEFFS:mv.L_COEFFS + lif.LIF_N_COEFFS], 1.0, tau, v_th,
                            v_reset, t_ref, int(params[P.P_LIF_METHOD]))
         V[i, vk.F_DRIVE] = lif.lif_drive(period, tau, v_th, v_reset, t_ref)
@@ -387,20 +393,9 @@ def _controller(V, G, C, params, tables, net, ctl, sr, now, channel, source, val
             params[int(ctl[r, P.CTL_PARAM])] = lo + (hi - lo) * value
         changed = True
     if changed:
-        _sanitise(params)
         for i in range(int(G[G_SLOTS])):
             if V[i, vk.F_ENV_STAGE] != ENV_OFF:
                 _retune(V, i, params, tables, net, C, sr, now)
-
-
-@njit(cache=True, nogil=True)
-def _sanitise(params):
-    """Keep controller-driven parameter combinations valid (thresholds ordered)."""
-    hi = params[P.P_V_HIGH]
-    if params[P.P_V_LOW] > hi - 1e-3:
-        params[P.P_V_LOW] = hi - 1e-3
-    if params[P.P_V_RESET] > params[P.P_V_LOW] - 1e-3:
-        params[P.P_V_RESET] = params[P.P_V_LOW] - 1e-3
 
 
 @njit(cache=True, nogil=True)
@@ -640,12 +635,19 @@ def render_block(out, events, n_events, params, ctl, tables, net, V, rng, G, C, 
 
 @njit(cache=True, nogil=True)
 def render_ring(out, slots, header, events, block_start_ns, latency_ns,
-                params, ctl, tables, net, V, rng, G, C, mix, no_trace):
+                params, ctl, tables, net, V, rng, G, C, mix, no_trace, fading):
     """Drain the MIDI ring into this block's events and render it: the live host's one call.
 
-    Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`.
+    Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`. With
+    ``fading`` (a patch switch waits), every voice fades out instead and the ring is left
+    untouched, so the MIDI that arrives meanwhile plays with the new patch.
     """
-    n = ring_drain(slots, header, events, block_start_ns, latency_ns, G[G_SR], out.shape[0])
+    n = 0
+    if fading:
+        _fade_all(V, G, max(STEAL_FADE_MS * 1e-3 * G[G_SR], 1.0))
+    else:
+        n = ring_drain(slots, header, events, block_start_ns, latency_ns, G[G_SR],
+                       out.shape[0])
     render_block(out, events, n, params, ctl, tables, net, V, rng, G, C, mix, no_trace)
 
 
@@ -828,6 +830,14 @@ def network_arrays(patch, n_slots):
     )  # fmt: skip
 
 
+def _compatible(old, new) -> bool:
+    """Whether sounding voices can carry on from prepared patch ``old`` into ``new``."""
+    a, b = old[0], new[0]
+    if a["model"] != b["model"] or a.network != b.network:
+        return False
+    return a.network is None or a["network.step_ms"] == b["network.step_ms"]
+
+
 class Synth:
     """The spikesynth engine, a plugin that renders stereo blocks from timed MIDI events.
 
@@ -861,6 +871,7 @@ class Synth:
         self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
         self.no_trace = np.zeros((0, vk.TRACE_FIELDS))
         self._pending = None  # a prepared patch waiting for the voices to fade
+        self._rendered = None  # the prepared patch the last block used
         self.rejected = 0  # malformed MIDI seen by process()
         self.faults = 0  # blocks replaced by silence after an exception
         self._prepared = self.prepare_patch(patch)
@@ -876,39 +887,44 @@ class Synth:
         return patch, params, patch.controller_table(), tables, net
 
     def use_patch(self, prepared):
-        """Switch to a prepared patch at the next block. Thread: any.
+        """Switch to a prepared patch. Thread: any (only reference assignments).
 
-        The same voice model (and the same network): sounding voices retune to the new
-        parameters at once. Otherwise the live path fades every voice out over
+        The same voice model (and the same network and step): sounding voices retune to the
+        new parameters at the next block. Otherwise the live path fades every voice out over
         ``STEAL_FADE_MS`` first, holding incoming MIDI in the ring, then switches (no click);
-        the offline path switches at the next block, cutting sounding voices. Only reference
-        assignments: safe while the audio thread runs.
+        the offline path switches at the next block, cutting sounding voices. The latest
+        request always wins, also over a switch still waiting for its fade.
         """
-        old = self._prepared[0]
-        new = prepared[0]
-        if old["model"] == new["model"] and old.network == new.network:
-            if new.network is not None:  # same network: the voices keep its running state
-                prepared = prepared[:4] + (self._prepared[4],)
-            self._prepared = prepared
-            self.G[G_RETUNE] = 1.0
+        if self._pending is None and _compatible(self._prepared, prepared):
+            if prepared[0].network is not None:  # the voices keep the network's running state
+                old_net = self._prepared[4]
+                old_net[14][:] = prepared[4][14]  # mean potentials and period for the drive
+                old_net[18][:] = prepared[4][18]
+                prepared = prepared[:4] + (old_net,)
+            self._prepared = prepared  # the audio thread sees a new object and retunes
         else:
             self._pending = prepared
 
-    def _switch(self, prepared):
-        self._pending = None
-        self.V[:, vk.F_ENV_STAGE] = ENV_OFF
-        self._prepared = prepared
-
-    def _fade_for_switch(self, out):
-        """Audio thread: fade out for a pending patch switch; True while this block faded."""
-        if self.G[G_ACTIVE] == 0:
-            self._switch(self._pending)
+    def _take_pending(self):
+        """Audio thread: the pending patch, if its fade is over (switches to it)."""
+        pending = self._pending
+        if pending is None:
             return False
-        _fade_all(self.V, self.G, max(STEAL_FADE_MS * 1e-3 * self.samplerate, 1.0))
-        _, params, ctl, tables, net = self._prepared
-        render_block(out, self.events, 0, params, ctl, tables, net, self.V, self.rng, self.G,
-                     self.C, self.mix, self.no_trace)
-        return True
+        if self.G[G_ACTIVE] != 0:
+            return True  # still fading
+        self.V[:, vk.F_ENV_STAGE] = ENV_OFF
+        self._prepared = pending
+        if self._pending is pending:  # a newer request keeps waiting
+            self._pending = None
+        return self._pending is not None
+
+    def _current(self):
+        """Audio thread: the prepared patch to render, flagging a retune when it changed."""
+        prepared = self._prepared
+        if prepared is not self._rendered:
+            self._rendered = prepared
+            self.G[G_RETUNE] = 1.0
+        return prepared
 
     def set_patch(self, patch):
         """Prepare and switch to ``patch``. Thread: main."""
@@ -941,6 +957,9 @@ class Synth:
 
         ring = EventRing(4)
         self.process_ring(out, ring, 0, 0)
+        _, params, ctl, tables, net = self._prepared
+        render_ring(out, ring.slots, ring.header, self.events, 0, 0, params, ctl, tables, net,
+                    self.V, self.rng, self.G, self.C, self.mix, self.no_trace, True)
         self.reset()
 
     # -- audio thread -----------------------------------------------------------------------
@@ -950,9 +969,13 @@ class Synth:
         ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
         :mod:`spikesynth.events`). Allocates nothing.
         """
+        if out.shape[0] > self.max_block:
+            raise ValueError(f"block of {out.shape[0]} frames > max_block {self.max_block}")
         if self._pending is not None:  # offline: switch at once
-            self._switch(self._pending)
-        _, params, ctl, tables, net = self._prepared
+            self.V[:, vk.F_ENV_STAGE] = ENV_OFF
+            self.G[G_ACTIVE] = 0
+            self._take_pending()
+        _, params, ctl, tables, net = self._current()
         render_block(out, events, n_events, params, ctl, tables, net, self.V, self.rng, self.G,
                      self.C, self.mix, self.no_trace)
 
@@ -964,12 +987,15 @@ class Synth:
         silence and :attr:`faults` counts it.
         """
         try:
-            if self._pending is not None and self._fade_for_switch(out):
+            if out.shape[0] > self.max_block:  # the host broke its promise: silence, counted
+                out.fill(0.0)
+                self.faults += 1
                 return
-            _, params, ctl, tables, net = self._prepared
+            fading = self._take_pending()
+            _, params, ctl, tables, net = self._current()
             render_ring(out, ring.slots, ring.header, self.events, block_start_ns, latency_ns,
                         params, ctl, tables, net, self.V, self.rng, self.G, self.C, self.mix,
-                        self.no_trace)
+                        self.no_trace, fading)
         except Exception:  # noqa: BLE001 - the audio thread must never raise
             out.fill(0.0)
             self.faults += 1
@@ -1009,13 +1035,14 @@ class Synth:
         G = self.G
         return {
             "voices_active": int(G[G_ACTIVE]),
-            "faults": self.faults + int(G[G_FAULTS]),
+            "faults": self.faults,
             "nan_resets": int(G[G_NAN_RESETS]),
             "nonfinite_samples": int(G[G_NONFINITE]),
             "limited_samples": int(G[G_LIMITING]),
             "steals": int(G[G_STEALS]),
             "events_applied": int(G[G_EVENTS]),
             "events_rejected": self.rejected,
+            "events_ignored": int(G[G_IGNORED]),
             "samples": int(G[G_SAMPLE]),
         }
 

@@ -175,7 +175,7 @@ def write_atomic(path, samplerate, subtype, produce):
     if path.is_dir():
         raise RenderError(f"{path} is a directory")
     ext = path.suffix.lower().lstrip(".")
-    fmt = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF", "ogg": "OGG"}.get(ext)
+    fmt = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF"}.get(ext)
     if fmt is None:
         raise RenderError(f"{path}: unknown audio extension (use .wav, .flac or .aiff)")
     if subtype == "FLOAT" and fmt == "FLAC":

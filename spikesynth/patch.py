@@ -348,11 +348,12 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
             src = cc
         else:
             name = item["source"]
-            if name not in P.SOURCE_NAMES:
+            if not isinstance(name, str) or name not in P.SOURCE_NAMES:
                 fail(f"expected one of {', '.join(P.SOURCE_NAMES)}, got {name!r}", f"{at}.source")
             src = P.SOURCE_NAMES[name]
         param = item.get("param")
-        if param not in P.PARAM_INDEX or not SCHEMA[param].controllable:
+        if not isinstance(param, str) or param not in P.PARAM_INDEX or \
+                not SCHEMA[param].controllable:
             ok = ", ".join(k for k in P.PARAM_INDEX if SCHEMA[k].controllable)
             fail(f"expected a controllable parameter ({ok}), got {param!r}", f"{at}.param")
         spec = SCHEMA[param]
@@ -397,6 +398,8 @@ def patch_from_text(text: str, path="<patch>") -> Patch:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         raise PatchError(path, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise PatchError(path, "broken YAML: an alias refers to itself") from None
     return patch_from_dict(raw, source=path, lines=lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audio_analysis import cents, estimate_f0
+from rendering import render_in_blocks
 
 from spikesynth import Synth, load_patch
 from spikesynth.engine import CEILING
@@ -26,19 +27,6 @@ def cc(num, value, ch=0):
     return bytes([0xB0 | ch, num, value])
 
 
-def render_in_blocks(patch, events, total, block):
-    """Render ``events`` (absolute sample, bytes) in blocks of ``block`` frames."""
-    synth = Synth(patch, SR, max_block=max(block, 1))
-    out = []
-    pos = 0
-    while pos < total:
-        n = min(block, total - pos)
-        evs = [(t - pos, m) for t, m in events if pos <= t < pos + n]
-        out.append(synth.process(n, evs))
-        pos += n
-    return np.concatenate(out)
-
-
 @pytest.fixture(scope="module")
 def patch():
     return load_patch(None)
@@ -55,9 +43,9 @@ SCRIPT = [
 def test_same_events_any_block_size_identical_output(patch):
     noisy = patch.replace(noise=0.2)
     for p in (patch, noisy):
-        ref = render_in_blocks(p, SCRIPT, 8000, 512)
+        ref = render_in_blocks(p, SCRIPT, 8000, 512)[0]
         for block in (1, 64, 100, 4096):
-            other = render_in_blocks(p, SCRIPT, 8000, block)
+            other = render_in_blocks(p, SCRIPT, 8000, block)[0]
             np.testing.assert_array_equal(other, ref)
 
 
@@ -243,3 +231,60 @@ def test_process_ring_never_raises(patch):
     synth.process_ring(out, object(), 0, 0)  # not a ring at all: a fault, not an exception
     assert np.all(out == 0)
     assert synth.stats()["faults"] == 1
+
+
+def test_latest_patch_request_wins_over_a_waiting_switch(patch):
+    """Program changes in a row: default -> network (waits for a fade) -> lead. Lead wins."""
+    from spikesynth.events import EventRing
+    from spikesynth.patch import PATCH_DIR, load_patch
+
+    synth = Synth(patch, SR, 64)
+    ring = EventRing(16)
+    ring.push(0, on(60))
+    out = np.zeros((64, 2), dtype=np.float32)
+    synth.process_ring(out, ring, 0, 0)
+    synth.use_patch(synth.prepare_patch(load_patch(PATCH_DIR / "half_centre.yaml")))
+    synth.use_patch(synth.prepare_patch(load_patch(PATCH_DIR / "lead.yaml")))
+    for b in range(1, 20):
+        synth.process_ring(out, ring, b * 64 * 10**9 // SR, 0)
+    assert synth.patch.name == "Axon Lead"
+
+
+def test_controllers_never_rewrite_the_patch(patch):
+    """A controller that pushes threshold_high below threshold_low keeps each voice valid,
+    and moving it back restores the patch's own thresholds."""
+    from spikesynth.params import P_V_HIGH, P_V_LOW, P_V_RESET
+    from spikesynth.patch import patch_from_text
+
+    p = patch_from_text("controllers:\n  - {cc: 20, param: membrane.threshold_high, "
+                        "min: 0.05, max: 2.0}\n")
+    synth = Synth(p, SR, 512)
+    synth.process(512, [(0, on(60)), (100, cc(20, 0))])
+    out = synth.process(SR // 4, [(0, cc(20, 127))])
+    assert np.all(np.isfinite(out)) and synth.stats()["faults"] == 0
+    assert synth.params[P_V_HIGH] == pytest.approx(2.0)
+    assert synth.params[P_V_LOW] == pytest.approx(0.2)
+    assert synth.params[P_V_RESET] == pytest.approx(-0.3)
+
+
+def test_lif_controller_cannot_divide_by_zero():
+    from spikesynth.patch import patch_from_text
+
+    p = patch_from_text("model: lif\nlif: {threshold: 1.0, reset: 0.0}\ncontrollers:\n"
+                        "  - {cc: 20, param: lif.reset, min: 1.0, max: 2.0}\n")
+    synth = Synth(p, SR, 512)
+    out = synth.process(SR // 4, [(0, on(60)), (10, cc(20, 0)), (2000, off(60)),
+                                  (3000, on(64))])
+    assert np.all(np.isfinite(out)) and np.abs(out).max() <= CEILING
+    assert synth.stats()["faults"] == 0
+
+
+def test_oversized_block_is_refused(patch):
+    from spikesynth.events import EventRing
+
+    synth = Synth(patch, SR, 64)
+    with pytest.raises(ValueError, match="max_block"):
+        synth.process_block(np.zeros((100, 2), np.float32), np.zeros((1, 4), np.int32), 0)
+    out = np.ones((100, 2), np.float32)
+    synth.process_ring(out, EventRing(4), 0, 0)  # the live path: silence, counted
+    assert np.all(out == 0) and synth.stats()["faults"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audio_analysis import cents, estimate_f0
+from rendering import render_in_blocks
 
 from spikesynth import Synth, load_patch
 from spikesynth.engine import trace_voice
@@ -93,17 +94,7 @@ def test_model_voices_block_size_invariant(name):
     events = [(0, bytes([0x90, 60, 100])), (700, bytes([0x90, 67, 90])),
               (1500, bytes([0xB0, 1, 100])), (2222, bytes([0xE0, 0, 0x50])),
               (3000, bytes([0x80, 60, 0]))]
-
-    def render(block):
-        synth = Synth(patch, SR, block)
-        out, pos = [], 0
-        while pos < 6000:
-            n = min(block, 6000 - pos)
-            out.append(synth.process(n, [(t - pos, m) for t, m in events if pos <= t < pos + n]))
-            pos += n
-        return np.concatenate(out)
-
-    ref = render(512)
+    ref, _ = render_in_blocks(patch, events, 6000, 512)
     for block in (1, 64):
-        np.testing.assert_array_equal(render(block), ref)
+        np.testing.assert_array_equal(render_in_blocks(patch, events, 6000, block)[0], ref)
     assert np.all(np.isfinite(ref)) and np.abs(ref).max() > 0.01

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from audio_analysis import cents, estimate_f0
+from rendering import render_in_blocks
 
 from spikesynth import Synth, load_patch
 from spikesynth.dsp import network as dnet
@@ -91,21 +92,12 @@ def test_network_voices_block_size_invariant(name):
     patch = load_patch(PATCH_DIR / name)
     events = [(0, bytes([0x90, 50, 100])), (900, bytes([0x90, 57, 80])),
               (2500, bytes([0xB0, 1, 90])), (4000, bytes([0x80, 50, 0]))]
-
-    def render(block):
-        synth = Synth(patch, SR, block)
-        out, pos = [], 0
-        while pos < 7000:
-            n = min(block, 7000 - pos)
-            out.append(synth.process(n, [(t - pos, m) for t, m in events if pos <= t < pos + n]))
-            pos += n
-        return np.concatenate(out), _weights(synth)
-
-    ref, w_ref = render(512)
+    ref, synth = render_in_blocks(patch, events, 7000, 512)
+    w_ref = _weights(synth)
     for block in (1, 64):
-        out, w = render(block)
+        out, synth = render_in_blocks(patch, events, 7000, block)
         np.testing.assert_array_equal(out, ref)
-        np.testing.assert_array_equal(w, w_ref)
+        np.testing.assert_array_equal(_weights(synth), w_ref)
 
 
 def test_switching_to_another_kind_of_patch_fades_out_first():

@@ -70,3 +70,15 @@ def test_check_command_exit_codes_and_no_traceback(tmp_path):
     run = subprocess.run([sys.executable, "-m", "spikesynth.cli", "check",
                           "patches/default.yaml"], capture_output=True, text=True)
     assert run.returncode == 0 and "ok" in run.stdout
+
+
+@pytest.mark.parametrize("text, words", [
+    ("controllers:\n  - {cc: 10, param: [1]}\n", "controllable"),
+    ("controllers:\n  - {source: [1], param: softness}\n", "aftertouch"),
+    ("a: &a [*a]\n", "alias"),
+])
+def test_odd_yaml_is_a_patch_error_not_a_crash(tmp_path, text, words):
+    f = tmp_path / "odd.yaml"
+    f.write_text(text)
+    with pytest.raises(PatchError, match=words):
+        load_patch(f)

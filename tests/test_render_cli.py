@@ -161,3 +161,21 @@ def test_render_works_without_portaudio_or_rtmidi(tmp_path):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sf.info(out).frames > 0
+
+
+def test_sigterm_during_render_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"earlier")
+    proc = subprocess.Popen([*CLI, "render", "patches/pad.yaml", "-o", str(out), "-q",
+                             "--note", "C3:100:0:600", "--tail", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.suffix == ".part" and p.stat().st_size > 100_000
+                  for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert out.read_bytes() == b"earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
