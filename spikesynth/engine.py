@@ -726,8 +726,10 @@ def _note_tables(params, sr, tables, net):
         return
     if model == P.MODEL_IZHIKEVICH and params[P.P_IZH_TUNING] == 0.0:
         ref_ms = _izhikevich_reference_ms(V, params, tables, net, C, sr, spike_times)
-        if ref_ms == ref_ms:  # fires periodically: calibrate every note
+        if ref_ms == ref_ms:  # fires periodically: calibrate every audible note
             for note in range(128):
+                if tables[T_FREQ, note] < 16.0:  # sub-audio: scaled from a calibrated note
+                    continue
                 _solo_voice(V, params, tables, net, C, sr, note)
                 V[0, mv.Z_STATE + izh.IZH_V] = -65.0
                 V[0, mv.Z_STATE + izh.IZH_U] = params[P.P_IZH_B] * -65.0
@@ -736,6 +738,13 @@ def _note_tables(params, sr, tables, net):
                                                ref_ms / target, spike_times)
                 tables[T_SCALE, note] = m
                 tables[T_SUBSTEPS, note] = max(n, 1)
+            lowest = 0
+            while lowest < 127 and not tables[T_SCALE, lowest] == tables[T_SCALE, lowest]:
+                lowest += 1
+            for note in range(lowest):  # the model's time scale is proportional to f
+                tables[T_SCALE, note] = (tables[T_SCALE, lowest] * tables[T_FREQ, note]
+                                         / tables[T_FREQ, lowest])
+                tables[T_SUBSTEPS, note] = tables[T_SUBSTEPS, lowest]
     max_len = int(0.6 * sr)
     buf = np.zeros((2, max_len))
     nodrive = np.zeros(0)

@@ -335,7 +335,10 @@ def calibrate_izhikevich(V, i, target, max_step_ms, guess_ms_per_sample, spike_t
         V[i, Z_STATE + izh.IZH_V] = v0
         V[i, Z_STATE + izh.IZH_U] = u0
         izhikevich_set_timescale(V, i, m, substeps)
-        samples = int(target * 40.0) + int(300.0 / m)  # settle (adaptation) + periods
+        # Settle (adaptation) and enough periods, bounded: at least 8 periods, and 40 where
+        # they take less than ~2 s of audio.
+        samples = int(max(min(target * 40.0, 96000.0), target * 8.0)) + int(min(300.0 / m,
+                                                                               96000.0))
         p = measure_period_samples(V, i, samples, spike_times)
         if not (p > 0.0):
             V[i, Z_STATE + izh.IZH_V] = v0
