@@ -374,11 +374,16 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
         tail = audio[off - first + int(0.6 * SR): off - first + int(0.7 * SR)]
         assert np.abs(tail).max() < SILENCE, f"note {note} still sounding 0.6 s after note-off"
     print("send->sound", delays, "send->arrival", transit)
-    for d, t in zip(delays, transit, strict=True):
-        if t is not None:
-            assert LATENCY_FRAMES - 32 <= d - t <= LATENCY_FRAMES + 64, (delays, transit)
-        assert LATENCY_FRAMES - 32 <= d <= LATENCY_FRAMES + PERIOD + 64, (delays, transit)
-    assert sum(t is not None for t in transit) >= 2, "the recorder missed most note-ons"
+    # The synth's own latency is measured from the message's observed arrival on JACK's
+    # clock. Under load JACK itself may deliver MIDI more than a period late, and a missed
+    # cycle can leave a note's arrival unobserved (its onset then cannot be attributed):
+    # such notes are not timed, but at least three of the four must be.
+    timed = [(d, t) for d, t in zip(delays, transit, strict=True) if t is not None]
+    assert len(timed) >= 3, ("the recorder missed the arrival of most note-ons", delays, transit)
+    for d, t in timed:
+        assert LATENCY_FRAMES - 32 <= d - t <= LATENCY_FRAMES + 64, (delays, transit)
+        # From the send: the latency, plus one block, plus what JACK took to deliver it.
+        assert d <= LATENCY_FRAMES + max(t, PERIOD) + 64, (delays, transit)
     # xruns are not asserted: a non-realtime jackd on a busy 2-core machine misses cycles
     # now and then (the recorder's coverage is what the measurements rely on).
     print(f"xruns reported by play: {player.status()['xruns']}")
