@@ -367,7 +367,9 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
     for (note, freq), (sent, arrived, start, off) in zip(notes, played, strict=True):
         delays.append(start + first - sent)
         transit.append(None if arrived is None else arrived - sent)
-        steady = rec.clean(start + SR // 10, start + SR * 6 // 10, SR * 3 // 10)
+        # The VM misses a JACK cycle now and then: any 0.25 s gap-free stretch of the held
+        # note (0.1 s after its onset until its note-off) is enough for ±1 cent.
+        steady = rec.clean(start + SR // 10, off - first - SR // 20, SR // 4)
         f0 = estimate_f0(audio[steady], SR, freq)
         assert abs(cents(f0, freq)) < 1.0, (note, f0, freq)
         # Release 300 ms to -60 dB: silent (below -80 dBFS) well within 0.6 s.
@@ -471,10 +473,11 @@ def test_a_flood_of_malformed_midi_leaves_it_playing_in_tune(rig):
     assert player.proc.poll() is None, player.stderr
     sent = keys.send_timed(0x90, 69, 100)
     start_i = wait_sound(rec, sent)
-    rec.wait_until(sent + int(0.8 * SR))
+    rec.wait_until(sent + int(1.2 * SR))
     rec.stop()
     audio, first = rec.recorded()
-    steady = rec.clean(start_i + SR // 10, start_i + SR * 7 // 10, SR * 3 // 10)
+    # Any 0.25 s gap-free stretch (the VM misses a JACK cycle now and then) suffices.
+    steady = rec.clean(start_i + SR // 10, start_i + int(1.1 * SR), SR // 4)
     assert abs(cents(estimate_f0(audio[steady], SR, 440.0), 440.0)) < 1.0
 
 
