@@ -3,7 +3,7 @@
 The C kernel (benchmarks/c_reference/voice.c) is compiled here, into a temporary directory,
 with gcc and loaded with ctypes. It reads the same voice rows (``V``, N_FIELDS doubles per
 slot; the column indices are generated from :mod:`spikesynth.dsp.voice` into a header) and
-runs the same loop as :func:`spikesynth.engine._render_voices`: slot-outer, sample-inner,
+runs the same loop as :func:`spikesynth.render.render_voices`: slot-outer, sample-inner,
 adding into two float64 mix buses, in blocks of ``BLOCK`` samples.
 
 What is measured: the voices only (``_render_voices`` over a run of event-free blocks), for
@@ -40,8 +40,9 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from spikesynth import Synth, engine, load_patch
+from spikesynth import Synth, load_patch, render
 from spikesynth.dsp import voice as vk
+from spikesynth.params import P_NOISE
 
 HERE = Path(__file__).resolve().parent
 C_SOURCE = HERE / "c_reference" / "voice.c"
@@ -84,13 +85,12 @@ def build(tmp: Path, name: str, flags: list[str]):
 
 
 @njit(cache=True, nogil=True)
-def numba_render_blocks(model, V, rng, G, mix, start, stop, block, empty_drive, empty_trace,
-                        net):
+def numba_render_blocks(S, prog, start, stop, block):
     """The engine's voice rendering over a run of event-free blocks (as in render_block)."""
     pos = start
     while pos < stop:
         end = min(pos + block, stop)
-        engine._render_voices(model, V, rng, G, mix, pos, end, empty_drive, empty_trace, net)
+        render.render_voices(S, prog, pos, end)
         pos = end
 
 
@@ -121,18 +121,15 @@ def ptr(a, ctype=ctypes.c_double):
 
 def runners(synth: Synth, c_kernels: dict, frames: int) -> dict:
     """{kernel name: run(V, rng, mix)} rendering ``frames`` with the synth's patch and G."""
-    _, params, _, _, net = synth._prepared
-    model = int(params[engine.P.P_MODEL])
-    assert model == engine.P.MODEL_SPIKING
-    assert synth.V.flags.c_contiguous and synth.V.shape[1] == vk.N_FIELDS
-    G = synth.G.copy()
-    empty_drive = np.zeros(0)
-    empty_trace = np.zeros((0, vk.TRACE_FIELDS))
-    n_slots = synth.V.shape[0]
+    prog = synth.program
+    assert synth.patch["model"] == "spiking"
+    assert synth.state.V.flags.c_contiguous and synth.state.V.shape[1] == vk.N_FIELDS
+    G = synth.state.G.copy()
+    n_slots = synth.state.V.shape[0]
 
     def run_numba(V, rng, mix):
-        numba_render_blocks(model, V, rng, G, mix, 0, frames, BLOCK, empty_drive, empty_trace,
-                            net)
+        S = synth.state._replace(V=V, rng=rng, G=G, mix=mix)
+        numba_render_blocks(S, prog, 0, frames, BLOCK)
 
     def c_runner(fn):
         def run(V, rng, mix):
@@ -158,8 +155,8 @@ def agreement(results: dict) -> dict:
 
 def timed_runs(synth: Synth, run: dict, frames: int, reps: int):
     """Best time per kernel over ``reps`` interleaved runs, and each kernel's first output."""
-    V0 = synth.V.copy()
-    rng0 = synth.rng.copy()
+    V0 = synth.state.V.copy()
+    rng0 = synth.state.rng.copy()
     results = {}
     best = {name: np.inf for name in run}
     for rep in range(reps + 1):  # rep 0: warm-up, and the output compared
@@ -179,14 +176,14 @@ def timed_runs(synth: Synth, run: dict, frames: int, reps: int):
 
 def process_block_time(synth: Synth, frames: int, reps: int) -> float:
     """Best time of numba's whole process_block (voices + master) from the synth's state."""
-    V0 = synth.V.copy()
-    rng0 = synth.rng.copy()
+    V0 = synth.state.V.copy()
+    rng0 = synth.state.rng.copy()
     out = np.zeros((BLOCK, 2), dtype=np.float32)
     events = np.zeros((1, 4), dtype=np.int32)
     best = np.inf
     for _ in range(reps):
-        synth.V[:] = V0
-        synth.rng[:] = rng0
+        synth.state.V[:] = V0
+        synth.state.rng[:] = rng0
         t0 = time.perf_counter()
         for _ in range(frames // BLOCK):
             synth.process_block(out, events, 0)
@@ -207,7 +204,7 @@ def main() -> None:
           " voices only (no master section), noise off")
     for name, (_, cmd) in c_kernels.items():
         print(f"  {name:10s}: {cmd}")
-    print("  numba     : @njit (no fastmath): the engine's own _render_voices")
+    print("  numba     : @njit (no fastmath): the engine's own render_voices")
     print("  agree: max |C - numba| / peak over the C builds; '=' per build when its audio and"
           " final voice rows are bit-identical to numba's")
     print("  ns per voice-sample (best of interleaved runs); process_block: numba, voices +"
@@ -240,7 +237,7 @@ def main() -> None:
 
     # Agreement only: input noise (xorshift64*), stolen voices fading out, released notes.
     synth = coverage_synth()
-    stages = synth.V[:, vk.F_ENV_STAGE]
+    stages = synth.state.V[:, vk.F_ENV_STAGE]
     counts = {k: int(np.count_nonzero(stages == v))
               for k, v in (("fading", vk.ENV_FADE), ("released", vk.ENV_RELEASE))}
     assert counts["fading"] > 0 and counts["released"] > 0, counts
@@ -248,7 +245,7 @@ def main() -> None:
     final_stages = results["numba"][1][:, vk.F_ENV_STAGE]
     assert not np.any(final_stages == vk.ENV_FADE), "the stolen voices should have faded out"
     agree = agreement(results)
-    print(f"  noisy patch (noise {synth.params[engine.P.P_NOISE]}), {counts['fading']} voices"
+    print(f"  noisy patch (noise {synth.params[P_NOISE]}), {counts['fading']} voices"
           f" fading (stolen), {counts['released']} released, {SECONDS:.0f} s: "
           + ", ".join(f"{name} {rel:.1e}{' bit-identical' if same else ''}"
                       for name, (rel, same) in agree.items()))

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from . import models
 from . import params as P
-from .dsp.izhikevich import CELL_CLASSES, PRESETS
+from .models.izhikevich import IZH_PRESETS
+from .models.izhikevich import PRESET_FIELDS as _IZH_FIELDS
+from .schema import COMMON_SCHEMA, Spec
 
-# Izhikevich presets by name: the 2003 cell classes (RS, FS, CH, ...) and the 20 behaviours.
-IZH_PRESETS = {**CELL_CLASSES, **PRESETS}
-_IZH_FIELDS = ("a", "b", "c", "d", "e", "f", "g", "u_vref", "u_leak")
+__all__ = ["IZH_PRESETS", "SCHEMA", "Patch", "PatchError", "Spec", "load_patch",
+           "patch_from_dict", "patch_from_text", "param_index"]
 
 PATCH_DIR = Path(__file__).resolve().parent.parent / "patches"
 DEFAULT_PATCH = PATCH_DIR / "default.yaml"
@@ -37,88 +39,37 @@ class PatchError(ValueError):
         super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One patch key: its type, default, inclusive range and unit."""
-
-    kind: str  # "float", "int", "str", "choice"
-    default: object
-    lo: float | None = None
-    hi: float | None = None
-    unit: str = ""
-    doc: str = ""
-    choices: tuple = ()
-    controllable: bool = True  # may be the target of a CC mapping
+# The schema: dotted key path -> Spec, musical units: the keys every model shares, ``model``,
+# and each registered voice model's own keys (it grows when a model is registered).
+SCHEMA: dict[str, Spec] = dict(COMMON_SCHEMA)
+_SECTION_SPEC_KEYS: dict[str, tuple] = {}  # section -> keys that hold a spec of their own
 
 
-# The schema: dotted key path -> Spec. Musical units throughout.
-SCHEMA: dict[str, Spec] = {
-    "name": Spec("str", "untitled", doc="patch name"),
-    "description": Spec("str", "", doc="what it sounds like"),
-    "model": Spec("choice", "spiking", choices=("spiking", "lif", "izhikevich", "network"),
-                  doc="voice model", controllable=False),
-    "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
-    "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
-    "a4": Spec("float", 440.0, 380.0, 500.0, "Hz", "tuning reference", controllable=False),
-    "transpose": Spec("float", 0.0, -96.0, 48.0, "semitones", "shifts every note"),
-    "pitch_bend_range": Spec("float", 2.0, 0.0, 48.0, "semitones", "full-scale bend"),
-    "stereo_spread": Spec("float", 0.5, 0.0, 1.0, "", "pan by key: 0 mono, 1 wide"),
-    "velocity_sensitivity": Spec("float", 0.8, 0.0, 1.0, "", "0: velocity ignored"),
-    "release_drive": Spec("choice", "hold", choices=("hold", "off"), controllable=False,
-                          doc="note-off: hold the drive through the release, or remove it"),
-    "membrane.tau_ms": Spec("float", 3.0, 0.05, 1000.0, "ms", "membrane leak time constant"),
-    "membrane.threshold_high": Spec("float", 1.0, 0.05, 10.0, "", "upper threshold: fire"),
-    "membrane.threshold_low": Spec("float", 0.2, -10.0, 10.0, "", "lower threshold: stop"),
-    "membrane.reset": Spec("float", -0.3, -10.0, 10.0, "", "value discharged toward"),
-    "firing_ms": Spec("float", 0.25, 0.01, 500.0, "ms", "spike (FIRING) duration"),
-    "refractory_ms": Spec("float", 0.8, 0.0, 2000.0, "ms", "REFRACTORY duration"),
-    "softness": Spec("float", 0.5, 0.0, 1.0, "", "soft threshold: 0 hard gate, 1 smooth"),
-    "spring.frequency_hz": Spec("float", 1800.0, 5.0, 20000.0, "Hz", "spring resonance"),
-    "spring.damping": Spec("float", 0.3, 0.02, 0.95, "", "damping ratio (under-damped)"),
-    "spring.keytrack": Spec("float", 0.5, 0.0, 1.0, "", "0 fixed, 1 follows the note"),
-    "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)"),
-    "envelope.attack_ms": Spec("float", 4.0, 0.0, 20000.0, "ms"),
-    "envelope.decay_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB of the way"),
-    "envelope.sustain_db": Spec("float", -4.0, -80.0, 0.0, "dB"),
-    "envelope.release_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB"),
-    "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
-    "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
-    # model: lif (time in ms, membrane in its own unit; the note solves the drive)
-    "lif.tau_ms": Spec("float", 4.0, 0.05, 1000.0, "ms", "membrane time constant"),
-    "lif.threshold": Spec("float", 1.0, 0.01, 100.0, "", "v_th"),
-    "lif.reset": Spec("float", 0.0, -100.0, 100.0, "", "v_reset"),
-    "lif.refractory_ms": Spec("float", 0.0, 0.0, 1000.0, "ms", "t_ref (shortened on high notes)"),
-    "lif.method": Spec("choice", "exact", choices=("euler", "exact"), controllable=False),
-    # model: izhikevich (model time in ms, v in mV; see spikesynth.dsp.model_voice)
-    "izhikevich.preset": Spec("choice", "RS", choices=tuple(IZH_PRESETS), controllable=False,
-                              doc="fills a..u_leak unless given"),
-    "izhikevich.a": Spec("float", 0.02, -1.0, 2.0, "1/ms"),
-    "izhikevich.b": Spec("float", 0.2, -2.0, 2.0),
-    "izhikevich.c": Spec("float", -65.0, -90.0, 0.0, "mV"),
-    "izhikevich.d": Spec("float", 8.0, -30.0, 30.0, "mV/ms"),
-    "izhikevich.e": Spec("float", 0.04, 0.0, 1.0, "1/(mV ms)"),
-    "izhikevich.f": Spec("float", 5.0, 0.0, 20.0, "1/ms"),
-    "izhikevich.g": Spec("float", 140.0, 0.0, 500.0, "mV/ms"),
-    "izhikevich.u_vref": Spec("float", 0.0, -100.0, 100.0, "mV"),
-    "izhikevich.u_leak": Spec("float", 1.0, 0.0, 1.0),
-    "izhikevich.current": Spec("float", 10.0, -100.0, 200.0, "mV/ms", "input I"),
-    "izhikevich.tuning": Spec("choice", "calibrated", choices=("calibrated", "free"),
-                              controllable=False, doc="calibrated: in tune; free: rate follows I"),
-    "izhikevich.reference_rate_hz": Spec("float", 40.0, 0.1, 1000.0, "Hz",
-                                         "free tuning: model rate that maps to the note"),
-    "izhikevich.max_step_ms": Spec("float", 0.25, 0.005, 1.0, "ms", "longest sub-step"),
-    # model: network (neurons, synapses, stdp: see spikesynth.network; time in ms)
-    "network.drive": Spec("float", 10.0, -200.0, 200.0, "", "external drive (x each gain)"),
-    "network.learning_rate": Spec("float", 1.0, 0.0, 100.0, "", "STDP rate (x stdp.lr)"),
-    "network.step_ms": Spec("float", 0.1, 0.005, 1.0, "ms", "model step", controllable=False),
-    "network.reference_rate_hz": Spec("float", 0.0, 0.0, 2000.0, "Hz",
-                                      "model rate played at the note; 0: the network's own "
-                                      "period", controllable=False),
-}
-# The network's own spec (validated by spikesynth.network.build_network).
-_NETWORK_SPEC_KEYS = ("neurons", "synapses", "stdp", "name", "description")
+def _add_model(model) -> None:
+    SCHEMA["model"] = Spec("choice", "spiking", choices=models.names(), doc="voice model",
+                           controllable=False)
+    for key, spec in model.keys.items():
+        if key in SCHEMA and SCHEMA[key] != spec:
+            raise ValueError(f"voice model {model.name!r} redefines patch key {key}")
+        SCHEMA[key] = spec
+        if "." in key:
+            _SECTIONS.add(key.split(".")[0])
+    if model.section_keys:
+        section = next(iter(model.keys)).split(".")[0]
+        _SECTION_SPEC_KEYS[section] = tuple(model.section_keys)
 
-_SECTIONS = {k.split(".")[0] for k in SCHEMA if "." in k}
+
+def param_index(model_name: str) -> dict:
+    """Key path -> parameter-vector index for a patch of ``model_name``."""
+    model = models.get(model_name)
+    index = dict(P.COMMON_INDEX)
+    for k, key in enumerate(model.vector_keys):
+        index[key] = P.MODEL_BASE + k
+    return index
+
+
+_SECTIONS = {k.split(".")[0] for k in COMMON_SCHEMA if "." in k}
+models.on_register(_add_model)
 _CONTROLLER_KEYS = ("cc", "source", "param", "min", "max", "curve")
 
 
@@ -150,9 +101,10 @@ class Patch:
         return self.values[key]
 
     def param_vector(self) -> np.ndarray:
-        """The engine's parameter vector (float64, shape (N_PARAMS,)), musical units."""
-        vec = np.zeros(P.N_PARAMS, dtype=np.float64)
-        for path, index in P.PARAM_INDEX.items():
+        """The engine's parameter vector (float64): the common keys, then the model's own."""
+        index_of = param_index(self.values["model"])
+        vec = np.zeros(P.MODEL_BASE + len(models.get(self.values["model"]).vector_keys))
+        for path, index in index_of.items():
             value = self.values[path]
             spec = SCHEMA[path]
             vec[index] = spec.choices.index(value) if spec.kind == "choice" else float(value)
@@ -163,7 +115,7 @@ class Patch:
         table = np.full((max(len(self.controllers), 1), P.CTL_FIELDS), -1.0)
         for row, c in zip(table, self.controllers, strict=False):
             row[P.CTL_SOURCE] = c.source
-            row[P.CTL_PARAM] = P.PARAM_INDEX[c.param]
+            row[P.CTL_PARAM] = param_index(self.values["model"])[c.param]
             row[P.CTL_MIN] = c.min
             row[P.CTL_MAX] = c.max
             row[P.CTL_CURVE] = P.CURVE_EXP if c.curve == "exp" else P.CURVE_LINEAR
@@ -287,7 +239,7 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
                 fail(f"expected a mapping of {key}.* keys, got {value!r}", key)
             for sub, subvalue in value.items():
                 path = f"{key}.{sub}"
-                if key == "network" and sub in _NETWORK_SPEC_KEYS:
+                if sub in _SECTION_SPEC_KEYS.get(key, ()):
                     network[sub] = subvalue
                     continue
                 if path not in SCHEMA:
@@ -301,30 +253,11 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
             known = ", ".join(sorted({k.split(".")[0] for k in SCHEMA} | {"controllers"}))
             fail(f"unknown key (known: {known})", key)
 
-    # An Izhikevich preset fills the model's parameters that the patch does not give.
-    preset = IZH_PRESETS[values["izhikevich.preset"]]
-    for name in _IZH_FIELDS:
-        if f"izhikevich.{name}" not in given:
-            values[f"izhikevich.{name}"] = float(getattr(preset, name))
-
-    # Relations between keys.
-    if not values["membrane.threshold_low"] < values["membrane.threshold_high"]:
-        fail("expected threshold_low below threshold_high", "membrane.threshold_low")
-    if not values["membrane.reset"] < values["membrane.threshold_low"]:
-        fail("expected reset below threshold_low (FIRING discharges toward it)", "membrane.reset")
-
-    if not values["lif.reset"] < values["lif.threshold"]:
-        fail("expected reset below threshold", "lif.reset")
-    if values["model"] == "network":
-        if "neurons" not in network:
-            fail("model network needs network.neurons (and usually network.synapses)", "model")
-        from .network import NetworkSpecError, build_network
-
-        try:
-            build_network(network, values["network.step_ms"])
-        except NetworkSpecError as e:
-            message = str(e)[len(e.key) + 2:]
-            fail(message, f"network.{e.key}" if e.key else "network")
+    # Relations between keys, and presets: each voice model checks its own.
+    for name in models.names():
+        validate = models.get(name).validate
+        if validate is not None:
+            validate(values, given, network, fail)
 
     controllers = []
     raw_ctl = raw.get("controllers", []) or []
@@ -352,9 +285,9 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
                 fail(f"expected one of {', '.join(P.SOURCE_NAMES)}, got {name!r}", f"{at}.source")
             src = P.SOURCE_NAMES[name]
         param = item.get("param")
-        if not isinstance(param, str) or param not in P.PARAM_INDEX or \
-                not SCHEMA[param].controllable:
-            ok = ", ".join(k for k in P.PARAM_INDEX if SCHEMA[k].controllable)
+        targets = param_index(values["model"])
+        if not isinstance(param, str) or param not in targets or not SCHEMA[param].controllable:
+            ok = ", ".join(k for k in targets if SCHEMA[k].controllable)
             fail(f"expected a controllable parameter ({ok}), got {param!r}", f"{at}.param")
         spec = SCHEMA[param]
         lo = _check_value(spec, item.get("min", spec.lo), lambda m, k=f"{at}.min": fail(m, k))
@@ -423,7 +356,7 @@ def read_network_section(path) -> dict:
     section = doc["network"]
     if not isinstance(section, dict):
         raise PatchError(path, "expected a mapping", key="network")
-    return {k: v for k, v in section.items() if k in _NETWORK_SPEC_KEYS}
+    return {k: v for k, v in section.items() if k in _SECTION_SPEC_KEYS["network"]}
 
 
 def list_patches(folder) -> list[Path]:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params as P
 from .dsp.lif import lif_period
 from .dsp.voice import FIRING, REFRACTORY, RESTING, period_for_drive
 from .engine import Synth, note_frequency, trace_voice
 from .fileio import atomic_output
+from .models import spiking
 
 SAMPLERATE = 48000
 TRACE_PERIODS = 4  # the trace panel shows this many periods (from the start)
@@ -158,7 +158,7 @@ def voice_data(patch, note=60, seconds=None, current=None, samplerate=SAMPLERATE
     if model == "spiking":
         v_high = float(patch["membrane.threshold_high"])
         v_low = float(patch["membrane.threshold_low"])
-        reset = float(params[P.P_V_RESET])
+        reset = float(params[spiking.P_V_RESET])
         period = period_for_drive(v_high, tr["v_start"], tr["tau"], tr["t_fire"], tr["t_ref"],
                                   drive_level)
         rate_theory = sr / period if math.isfinite(period) else 0.0

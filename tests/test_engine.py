@@ -10,6 +10,7 @@ from rendering import render_in_blocks
 
 from spikesynth import Synth, load_patch
 from spikesynth.engine import CEILING
+from spikesynth.models.spiking import P_SPRING_HZ
 from spikesynth.params import P_GAIN_DB
 
 SR = 48000
@@ -132,7 +133,7 @@ def test_polyphony_limit_and_steal_without_click(patch):
     # than the voices' own steepest slope.
     jumps = np.abs(np.diff(out[:, 0]))
     assert jumps.max() < 0.25
-    playing = sum(1 for i in range(synth.V.shape[0]) if synth.V[i, 6] in (1, 2, 3))
+    playing = sum(1 for i in range(synth.state.V.shape[0]) if synth.state.V[i, 6] in (1, 2, 3))
     assert playing == 4
 
 
@@ -143,23 +144,23 @@ def test_steal_order_prefers_released_then_oldest_unprotected(patch):
     synth.process(10, [(0, on(72))])  # must steal the released 64
     from spikesynth.dsp import voice as vk
 
-    held = sorted(int(synth.V[i, vk.F_NOTE]) for i in range(synth.V.shape[0])
-                  if synth.V[i, vk.F_ENV_STAGE] in (vk.ENV_ATTACK, vk.ENV_DECAY))
+    held = sorted(int(synth.state.V[i, vk.F_NOTE]) for i in range(synth.state.V.shape[0])
+                  if synth.state.V[i, vk.F_ENV_STAGE] in (vk.ENV_ATTACK, vk.ENV_DECAY))
     assert held == [60, 67, 72]
     synth.process(10, [(0, on(62))])  # all held: lowest (60) and highest (72) protected
-    held = sorted(int(synth.V[i, vk.F_NOTE]) for i in range(synth.V.shape[0])
-                  if synth.V[i, vk.F_ENV_STAGE] in (vk.ENV_ATTACK, vk.ENV_DECAY))
+    held = sorted(int(synth.state.V[i, vk.F_NOTE]) for i in range(synth.state.V.shape[0])
+                  if synth.state.V[i, vk.F_ENV_STAGE] in (vk.ENV_ATTACK, vk.ENV_DECAY))
     assert held == [60, 62, 72]
 
 
 def test_cc_mapping_changes_parameter(patch):
     synth = Synth(patch, SR, 512)
-    before = synth.params[7]
+    before = synth.params[P_SPRING_HZ]
     synth.process(10, [(0, cc(74, 0))])
-    assert synth.params[7] == pytest.approx(300.0)
+    assert synth.params[P_SPRING_HZ] == pytest.approx(300.0)
     synth.process(10, [(0, cc(74, 127))])
-    assert synth.params[7] == pytest.approx(8000.0)
-    assert before != synth.params[7]
+    assert synth.params[P_SPRING_HZ] == pytest.approx(8000.0)
+    assert before != synth.params[P_SPRING_HZ]
 
 
 def test_mod_wheel_vibrato_modulates_pitch(patch):
@@ -190,8 +191,8 @@ def test_blown_up_voice_is_reset_and_counted(patch):
 
     synth = Synth(patch, SR, 512)
     synth.process(100, [(0, on(60)), (0, on(67))])
-    victim = [i for i in range(synth.V.shape[0]) if synth.V[i, vk.F_ENV_STAGE] != 0][0]
-    synth.V[victim, vk.F_X] = np.nan
+    victim = [i for i in range(synth.state.V.shape[0]) if synth.state.V[i, vk.F_ENV_STAGE] != 0][0]
+    synth.state.V[victim, vk.F_X] = np.nan
     out = synth.process(512)
     assert np.all(np.isfinite(out))
     assert synth.stats()["nan_resets"] == 1
@@ -253,7 +254,7 @@ def test_latest_patch_request_wins_over_a_waiting_switch(patch):
 def test_controllers_never_rewrite_the_patch(patch):
     """A controller that pushes threshold_high below threshold_low keeps each voice valid,
     and moving it back restores the patch's own thresholds."""
-    from spikesynth.params import P_V_HIGH, P_V_LOW, P_V_RESET
+    from spikesynth.models.spiking import P_V_HIGH, P_V_LOW, P_V_RESET
     from spikesynth.patch import patch_from_text
 
     p = patch_from_text("controllers:\n  - {cc: 20, param: membrane.threshold_high, "

@@ -1,0 +1,194 @@
+"""The Izhikevich voice: an Izhikevich membrane (mV) whose potential is the audio.
+
+Kernels: :mod:`spikesynth.dsp.izhikevich` and
+:func:`spikesynth.dsp.model_voice.izhikevich_voice_run`.
+The note sets the model's *time scale* (model ms per sample, in sub-steps of at most
+``max_step_ms``): ``calibrated`` tuning measures, per note at prepare time, the time scale
+that makes the discrete system's steady period the note's period; ``free`` tuning scales it
+with the note and lets the rate follow the input current.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .. import params as P
+from ..dsp import izhikevich as izh
+from ..dsp import model_voice as mv
+from ..dsp import voice as vk
+from ..dsp.izhikevich import CELL_CLASSES, PRESETS
+from ..schema import Spec
+from .base import T_DC, T_FREQ, T_SCALE, T_SUBSTEPS, VoiceModel, note_frequency, solo_fields
+
+MAX_SUBSTEPS = 32  # sub-steps per sample: beyond this, longer steps (real time)
+REST_MV = -65.0  # the papers' resting potential
+V_PEAK_MV = 30.0
+LOWEST_CALIBRATED_HZ = 16.0  # lower notes are scaled from the lowest calibrated one
+REFERENCE_NOTE = 69  # the first guess of the time scale is measured at A4
+
+# Presets by name: the 2003 cell classes (RS, FS, CH, ...) and the 20 behaviours.
+IZH_PRESETS = {**CELL_CLASSES, **PRESETS}
+PRESET_FIELDS = ("a", "b", "c", "d", "e", "f", "g", "u_vref", "u_leak")
+
+KEYS = {
+    "izhikevich.preset": Spec("choice", "RS", choices=tuple(IZH_PRESETS), controllable=False,
+                              doc="fills a..u_leak unless given"),
+    "izhikevich.a": Spec("float", 0.02, -1.0, 2.0, "1/ms"),
+    "izhikevich.b": Spec("float", 0.2, -2.0, 2.0),
+    "izhikevich.c": Spec("float", -65.0, -90.0, 0.0, "mV"),
+    "izhikevich.d": Spec("float", 8.0, -30.0, 30.0, "mV/ms"),
+    "izhikevich.e": Spec("float", 0.04, 0.0, 1.0, "1/(mV ms)"),
+    "izhikevich.f": Spec("float", 5.0, 0.0, 20.0, "1/ms"),
+    "izhikevich.g": Spec("float", 140.0, 0.0, 500.0, "mV/ms"),
+    "izhikevich.u_vref": Spec("float", 0.0, -100.0, 100.0, "mV"),
+    "izhikevich.u_leak": Spec("float", 1.0, 0.0, 1.0),
+    "izhikevich.current": Spec("float", 10.0, -100.0, 200.0, "mV/ms", "input I"),
+    "izhikevich.tuning": Spec("choice", "calibrated", choices=("calibrated", "free"),
+                              controllable=False, doc="calibrated: in tune; free: rate follows I"),
+    "izhikevich.reference_rate_hz": Spec("float", 40.0, 0.1, 1000.0, "Hz",
+                                         "free tuning: model rate that maps to the note"),
+    "izhikevich.max_step_ms": Spec("float", 0.25, 0.005, 1.0, "ms", "longest sub-step"),
+}
+VECTOR_KEYS = tuple(k for k in KEYS if k != "izhikevich.preset")
+(P_A, P_B, P_C, P_D, P_E, P_F, P_G, P_U_VREF, P_U_LEAK, P_CURRENT, P_TUNING, P_REF_RATE,
+ P_MAX_STEP) = range(P.MODEL_BASE, P.MODEL_BASE + len(VECTOR_KEYS))
+
+
+class IzhikevichVoice(NamedTuple):
+    """Prepared arrays of the Izhikevich voice: only the empty probe buffers."""
+
+    no_drive: np.ndarray  # float64 (0,)
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+
+
+@njit(cache=True, nogil=True)
+def _timescale(V, i, params, tables, sr, freq):
+    """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz."""
+    note = int(V[i, vk.F_NOTE])
+    m = tables[T_SCALE, note]
+    if params[P_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
+        return m * freq / note_frequency(params, note, 0.0), int(tables[T_SUBSTEPS, note])
+    m = freq / params[P_REF_RATE] * 1000.0 / sr
+    return m, min(max(1, int(math.ceil(m / params[P_MAX_STEP]))), MAX_SUBSTEPS)
+
+
+@njit(cache=True, nogil=True)
+def tune(m, V, i, params, tables, sr, freq):
+    note = int(V[i, vk.F_NOTE])
+    V[i, vk.F_PERIOD] = sr / freq
+    V[i, vk.F_DC] = tables[T_DC, note]
+    izh.set_izhikevich_coeffs(
+        V[i, mv.Z_COEFFS:mv.Z_COEFFS + izh.IZH_N_COEFFS], 1.0, params[P_A], params[P_B],
+        params[P_C], params[P_D], params[P_E], params[P_F], params[P_G], params[P_U_VREF],
+        params[P_U_LEAK], V_PEAK_MV)
+    scale, substeps = _timescale(V, i, params, tables, sr, freq)
+    mv.izhikevich_set_timescale(V, i, scale, substeps)
+    V[i, mv.Z_CURRENT] = params[P_CURRENT]
+    V[i, mv.Z_SCALE] = mv.IZH_AUDIO_SCALE
+    V[i, vk.F_NOISE] = params[P.P_NOISE]
+
+
+@njit(cache=True, nogil=True)
+def set_rate(m, V, i, params, tables, sr, freq):
+    scale, _ = _timescale(V, i, params, tables, sr, freq)
+    mv.izhikevich_set_timescale(V, i, scale, V[i, mv.Z_SUBSTEPS])
+
+
+@njit(cache=True, nogil=True)
+def start(m, V, i, params):
+    V[i, mv.Z_STATE + izh.IZH_V] = V_PEAK_MV
+    V[i, mv.Z_STATE + izh.IZH_U] = params[P_B] * REST_MV
+    V[i, mv.Z_HELD] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def rest(m, V, i, params):
+    V[i, mv.Z_STATE + izh.IZH_V] = REST_MV
+    V[i, mv.Z_STATE + izh.IZH_U] = params[P_B] * REST_MV
+
+
+@njit(cache=True, nogil=True)
+def cut_drive(m, V, i):
+    V[i, mv.Z_CURRENT] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def render(m, V, i, rng, out_l, out_r, start, stop):
+    return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive,
+                                   m.no_trace)
+
+
+@njit(cache=True, nogil=True)
+def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+    return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace)
+
+
+@njit(cache=True, nogil=True)
+def _solo(m, V, i, params, tables, sr, note):
+    """Row ``i`` of ``V``: a lone voice on ``note``, at rest, as the papers start."""
+    solo_fields(V, i, note)
+    tune(m, V, i, params, tables, sr, note_frequency(params, note, 0.0))
+    rest(m, V, i, params)
+
+
+@njit(cache=True, nogil=True)
+def calibrate(m, params, sr, tables, V, spike_times):
+    """Calibrated tuning: every audible note's time scale, measured on the discrete system."""
+    if params[P_TUNING] != 0.0:
+        return False
+    i = V.shape[0] - 1  # the scratch row (a variable: no copy compiled for a constant)
+    # The neuron's own steady period in model ms (fine steps): the first guess.
+    _solo(m, V, i, params, tables, sr, float(REFERENCE_NOTE))
+    step = min(0.02, params[P_MAX_STEP])
+    mv.izhikevich_set_timescale(V, i, step, 1.0)
+    ref_ms = mv.measure_period_samples(V, i, int(4000.0 / step), spike_times) * step
+    if not ref_ms == ref_ms:  # does not fire periodically: free tuning it is
+        return False
+    for note in range(128):
+        if tables[T_FREQ, note] < LOWEST_CALIBRATED_HZ:
+            continue
+        _solo(m, V, i, params, tables, sr, note)
+        target = sr / note_frequency(params, note, 0.0)
+        scale, n = mv.calibrate_izhikevich(V, i, target, params[P_MAX_STEP], ref_ms / target,
+                                           spike_times)
+        tables[T_SCALE, note] = scale
+        tables[T_SUBSTEPS, note] = max(n, 1)
+    lowest = 0
+    while lowest < 127 and not tables[T_SCALE, lowest] == tables[T_SCALE, lowest]:
+        lowest += 1
+    for note in range(lowest):  # the model's time scale is proportional to f
+        tables[T_SCALE, note] = (tables[T_SCALE, lowest] * tables[T_FREQ, note]
+                                 / tables[T_FREQ, lowest])
+        tables[T_SUBSTEPS, note] = tables[T_SUBSTEPS, lowest]
+    return False
+
+
+@njit(cache=True, nogil=True)
+def dc(m, V, i, mean):
+    return mean / V[i, mv.Z_SCALE]
+
+
+def build(patch, n_slots):
+    return IzhikevichVoice(np.zeros(0), np.zeros((0, vk.TRACE_FIELDS)))
+
+
+def validate(values, given, network, fail):
+    """A preset fills the parameters that the patch does not give."""
+    preset = IZH_PRESETS[values["izhikevich.preset"]]
+    for name in PRESET_FIELDS:
+        if f"izhikevich.{name}" not in given:
+            values[f"izhikevich.{name}"] = float(getattr(preset, name))
+
+
+MODEL = VoiceModel(
+    name="izhikevich", record=IzhikevichVoice, keys=KEYS, vector_keys=VECTOR_KEYS,
+    kernels={"tune": tune, "set_rate": set_rate, "start": start, "rest": rest,
+             "cut_drive": cut_drive, "render": render, "trace": trace,
+             "calibrate": calibrate, "dc": dc},
+    build=build, validate=validate,
+    plot={"membrane": "membrane v (mV)", "threshold_mv": V_PEAK_MV, "states": False},
+)

@@ -1,0 +1,200 @@
+"""Network voices: a spiking network per voice (LIF/Izhikevich neurons, conductance synapses,
+delays, STDP) at a fixed model step; the note sets how many steps run per sample.
+
+Kernels: :mod:`spikesynth.dsp.network` and :mod:`spikesynth.dsp.network_voice`; the network is
+built and checked by :mod:`spikesynth.network`. Tuning: the network's own period, measured once
+at prepare time in model time (or ``reference_rate_hz``), is mapped onto each note.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .. import params as P
+from ..dsp import model_voice as mv
+from ..dsp import network as dnet
+from ..dsp import network_voice as nv
+from ..dsp import voice as vk
+from ..schema import Spec
+from .base import T_FREQ, T_NORM, T_SCALE, VOICE_RMS, VoiceModel
+
+KEYS = {
+    "network.drive": Spec("float", 10.0, -200.0, 200.0, "", "external drive (x each gain)"),
+    "network.learning_rate": Spec("float", 1.0, 0.0, 100.0, "", "STDP rate (x stdp.lr)"),
+    "network.step_ms": Spec("float", 0.1, 0.005, 1.0, "ms", "model step", controllable=False),
+    "network.reference_rate_hz": Spec("float", 0.0, 0.0, 2000.0, "Hz",
+                                      "model rate played at the note; 0: the network's own "
+                                      "period", controllable=False),
+}
+VECTOR_KEYS = tuple(KEYS)
+P_DRIVE = P.MODEL_BASE + 0  # external drive of the network's driven neurons
+P_LR = P.MODEL_BASE + 1  # global STDP learning rate (multiplies the spec's stdp.lr)
+P_STEP = P.MODEL_BASE + 2  # fixed model step, ms
+P_REF_RATE = P.MODEL_BASE + 3  # 0: calibrate from the network's own period
+SPEC_KEYS = ("neurons", "synapses", "stdp", "name", "description")
+NOMINAL_PERIOD_MS = 25.0  # a network that does not fire periodically plays 40 Hz at its note
+NOMINAL_RMS = 0.15
+
+
+class NetworkVoice(NamedTuple):
+    """Prepared arrays of a network voice."""
+
+    net: tuple  # the arrays of spikesynth.dsp.network_voice (see network_arrays)
+    no_drive: np.ndarray  # float64 (0,)
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+
+
+@njit(cache=True, nogil=True)
+def _rate(m, V, i, tables, freq):
+    """Network steps per sample for voice ``i`` to play ``freq`` Hz."""
+    note = int(V[i, vk.F_NOTE])
+    rate = tables[T_SCALE, note] * freq / tables[T_FREQ, note]
+    return rate / m.net[18][nv.META_STEP]
+
+
+@njit(cache=True, nogil=True)
+def tune(m, V, i, params, tables, sr, freq):
+    V[i, vk.F_NOISE] = params[P.P_NOISE]
+    V[i, vk.F_PERIOD] = sr / freq
+    V[i, nv.N_RATE] = _rate(m, V, i, tables, freq)
+    V[i, nv.N_LR] = params[P_LR] * m.net[18][nv.META_LR]
+    V[i, vk.F_DRIVE] = params[P_DRIVE]
+
+
+@njit(cache=True, nogil=True)
+def set_rate(m, V, i, params, tables, sr, freq):
+    V[i, nv.N_RATE] = _rate(m, V, i, tables, freq)
+
+
+@njit(cache=True, nogil=True)
+def start(m, V, i, params):
+    nv.network_voice_start(V, i, m.net)
+
+
+@njit(cache=True, nogil=True)
+def rest(m, V, i, params):
+    nv.network_voice_start(V, i, m.net)  # a network always starts from its spec
+
+
+@njit(cache=True, nogil=True)
+def cut_drive(m, V, i):
+    V[i, vk.F_DRIVE] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def render(m, V, i, rng, out_l, out_r, start, stop):
+    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive, m.no_trace,
+                                m.net)
+
+
+@njit(cache=True, nogil=True)
+def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
+    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, m.net)
+
+
+@njit(cache=True, nogil=True)
+def calibrate(m, params, sr, tables, V, spike_times):
+    """Measure the network once in model time: its period sets every note's time scale."""
+    meta = m.net[18]
+    step = meta[nv.META_STEP]
+    nv.network_voice_start(V, V.shape[0] - 1, m.net)
+    period_steps, rms = nv.network_reference(m.net, params[P_DRIVE], 0.0, int(4000.0 / step),
+                                             spike_times)
+    if params[P_REF_RATE] > 0.0:
+        period_ms = 1000.0 / params[P_REF_RATE]
+    elif period_steps == period_steps:
+        period_ms = period_steps * step
+    else:
+        period_ms = NOMINAL_PERIOD_MS
+    meta[nv.META_PERIOD] = period_ms
+    for note in range(128):
+        tables[T_SCALE, note] = period_ms * tables[T_FREQ, note] / sr
+        tables[T_NORM, note] = VOICE_RMS / (rms if rms > 1e-6 else NOMINAL_RMS)
+    return True
+
+
+@njit(cache=True, nogil=True)
+def dc(m, V, i, mean):
+    return 0.0
+
+
+def network_arrays(patch, n_slots):
+    """The ``net`` tuple of :mod:`spikesynth.dsp.network_voice` for a patch (prepare time).
+
+    Thread: main (allocates).
+    """
+    from ..network import build_network
+
+    step = float(patch["network.step_ms"])
+    built = build_network(patch.network, step)
+    a = built.arrays
+    n, length = built.n_neurons, a.hist.shape[1]
+    nstate0 = a.nstate.copy()
+    syn_state0 = a.syn_state.copy()
+    out_l = np.zeros(n)
+    out_r = np.zeros(n)
+    for j, neuron in enumerate(built.neurons):
+        if neuron["model"] == "lif":
+            scale = 1.0 / (neuron["v_th"] - neuron["v_reset"])
+        else:
+            scale = mv.IZH_AUDIO_SCALE
+        angle = (neuron["pan"] + 1.0) * 0.25 * math.pi
+        out_l[j] = neuron["out"] * scale * math.cos(angle) * math.sqrt(2.0)
+        out_r[j] = neuron["out"] * scale * math.sin(angle) * math.sqrt(2.0)
+    return (
+        a.kind, a.ncoef, a.ninput, a.syn_idx, a.syn_par,
+        np.repeat(nstate0[None], n_slots, axis=0),
+        np.repeat(syn_state0[None], n_slots, axis=0),
+        np.zeros((n_slots, n, length), dtype=np.uint8),
+        np.zeros((n_slots, 1), dtype=np.int64),
+        np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n),
+        out_l, out_r, np.zeros(n), nstate0, syn_state0,
+        syn_state0[:, dnet.SS_W].copy(), np.array([built.lr, step, 0.0, 0.0]),
+    )  # fmt: skip
+
+
+def build(patch, n_slots):
+    return NetworkVoice(network_arrays(patch, n_slots), np.zeros(0),
+                        np.zeros((0, vk.TRACE_FIELDS)))
+
+
+def validate(values, given, network, fail):
+    if values["model"] != "network":
+        return
+    if "neurons" not in network:
+        fail("model network needs network.neurons (and usually network.synapses)", "model")
+    from ..network import NetworkSpecError, build_network
+
+    try:
+        build_network(network, values["network.step_ms"])
+    except NetworkSpecError as e:
+        message = str(e)[len(e.key) + 2:]
+        fail(message, f"network.{e.key}" if e.key else "network")
+
+
+def compatible(old, new):
+    return old.network == new.network and old["network.step_ms"] == new["network.step_ms"]
+
+
+def carry_over(old, new):
+    """The voices keep the network's running state; the means and period are the new ones."""
+    old.net[14][:] = new.net[14]
+    old.net[18][:] = new.net[18]
+    return old
+
+
+MODEL = VoiceModel(
+    name="network", record=NetworkVoice, keys=KEYS, vector_keys=VECTOR_KEYS,
+    kernels={"tune": tune, "set_rate": set_rate, "start": start, "rest": rest,
+             "cut_drive": cut_drive, "render": render, "trace": trace,
+             "calibrate": calibrate, "dc": dc},
+    build=build, validate=validate, compatible=compatible, carry_over=carry_over,
+    trace_columns=lambda record: len(record.net[0]),
+    plot={"membrane": "first neuron's membrane", "states": False, "raster": True},
+    section_keys=SPEC_KEYS,
+)
+

@@ -1,0 +1,99 @@
+"""Preparation: a patch becomes a :class:`~spikesynth.render.Program` (main thread, allocates).
+
+Free functions, usable without a synth: :func:`prepare_program` builds the model's record
+through its :class:`~spikesynth.models.base.VoiceModel`, the parameter vector, the controller
+table and the per-note tables (:func:`note_tables`: the model's calibration, then each note's
+level and mean, measured by running one voice of the model alone).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import models
+from . import params as P
+from .dsp import voice as vk
+from .models import voice_calibrate, voice_dc, voice_render, voice_start, voice_tune
+from .models.base import (
+    N_TABLES,
+    T_DC,
+    T_FREQ,
+    T_NORM,
+    T_SCALE,
+    T_SUBSTEPS,
+    VOICE_RMS,
+    note_frequency,
+    solo_fields,
+)
+from .render import Program
+
+LEVEL_SILENT_RMS = 1e-3  # below this a voice is taken as silent at the patch's own drive
+NOMINAL_RMS = 0.15  # a spiking membrane's RMS in audio units: the level a silent voice gets
+MAX_MEASURE_S = 0.6
+
+
+@njit(cache=True, nogil=True)
+def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times):
+    """Per-note tables (prepare time): the model's calibration, then each note's level and mean.
+
+    Level: the gain that makes a note's steady-state RMS ``VOICE_RMS``; mean: the model
+    voices' DC (in membrane units), subtracted per voice. ``V`` (1, N_FIELDS), ``rng`` (1,),
+    ``buf`` (2, >= 0.6 s) and ``spike_times`` are scratch; ``params`` is a copy (noise off).
+    """
+    for note in range(128):
+        tables[T_NORM, note] = 1.0
+        tables[T_DC, note] = 0.0
+        tables[T_SCALE, note] = math.nan
+        tables[T_SUBSTEPS, note] = 1.0
+        tables[T_FREQ, note] = note_frequency(params, note, 0.0)
+    if voice_calibrate(m, params, sr, tables, V, spike_times):
+        return
+    i = V.shape[0] - 1
+    start = i * 0  # a variable, not a constant: one compiled copy of each callee
+    for note in range(128):
+        solo_fields(V, i, note)
+        voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
+        voice_start(m, V, i, params)
+        period = V[i, vk.F_PERIOD]
+        settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+        window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+        # Measure over whole periods where they fit, so the estimate does not ripple by note.
+        if window >= period:
+            window = int(period * math.floor(window / period))
+        for n in range(settle + window):
+            buf[0, n] = 0.0
+            buf[1, n] = 0.0
+        voice_render(m, V, i, rng, buf[0], buf[1], start, settle + window)
+        mean = 0.0
+        for n in range(settle, settle + window):
+            mean += buf[0, n]
+        mean /= window
+        s = 0.0
+        for n in range(settle, settle + window):
+            s += (buf[0, n] - mean) * (buf[0, n] - mean)
+        rms = math.sqrt(s / window)
+        tables[T_NORM, note] = VOICE_RMS / (rms if rms > LEVEL_SILENT_RMS else NOMINAL_RMS)
+        tables[T_DC, note] = voice_dc(m, V, i, mean)
+
+
+def note_tables(record, params, samplerate) -> np.ndarray:
+    """The per-note tables (float64, shape (N_TABLES, 128)) of a model record. Thread: main."""
+    tables = np.zeros((N_TABLES, 128))
+    quiet = params.copy()
+    quiet[P.P_NOISE] = 0.0
+    buf = np.zeros((2, int(MAX_MEASURE_S * samplerate)))
+    fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
+                     np.ones(1, dtype=np.uint64), buf, np.zeros(512))
+    return tables
+
+
+def prepare_program(patch, samplerate, n_slots) -> Program:
+    """Everything the engine needs to play ``patch`` (allocates). Thread: main."""
+    model = models.get(patch["model"])
+    record = model.build(patch, n_slots)
+    base = patch.param_vector()
+    tables = note_tables(record, base, samplerate)
+    return Program(record, base.copy(), base, patch.controller_table(), tables)

@@ -1,0 +1,49 @@
+"""Patch keys: the :class:`Spec` record and the keys every voice model shares.
+
+Each voice model adds its own keys (see :mod:`spikesynth.models`); :mod:`spikesynth.patch`
+joins them into the full schema. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One patch key: its type, default, inclusive range and unit."""
+
+    kind: str  # "float", "int", "str", "choice"
+    default: object
+    lo: float | None = None
+    hi: float | None = None
+    unit: str = ""
+    doc: str = ""
+    choices: tuple = ()
+    controllable: bool = True  # may be the target of a CC mapping
+    curve: str = "linear"  # how a control should move it: linear or exp (a UI hint)
+
+
+# Keys that every voice model has. Musical units throughout.
+COMMON_SCHEMA: dict[str, Spec] = {
+    "name": Spec("str", "untitled", doc="patch name"),
+    "description": Spec("str", "", doc="what it sounds like"),
+    "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
+    "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
+    "a4": Spec("float", 440.0, 380.0, 500.0, "Hz", "tuning reference", controllable=False),
+    "transpose": Spec("float", 0.0, -96.0, 48.0, "semitones", "shifts every note"),
+    "pitch_bend_range": Spec("float", 2.0, 0.0, 48.0, "semitones", "full-scale bend"),
+    "stereo_spread": Spec("float", 0.5, 0.0, 1.0, "", "pan by key: 0 mono, 1 wide"),
+    "velocity_sensitivity": Spec("float", 0.8, 0.0, 1.0, "", "0: velocity ignored"),
+    "release_drive": Spec("choice", "hold", choices=("hold", "off"), controllable=False,
+                          doc="note-off: hold the drive through the release, or remove it"),
+    "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)"),
+    "envelope.attack_ms": Spec("float", 4.0, 0.0, 20000.0, "ms", curve="exp"),
+    "envelope.decay_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB of the way",
+                              curve="exp"),
+    "envelope.sustain_db": Spec("float", -4.0, -80.0, 0.0, "dB"),
+    "envelope.release_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB",
+                                curve="exp"),
+    "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
+    "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+}
