@@ -36,6 +36,8 @@ def _cmd_check(args) -> int:
 def _cmd_render(args) -> int:
     from .offline import (
         RenderError,
+        has_program_changes,
+        load_programs,
         midi_file_events,
         note_events,
         parse_note,
@@ -58,9 +60,13 @@ def _cmd_render(args) -> int:
         events += note_events(notes, args.samplerate)
         events.sort(key=lambda e: e[0])
         out = args.output or f"{Path(args.patch).stem if args.patch else 'default'}.wav"
+        programs = None
+        if has_program_changes(events):  # the same programs as play: the patch's folder
+            programs = load_programs(patch, args.programs,
+                                     warn=lambda m: print(f"spikesynth: {m}", file=sys.stderr))
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, programs=programs)
     except (PatchError, RenderError) as e:
         return _fail(str(e), 1)
     except KeyboardInterrupt:
@@ -194,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=float, default=None, metavar="SECONDS",
                    help="render this long after the last note ends (default: until silence)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (renders are deterministic)")
+    p.add_argument("--programs", metavar="DIR", default=None,
+                   help="program change n selects the n-th patch of DIR (default: the "
+                        "patch's folder, as play does)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
 

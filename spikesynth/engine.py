@@ -45,7 +45,9 @@ from .render import (
     G_IGNORED,
     G_NAN_RESETS,
     G_PARAMS_SET,
+    G_PROGRAM_CHANGES,
     G_PROGRAMS,
+    G_PROGRAMS_IGNORED,
     G_RETUNE,
     G_SAMPLE,
     G_SEED,
@@ -89,6 +91,14 @@ def _param_row(offset, index, value):
     return (int(offset), STATUS_PARAM, int(index), bits)
 
 
+def prepare(patch, samplerate) -> Prepared:
+    """Prepare ``patch`` for any synth at ``samplerate`` (allocates). Thread: main.
+
+    A free function: hosts prepare programs without a synth (e.g. a folder of programs).
+    """
+    return Prepared(patch, prepare_program(patch, float(samplerate), 2 * MAX_VOICES))
+
+
 class Synth:
     """The spikesynth engine, a plugin that renders stereo blocks from timed events.
 
@@ -102,8 +112,8 @@ class Synth:
     seed : int
         Seeds the voices' noise (renders are deterministic).
     programs : sequence of Patch, optional
-        What program change *n* selects (the *n*-th); without it, program changes are
-        ignored (counted in ``events_ignored``).
+        What program change *n* selects (the *n*-th; ``None``: a program that did not load);
+        without it, program changes are ignored (counted in ``programs_ignored``).
 
     Thread: constructed on main; see each method.
     """
@@ -125,6 +135,7 @@ class Synth:
             K=np.zeros((16, 128)),
             M=master_state(0.0),
             mix=np.zeros((2, self.max_block)),
+            usable=np.zeros(128),
         )
         self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
         self.rejected = 0  # malformed MIDI seen by process()
@@ -135,23 +146,32 @@ class Synth:
         self._pending = None  # an incompatible patch waiting for the voices to fade
         self._rendered = None  # the program the last block used
         self._bank = ()
+        self.program_number = 0  # the program change number of the program playing
         self.reset()
         if programs is not None:
-            self.set_programs([self._active if p is patch else self.prepare_patch(p)
-                               for p in programs])
+            bank = [None if p is None else self._active if p is patch else self.prepare_patch(p)
+                    for p in programs]
+            self.set_programs(bank, next((n for n, p in enumerate(programs) if p is patch), 0))
 
     # -- main thread ------------------------------------------------------------------------
     def prepare_patch(self, patch) -> Prepared:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
-        return Prepared(patch, prepare_program(patch, self.samplerate, self.n_slots))
+        return prepare(patch, self.samplerate)
 
-    def set_programs(self, prepared) -> None:
-        """The programs that program change *n* selects (a sequence of :class:`Prepared`).
+    def set_programs(self, prepared, current=None) -> None:
+        """The programs that program change *n* selects (a sequence of :class:`Prepared`;
+        ``None`` where a program did not load: a change to it is ignored and counted).
 
-        Thread: main (a new tuple is handed over; nothing the audio thread reads changes).
+        ``current``: the number of the program playing now (for :attr:`program_number`).
+        Thread: main (a new tuple is handed over; only the usable flags are written).
         """
-        self._bank = tuple(prepared)
-        self.state.G[G_PROGRAMS] = len(self._bank)
+        bank = tuple(prepared)[:128]
+        self._bank = bank
+        for n in range(128):
+            self.state.usable[n] = 1.0 if n < len(bank) and bank[n] is not None else 0.0
+        self.state.G[G_PROGRAMS] = len(bank)
+        if current is not None:
+            self.program_number = int(current)
 
     @property
     def programs(self) -> tuple:
@@ -276,6 +296,7 @@ class Synth:
             chosen, self._pending = self._pending, None
         else:
             chosen = self._bank[target - 1]
+            self.program_number = target - 1
         self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF
         self._active = chosen
         G[G_ENTER] = 1.0
@@ -389,6 +410,8 @@ class Synth:
             "events_rejected": self.rejected,
             "events_ignored": int(G[G_IGNORED]),
             "params_set": int(G[G_PARAMS_SET]),
+            "program_changes": int(G[G_PROGRAM_CHANGES]),
+            "programs_ignored": int(G[G_PROGRAMS_IGNORED]),
             "samples": int(G[G_SAMPLE]),
         }
 

@@ -4,14 +4,14 @@
 
     MIDI ports ──(MIDI thread: stamp, validate)──┐
     --keys terminal ──(main thread)──────────────┼─→ EventRing ─→ audio callback ─→ sound card
-    program change (seen on the MIDI thread) ────┘      (Synth.process_ring, one nogil call)
+                                                 ┘      (Synth.process_ring, one nogil call)
 
 Threads
 -------
 * main: :meth:`LiveSession.open`, :meth:`~LiveSession.run` (the status line, or the
   computer keyboard with ``--keys``), :meth:`~LiveSession.close`;
 * audio: :class:`spikesynth.audio.AudioHost`'s callback;
-* MIDI: :class:`spikesynth.midi.MidiInput`'s thread(s), which call :meth:`ProgramRing.push`;
+* MIDI: :class:`spikesynth.midi.MidiInput`'s thread(s), which push into the ring;
 * ``spikesynth-reload``: the patch watcher (:meth:`LiveSession._watch`);
 * ``spikesynth-status`` (``--keys`` only): the status line, since main reads the keys.
 
@@ -19,15 +19,13 @@ Programs
 --------
 Every ``*.yaml`` file in the folder of the patch being played is a program, in name order
 (:func:`spikesynth.patch.list_patches`): program change *n* (0-based) selects the *n*-th.
-All of them are loaded, validated and prepared (:meth:`Synth.prepare_patch`) at start-up, so
-a program change is only :meth:`Synth.use_patch`, a reference swap. Program changes travel
-through the ring like every message, but the engine ignores them: they are acted on by
-:class:`ProgramRing`, a thin wrapper that :class:`MidiInput` pushes into instead of the ring.
-It looks at each message on the MIDI thread, switches the patch at once (at arrival, not at
-arrival + latency: notes already waiting in the ring, at most the MIDI latency ahead, sound
-with the new patch) and passes the message on. A program number beyond the folder's files,
-or a file that did not validate, is ignored and counted. Files added to the folder later are
-not programs until the next start.
+All of them are loaded, validated and prepared (:func:`spikesynth.engine.prepare`) at
+start-up and handed to the engine (:meth:`Synth.set_programs`). Program change is an engine
+event, as in ``render --midi``: at its sample offset every voice fades out (4 ms), then the
+engine switches, restoring the program's own values and restarting the keys still held; MIDI
+arriving during the fade plays on the new program. A program number beyond the folder's
+files, or a file that did not validate, is ignored and counted. Files added to the folder
+later are not programs until the next start.
 
 Hot reload
 ----------
@@ -56,7 +54,7 @@ from pathlib import Path
 from .events import RING_WRITE, EventRing
 from .patch import DEFAULT_PATCH, PatchError, list_patches, load_patch
 
-__all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status"]
+__all__ = ["LiveError", "LiveSession", "format_status"]
 
 #: GIL switch interval while playing (s); Python's default is 5 ms, longer than a block.
 SWITCH_INTERVAL = 0.0005
@@ -64,38 +62,6 @@ SWITCH_INTERVAL = 0.0005
 
 class LiveError(RuntimeError):
     """A user-level problem that stops ``play`` (the message says what and what to do)."""
-
-
-class ProgramRing:
-    """The ring as :class:`~spikesynth.midi.MidiInput` sees it: watches for program changes.
-
-    Thread: :meth:`push` on the MIDI thread (MidiInput's single producer, under its lock).
-
-    Parameters
-    ----------
-    ring : spikesynth.events.EventRing
-        The real ring; every message is passed on to it unchanged.
-    on_program : callable
-        ``on_program(number)`` with the program number 0–127; must be quick and must not
-        block (it runs on the MIDI thread).
-    """
-
-    def __init__(self, ring, on_program):
-        self.ring = ring
-        self.on_program = on_program
-
-    def push(self, time_ns: int, message) -> bool:
-        """Pass ``message`` to the ring; act on it first if it is a program change."""
-        try:
-            if (len(message) == 2 and 0xC0 <= message[0] <= 0xCF
-                    and 0 <= message[1] < 0x80):
-                self.on_program(int(message[1]))
-        except (TypeError, IndexError, ValueError):
-            pass  # malformed: the ring validates and counts it
-        return self.ring.push(time_ns, message)
-
-    def __getattr__(self, name):  # rejected, dropped, pending, header, ... of the real ring
-        return getattr(self.ring, name)
 
 
 def format_status(s: dict) -> str:
@@ -173,12 +139,10 @@ class LiveSession:
         #: Program files in program-number order, and their prepared patches (None: invalid).
         self.paths: list[Path] = []
         self.prepared: list = []
-        self.program = 0
-        self.program_changes = 0  # applied
-        self.program_ignored = 0  # out of range or invalid file
+        self.program = 0  # the program playing (the engine switches on program change)
         self.reloads = 0
         self.reload_errors = 0
-        self._program_lock = threading.Lock()  # program switches: MIDI vs reload thread
+        self._program_lock = threading.Lock()  # the program list: reload vs other threads
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -215,15 +179,16 @@ class LiveSession:
         max_block = max(4096, self.blocksize)
         self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
         self.synth.use_patch(self.prepared[self.program])
-        self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
+        # Program change is an engine event: the engine switches at its sample offset.
+        self.synth.set_programs(self.prepared, self.program)
+        self.synth.warm_up()  # compiled kernels (or the cache) of every program
         self.ring = EventRing(4096)
         lock = threading.Lock()
         if self.midi_in is not None:
             from .midi import MidiInput
 
             with audio.quiet_stderr():  # the backend's own noise; failures raise with reasons
-                self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
-                                      api=self.midi_api, connect=self.midi_in,
+                self.midi = MidiInput(self.ring, api=self.midi_api, connect=self.midi_in,
                                       channel=self.channel, lock=lock)
         if self.keys:
             from .keys import KeyboardInput
@@ -253,17 +218,15 @@ class LiveSession:
             self.paths = [me]
         self.prepared = [None] * len(self.paths)
         self._signatures = [self._signature(p) for p in self.paths]
-        # A throw-away engine prepares the patches (prepare_patch only reads samplerate).
-        from .engine import Synth
+        from .engine import prepare
 
-        preparer = Synth(first, samplerate=self.samplerate, max_block=1)
         for i, path in enumerate(self.paths):
             if path.resolve() == me:
                 self.program = i
-                self.prepared[i] = preparer.prepare_patch(first)
+                self.prepared[i] = prepare(first, self.samplerate)
                 continue
             try:
-                self.prepared[i] = preparer.prepare_patch(load_patch(path))
+                self.prepared[i] = prepare(load_patch(path), self.samplerate)
             except PatchError as e:
                 self._message(f"spikesynth: warning: program {i} unusable: {e}")
         self._reported_program = self.program
@@ -288,17 +251,6 @@ class LiveSession:
         thread = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
-
-    # -- MIDI thread --------------------------------------------------------------------
-    def _on_program(self, number: int) -> None:
-        """Switch to program ``number``. Thread: MIDI (via :class:`ProgramRing`)."""
-        with self._program_lock:
-            if number >= len(self.prepared) or self.prepared[number] is None:
-                self.program_ignored += 1
-                return
-            self.program = number
-            self.synth.use_patch(self.prepared[number])
-            self.program_changes += 1
 
     # -- reload thread ------------------------------------------------------------------
     @staticmethod
@@ -333,7 +285,8 @@ class LiveSession:
             return
         with self._program_lock:
             self.prepared[i] = prepared
-            current = i == self.program
+            current = i == self.synth.program_number
+            self.synth.set_programs(self.prepared)
             if current:
                 self.synth.use_patch(prepared)
         self.reloads += 1
@@ -351,10 +304,12 @@ class LiveSession:
         s["midi_rejected"] = ring.rejected if ring is not None else 0
         s["midi_dropped"] = ring.dropped if ring is not None else 0
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
+        if self.synth is not None:
+            self.program = self.synth.program_number
         s["program"] = self.program
         s["patch"] = self.synth.patch.name if self.synth is not None else ""
-        s["program_changes"] = self.program_changes
-        s["program_ignored"] = self.program_ignored
+        s["program_changes"] = s.get("program_changes", 0)
+        s["program_ignored"] = s.pop("programs_ignored", 0)
         s["reloads"] = self.reloads
         s["reload_errors"] = self.reload_errors
         return s

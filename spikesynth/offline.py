@@ -191,12 +191,48 @@ def write_atomic(path, samplerate, subtype, produce):
     return result
 
 
+def load_programs(patch, folder=None, warn=None) -> list:
+    """The programs that program change *n* selects: the patch files of ``folder`` (default:
+    the patch's own folder) in name order, as ``play`` uses them; ``None`` for a file that
+    does not load (``warn(message)`` is told). The patch itself stands for its own file."""
+    from .patch import PatchError, list_patches, load_patch
+
+    if folder is None:
+        if patch.path is None:
+            return [patch]
+        folder = Path(patch.path).resolve().parent
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RenderError(f"{folder}: no such folder of programs")
+    me = Path(patch.path).resolve() if patch.path is not None else None
+    programs = []
+    for n, file in enumerate(list_patches(folder)):
+        if file.resolve() == me:
+            programs.append(patch)
+            continue
+        try:
+            programs.append(load_patch(file))
+        except PatchError as e:
+            programs.append(None)
+            if warn is not None:
+                warn(f"warning: program {n} unusable: {e}")
+    return programs
+
+
+def has_program_changes(events) -> bool:
+    """Whether any event is a program change (only then are the programs prepared)."""
+    return any(len(m) == 2 and 0xC0 <= m[0] <= 0xCF for _, m in events)
+
+
 def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail=None, seed=0,
-                   progress=False) -> float:
-    """Render ``events`` with ``patch`` into ``path`` atomically; return the duration in seconds."""
+                   progress=False, programs=None) -> float:
+    """Render ``events`` with ``patch`` into ``path`` atomically; return the duration in seconds.
+
+    ``programs``: what program change *n* selects (see :func:`load_programs`).
+    """
     if subtype not in SUBTYPES:
         raise RenderError(f"unknown subtype {subtype!r}: expected one of {', '.join(SUBTYPES)}")
-    synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed)
+    synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed, programs=programs)
     frames = write_atomic(path, samplerate, subtype,
                           lambda sink: render_events(synth, events, tail, sink, progress))
     return frames / samplerate

@@ -63,7 +63,9 @@ G_CARRY = 13  # events moved to the front of the event array, to apply after the
 G_PROGRAMS = 14  # programs a program change may select
 G_ENTER = 15  # 1: the program was just switched to (restore parameters, restart held keys)
 G_PARAMS_SET = 16  # parameter events applied
-N_GLOBALS = 17
+G_PROGRAM_CHANGES = 17  # program changes that started a switch
+G_PROGRAMS_IGNORED = 18  # program changes to a program that does not exist or did not load
+N_GLOBALS = 19
 
 # Channel state columns (C).
 C_BEND = 0  # semitones
@@ -83,6 +85,7 @@ class EngineState(NamedTuple):
     K: np.ndarray  # float64 (16, 128): velocity of each key held down (0: up)
     M: np.ndarray  # float64 (N_MASTER,): master section state
     mix: np.ndarray  # float64 (2, max_block): the voices' sum before the master section
+    usable: np.ndarray  # float64 (128,): 1 where program change n has a program to switch to
 
 
 class Program(NamedTuple):
@@ -281,7 +284,7 @@ def apply_event(S, prog, now, status, d1, d2):
             G[G_IGNORED] += 1
     elif kind == 0x90 and d2 > 0:
         S.K[ch, d1] = d2
-        note_on(S, prog, now, ch, d1, d2)
+        note_on(S, prog, now, ch, d1, float(d2))
     elif kind == 0x80 or kind == 0x90:
         S.K[ch, d1] = 0.0
         for i in range(n_slots):
@@ -335,13 +338,14 @@ def apply_event(S, prog, now, status, d1, d2):
             C[ch, C_PRESSURE] = d1 / 127.0
         controller(S, prog, now, source, value / 127.0)
     elif kind == 0xC0:
-        if d1 < G[G_PROGRAMS]:
+        if S.usable[d1] != 0.0:
+            G[G_PROGRAM_CHANGES] += 1
             if G[G_SWITCH] == 0.0:  # a switch already fading keeps its time; the latest wins
                 G[G_SWITCH_AT] = now + math.ceil(max(SWITCH_FADE_MS * 1e-3 * sr, 1.0))
                 fade_all(S, max(SWITCH_FADE_MS * 1e-3 * sr, 1.0))
             G[G_SWITCH] = d1 + 1
         else:
-            G[G_IGNORED] += 1
+            G[G_PROGRAMS_IGNORED] += 1
     else:
         G[G_IGNORED] += 1
 
@@ -433,12 +437,13 @@ def render_block(out, events, n_events, S, prog):
     if G[G_RETUNE] != 0.0:
         G[G_RETUNE] = 0.0
         retune_all(S, prog, t0)
-    pos = 0
+    pos = frames - frames  # 0, typed as a variable: no copy of a callee for a constant
     e = 0
     while pos < frames:
         if G[G_SWITCH] == 0.0:
             while e < n_events and events[e, 0] <= pos and G[G_SWITCH] == 0.0:
-                apply_event(S, prog, t0 + pos, events[e, 1], events[e, 2], events[e, 3])
+                apply_event(S, prog, t0 + pos, np.int64(events[e, 1]), np.int64(events[e, 2]),
+                        np.int64(events[e, 3]))
                 e += 1
         stop = frames
         if G[G_SWITCH] != 0.0:
@@ -460,7 +465,8 @@ def render_block(out, events, n_events, S, prog):
             _vibrato_tick(S, prog, t0 + stop)
         pos = stop
     while e < n_events and G[G_SWITCH] == 0.0 and events[e, 0] <= pos:  # zero-frame blocks
-        apply_event(S, prog, t0 + pos, events[e, 1], events[e, 2], events[e, 3])
+        apply_event(S, prog, t0 + pos, np.int64(events[e, 1]), np.int64(events[e, 2]),
+                        np.int64(events[e, 3]))
         e += 1
     carry = n_events - e
     for k in range(carry):  # what the switch holds back plays after it
