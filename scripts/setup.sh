@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Set up spikesynth on a fresh Debian machine: system libraries (when missing) and a venv.
-# Usage: scripts/setup.sh [--dev]   (--dev adds the test tools and the JACK server)
+# Usage: scripts/setup.sh [--dev] [--bench]
+#   --dev    adds the test tools and the JACK server
+#   --bench  adds SuperCollider's server and sc3-plugins (benchmarks/bench_peers.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dev=0
-[ "${1:-}" = "--dev" ] && dev=1
+bench=0
+for arg in "$@"; do
+    case "$arg" in
+        --dev) dev=1 ;;
+        --bench) bench=1 ;;
+        *) echo "setup: unknown option $arg (expected --dev, --bench)" >&2; exit 2 ;;
+    esac
+done
 
 need=()
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
@@ -15,6 +24,11 @@ if [ "$dev" = 1 ]; then
     command -v jackd >/dev/null 2>&1 || need+=(jackd2)
     have_lib libjack.so || need+=(libjack-jackd2-0)
     have_lib libasound.so || need+=(libasound2)
+fi
+if [ "$bench" = 1 ]; then
+    have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+    have_pkg supercollider-server || need+=(supercollider-server)
+    have_pkg sc3-plugins-server || need+=(sc3-plugins-server)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup: installing system packages: ${need[*]}"

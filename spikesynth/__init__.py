@@ -1,5 +1,7 @@
 """spikesynth: a real-time, audio-rate spiking-neuron synthesizer."""
 
+from . import _cache  # noqa: F401  (first: chooses numba's cache before any kernel exists)
+
 __version__ = "0.1.0"
 
 __all__ = ["Patch", "Synth", "load_patch", "__version__"]

@@ -179,6 +179,15 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_cache_dir(args) -> int:
+    from ._cache import CACHE
+
+    print(CACHE.path)
+    if args.verbose:
+        print(f"chosen by {CACHE.chosen_by}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikesynth",
@@ -247,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")
     p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("cache-dir", help="print the directory of the compiled-kernel cache")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also say who chose it (NUMBA_CACHE_DIR or spikesynth)")
+    p.set_defaults(func=_cmd_cache_dir)
     return parser
 
 

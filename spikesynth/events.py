@@ -11,12 +11,44 @@ advancing ``write``; the consumer reads slots up to ``write`` and then advances 
 Both indices only grow (slot = index & mask), so neither side ever waits and nothing is
 allocated after construction. When the ring is full the producer drops the message and
 counts it.
+
+Memory ordering
+---------------
+Plain loads and stores are enough on x86 (stores are seen in program order), but not on
+weakly ordered CPUs such as AArch64 (Apple Silicon, Raspberry Pi 4/5) and POWER: there the
+consumer could see the new ``write`` before the slot's bytes, and the producer could see
+the new ``read`` (and overwrite a slot) before the consumer's loads of that slot are done.
+Nor may the compiler reorder or hoist those accesses. So the two indices are accessed with
+C++11 acquire/release atomics, emitted from numba through :func:`load_acquire` and
+:func:`store_release` (LLVM ``load atomic … acquire`` / ``store atomic … release``: plain
+``mov`` on x86, ``ldar`` / ``stlr`` on AArch64):
+
+* producer (:func:`ring_push`): ``r = load_acquire(read)``; if there is room, write the slot
+  with plain stores; then ``store_release(write, w + 1)``.
+* consumer (:func:`ring_drain`): ``w = load_acquire(write)``; read slots ``read .. w - 1``
+  with plain loads; then ``store_release(read, r_new)``.
+
+The consumer's acquire of ``write`` synchronises with the producer's release of it, so every
+slot store made before publishing happens-before the consumer's loads of that slot (no torn
+or stale event). The producer's acquire of ``read`` synchronises with the consumer's release,
+so the consumer's loads of a slot happen-before the producer reuses it (no event overwritten
+while being read). Each index is written by one thread only, which may read its own index
+plainly. The indices are aligned 64-bit words, so an atomic access is never torn. The
+counters ``dropped`` and ``rejected`` are written by the producer only and read elsewhere for
+statistics only (a stale value is harmless).
+
+The producer side therefore runs compiled too: :meth:`EventRing.push` validates in Python
+and hands the three bytes to the jitted :func:`ring_push`. Under ``NUMBA_DISABLE_JIT=1``
+everything runs as Python and :func:`load_acquire` / :func:`store_release` are plain
+indexing: CPython's GIL hand-over (a mutex) orders the threads then.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 # Event record columns.
 EV_OFFSET, EV_STATUS, EV_DATA1, EV_DATA2 = 0, 1, 2, 3
@@ -30,6 +62,87 @@ SLOT_TIME, SLOT_STATUS, SLOT_DATA1, SLOT_DATA2 = 0, 1, 2, 3
 
 # Number of data bytes that follow each channel-voice status (high nibble 0x8..0xE).
 _DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
+
+
+# --- acquire/release access to one int64 array element -----------------------------------
+
+
+def _is_int64_array(array) -> bool:
+    return isinstance(array, types.Array) and array.dtype == types.int64 and array.ndim == 1
+
+
+def _element_pointer(context, builder, array_type, array_value, index_type, index_value):
+    array = context.make_array(array_type)(context, builder, array_value)
+    index = context.cast(builder, index_value, index_type, types.intp)
+    return cgutils.get_item_pointer(context, builder, array_type, array, [index],
+                                    wraparound=False)
+
+
+@intrinsic
+def _load_acquire_intrinsic(typingctx, array, index):
+    if not (_is_int64_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature.args[0], args[0],
+                               signature.args[1], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def _store_release_intrinsic(typingctx, array, index, value):
+    if not (_is_int64_array(array) and isinstance(index, types.Integer)
+            and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature.args[0], args[0],
+                               signature.args[1], args[1])
+        stored = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(stored, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+def load_acquire(array, index):
+    """Read ``array[index]`` with acquire ordering (compiled code); plain read in Python.
+
+    Thread: any. Later loads and stores of this thread are not moved before it, and it sees
+    every store made before the matching :func:`store_release` by another thread.
+
+    Parameters
+    ----------
+    array : int64 array, shape (n,)
+    index : int
+    """
+    return array[index]
+
+
+def store_release(array, index, value):
+    """Write ``array[index] = value`` with release ordering (compiled code); plain in Python.
+
+    Thread: any. Earlier loads and stores of this thread are complete (visible to a thread
+    that then reads the value with :func:`load_acquire`) before the value is.
+    """
+    array[index] = value
+
+
+@overload(load_acquire)
+def _load_acquire_overload(array, index):
+    if _is_int64_array(array) and isinstance(index, types.Integer):
+        return lambda array, index: _load_acquire_intrinsic(array, index)
+    return None
+
+
+@overload(store_release)
+def _store_release_overload(array, index, value):
+    if (_is_int64_array(array) and isinstance(index, types.Integer)
+            and isinstance(value, types.Integer)):
+        return lambda array, index, value: _store_release_intrinsic(array, index, value)
+    return None
 
 
 def parse_midi(message) -> tuple[int, int, int] | None:
@@ -113,6 +226,9 @@ class EventRing:
         self.capacity = cap
         self.slots = np.zeros((cap, 4), dtype=np.int64)
         self.header = np.zeros(RING_HEADER, dtype=np.int64)
+        # Load (or compile) the producer now, not on the first message of the MIDI thread.
+        ring_push(np.zeros((1, 4), dtype=np.int64), np.zeros(RING_HEADER, dtype=np.int64),
+                  0, 0x90, 0, 0)
 
     def push(self, time_ns: int, message) -> bool:
         """Validate and enqueue one raw message. Thread: MIDI (the single producer).
@@ -125,16 +241,8 @@ class EventRing:
         if parsed is None:
             header[RING_REJECTED] += 1
             return False
-        write = int(header[RING_WRITE])
-        if write - int(header[RING_READ]) >= self.capacity:
-            header[RING_DROPPED] += 1
-            return False
-        slot = self.slots[write & (self.capacity - 1)]
-        slot[SLOT_TIME] = time_ns
-        slot[SLOT_STATUS], slot[SLOT_DATA1], slot[SLOT_DATA2] = parsed
-        # Publish only after the slot is complete.
-        header[RING_WRITE] = write + 1
-        return True
+        status, data1, data2 = parsed
+        return bool(ring_push(self.slots, header, int(time_ns), status, data1, data2))
 
     @property
     def rejected(self) -> int:
@@ -146,6 +254,38 @@ class EventRing:
 
     def pending(self) -> int:
         return int(self.header[RING_WRITE] - self.header[RING_READ])
+
+
+@njit(cache=True, nogil=True)
+def ring_push(slots, header, time_ns, status, data1, data2):
+    """Enqueue one validated message; return False (counted in ``dropped``) if the ring is full.
+
+    Thread: the single producer (MIDI). Allocates nothing, never waits. Release/acquire
+    ordering as described in the module docstring: the slot is complete before ``write``
+    publishes it, and a slot is reused only after the consumer's ``read`` says it is done.
+
+    Parameters
+    ----------
+    slots : int64 array, shape (capacity, 4)
+        ``capacity`` a power of two.
+    header : int64 array, shape (4,)
+    time_ns : int
+        Arrival time on the host clock (ns).
+    status, data1, data2 : int
+        The message, already validated by :func:`parse_midi`.
+    """
+    capacity = slots.shape[0]
+    write = header[RING_WRITE]  # written by this thread only
+    if write - load_acquire(header, RING_READ) >= capacity:
+        header[RING_DROPPED] += 1
+        return False
+    slot = write & (capacity - 1)
+    slots[slot, SLOT_TIME] = time_ns
+    slots[slot, SLOT_STATUS] = status
+    slots[slot, SLOT_DATA1] = data1
+    slots[slot, SLOT_DATA2] = data2
+    store_release(header, RING_WRITE, write + 1)  # publish only after the slot is complete
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -176,8 +316,8 @@ def ring_drain(slots, header, events, block_start_ns, latency_ns, samplerate, fr
         next block.
     """
     mask = slots.shape[0] - 1
-    read = header[RING_READ]
-    write = header[RING_WRITE]
+    read = header[RING_READ]  # written by this thread only
+    write = load_acquire(header, RING_WRITE)  # the slots below it are complete
     n = 0
     last = 0
     limit = events.shape[0]
@@ -198,5 +338,5 @@ def ring_drain(slots, header, events, block_start_ns, latency_ns, samplerate, fr
         last = offset
         n += 1
         read += 1
-    header[RING_READ] = read
+    store_release(header, RING_READ, read)  # after the last load of a drained slot
     return n
