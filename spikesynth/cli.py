@@ -1,6 +1,7 @@
 """The command line: ``spikesynth render | check | play | devices | plot | listen``.
 
 Top of the import graph.
+
 User errors (bad patch, bad note, missing file, no audio device) print one clear message and
 exit non-zero; they never show a traceback.
 """
