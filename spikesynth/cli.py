@@ -1,4 +1,4 @@
-"""The command line: ``spikesynth render | check | play | devices | plot | listen``.
+"""The command line: ``spikesynth render | check | play | devices | plot | listen | process``.
 
 Top of the import graph.
 
@@ -252,6 +252,57 @@ def _add_listen_parser(sub) -> None:
     p.set_defaults(func=_cmd_listen)
 
 
+# --- process: neural effects on an audio file (spikesynth.ear_effects) ----------------------
+
+
+def _cmd_process(args) -> int:
+    """``spikesynth process PATCH IN -o OUT``: an ear effect patch over an audio file."""
+    from .ear_effects import process_file
+    from .offline import RenderError, midi_file_events, note_events, parse_note
+    from .patch import PatchError
+
+    try:
+        if args.tail is not None and not 0 <= args.tail <= 600:
+            raise RenderError("--tail must be between 0 and 600 seconds")
+        notes = [parse_note(s) for s in args.note]
+
+        def events_for(samplerate):
+            events = midi_file_events(args.midi, samplerate) if args.midi else []
+            events += note_events(notes, samplerate)
+            return sorted(events, key=lambda e: e[0])
+
+        result = process_file(args.patch, args.input, args.output, events_for,
+                              subtype=args.subtype, tail=args.tail or 0.0, seed=args.seed)
+    except (PatchError, RenderError) as e:
+        return _fail(str(e), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted: nothing written", 130)
+    except OSError as e:
+        return _fail(f"cannot write {args.output}: {e.strerror or e}", 1)
+    if not args.quiet:
+        clipped = f", {result.clipped} samples clipped" if result.clipped else ""
+        print(f"wrote {args.output} ({len(result.audio) / result.samplerate:.2f} s, "
+              f"{result.samplerate} Hz{clipped})")
+    return 0
+
+
+def _add_process_parser(sub) -> None:
+    p = sub.add_parser("process", help="a neural effect (ear resynthesis, spiking vocoder) "
+                                       "over an audio file")
+    p.add_argument("patch", metavar="PATCH", help="effect patch YAML (effect: resynth|vocoder)")
+    p.add_argument("input", metavar="IN", help="audio file (anything soundfile reads)")
+    p.add_argument("-o", "--output", required=True, help="output file (.wav, .flac, .aiff)")
+    p.add_argument("--note", action="append", default=[], metavar="PITCH[:VEL[:START[:DUR]]]",
+                   help="a note the vocoder sings (as render --note); repeatable")
+    p.add_argument("--midi", metavar="FILE.mid", help="notes the vocoder sings, from a MIDI file")
+    p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_24")
+    p.add_argument("--tail", type=float, default=None, metavar="SECONDS",
+                   help="process this much silence after the input (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="the synth's noise seed")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_process)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikesynth",
@@ -319,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_devices)
 
     _add_listen_parser(sub)
+    _add_process_parser(sub)
     return parser
 
 
@@ -332,7 +384,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    if args.command in ("render", "plot", "listen"):
+    if args.command in ("render", "plot", "listen", "process"):
         import signal
 
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
