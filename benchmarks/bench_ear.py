@@ -66,7 +66,26 @@ def main() -> None:
         results.append(rtf)
         print(f"  {name:48s} {rtf:7.1f}x real time  {ns:6.1f} ns/channel-sample  "
               f"({spikes / SECONDS:.0f} spikes/s)")
+    bench_effects(x)
     assert results[0] >= 1.0, f"the default ear runs slower than real time ({results[0]:.2f}x)"
+
+
+def bench_effects(x) -> None:
+    """``spikesynth process`` with each ear effect patch (docs/ear_*.yaml), offline."""
+    from pathlib import Path
+
+    from spikesynth.ear_effects import load_effect, process_signal
+    from spikesynth.offline import Note, note_events
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    events = note_events([Note(45, 100, 0.0, SECONDS), Note(52, 100, 0.0, SECONDS)], SR)
+    for name in ("ear_resynth", "ear_vocoder"):
+        effect = load_effect(docs / f"{name}.yaml")
+        process_signal(effect, x[:SR // 10], SR, events)  # compile
+        t0 = time.perf_counter()
+        process_signal(effect, x, SR, events)
+        seconds = time.perf_counter() - t0
+        print(f"  process {name + '.yaml':40s} {SECONDS / seconds:7.1f}x real time")
 
 
 if __name__ == "__main__":

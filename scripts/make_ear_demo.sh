@@ -4,6 +4,7 @@
 #   docs/ear_digits.png           spikesynth listen: raster and time surfaces for tau 2, 10, 50 ms
 #                                 (its 13 MB build/ear_digits.npz stays out of git)
 #   docs/ear_neuron_filter.png    the LIF as a filter: rate against (cos + 1)/2 input frequency
+#   build/ear_digits_{resynth,vocoder}.wav   the neural effects on the digits
 # Usage: scripts/make_ear_demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +34,7 @@ for r in responses:
     print(f"gain {r.gain:g}: cutoff {r.cutoff_hz:.0f} Hz; rate at {', '.join(at)}")
 print("wrote docs/ear_neuron_filter.png")
 PY
+# The neural effects on the digits (listen to them; not committed).
+.venv/bin/spikesynth process docs/ear_resynth.yaml docs/ear_digits.wav -o build/ear_digits_resynth.wav
+.venv/bin/spikesynth process docs/ear_vocoder.yaml docs/ear_digits.wav -o build/ear_digits_vocoder.wav \
+    --note A2:100:0:4.4 --note E3:100:0:4.4 --note A3:100:0:4.4
