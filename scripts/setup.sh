@@ -24,6 +24,7 @@ if [ "$dev" = 1 ]; then
     command -v jackd >/dev/null 2>&1 || need+=(jackd2)
     have_lib libjack.so || need+=(libjack-jackd2-0)
     have_lib libasound.so || need+=(libasound2)
+    command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)  # the ear's demo input
 fi
 if [ "$bench" = 1 ]; then
     have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }

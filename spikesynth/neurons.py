@@ -391,3 +391,148 @@ def run_behaviour(name: str) -> SimulationResult:
         protocol.current_trace(),
         protocol.dt,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The neuron as a filter (tutorial tasks 3-3.2): firing rate against input frequency.
+
+
+class RateResponse(NamedTuple):
+    """Outcome of :func:`rate_response`.
+
+    Attributes
+    ----------
+    frequency_hz : ndarray, shape (n,)
+        Input frequencies, Hz.
+    rate_hz : ndarray, shape (n,)
+        Measured firing rate (spikes/s) over the window after ``settle_s``.
+    spikes_per_cycle : ndarray, shape (n,)
+        ``rate_hz / frequency_hz``.
+    gain : float
+        Input peak: the current is ``gain (cos(2π f t) + 1) / 2``.
+    cutoff_hz : float
+        LIF only: the closed-form frequency above which the neuron cannot fire (``nan`` when
+        it fires at every frequency or at none), see :func:`lif_cutoff_hz`.
+    model : str
+    params : dict
+        The resolved neuron parameters (times in seconds).
+    """
+
+    frequency_hz: np.ndarray
+    rate_hz: np.ndarray
+    spikes_per_cycle: np.ndarray
+    gain: float
+    cutoff_hz: float
+    model: str
+    params: dict
+
+
+def lif_cutoff_hz(gain: float, tau: float, v_th: float = 1.0) -> float:
+    """Highest frequency at which a LIF fires for input ``gain (cos(2π f t) + 1)/2``.
+
+    Thread: any (pure). The membrane is an RC low-pass ``|H(f)| = 1/sqrt(1 + (2π f τ)²)``:
+    without threshold, ``v`` oscillates around the mean ``gain/2`` with amplitude
+    ``gain/2 |H|``, and starting from rest (reset 0) it stays below that orbit. So it
+    fires iff the orbit's peak reaches threshold, ``gain/2 (1 + |H|) > v_th``:
+    ``f_c = sqrt(1/h² - 1) / (2π τ)`` with ``h = 2 v_th/gain - 1``. ``inf`` when the mean
+    alone is above threshold (``gain > 2 v_th``: fires at every frequency), ``0`` when even
+    a constant peak does not reach it (``gain <= v_th``). Reset must be 0 (or below the
+    orbit's minimum) for the bound to be exact.
+    """
+    if gain > 2.0 * v_th:
+        return float("inf")
+    if gain <= v_th:
+        return 0.0
+    h = 2.0 * v_th / gain - 1.0
+    return float(np.sqrt(1.0 / (h * h) - 1.0) / (2.0 * np.pi * tau))
+
+
+def rate_response(model: str = "lif", params: Mapping | None = None, frequencies=None,
+                  gain: float = 1.5, seconds: float = 1.0, settle_s: float = 0.2,
+                  samplerate: float = 48000.0) -> RateResponse:
+    """Measure a neuron's firing rate for a ``gain (cos + 1)/2`` input across frequencies.
+
+    Thread: main. The tutorial's task 3: is the LIF a high-pass, a band-pass, a low-pass?
+    The input is sampled at ``samplerate``; times are in seconds (``tau`` etc. of the LIF
+    in seconds: the default here is ``tau = 2 ms``, ``v_th = 1``, ``v_reset = 0``,
+    ``t_ref = 0``). Izhikevich (ms, mV) works too, with ``gain`` in its current unit.
+
+    Parameters
+    ----------
+    model : {"lif", "izhikevich"}
+    params : dict, optional
+        As :func:`simulate` (LIF times in seconds).
+    frequencies : array_like, optional
+        Hz; default 40 log-spaced values from 1 Hz to 5 kHz.
+    gain : float
+        Peak of the input current.
+    seconds, settle_s : float
+        Simulated length and the start-up time left out of the count.
+    samplerate : float
+        Steps per second.
+
+    Returns
+    -------
+    RateResponse
+    """
+    if model not in ("lif", "izhikevich"):
+        raise ValueError(f"model must be 'lif' or 'izhikevich', got {model!r}")
+    if not 0 <= settle_s < seconds:
+        raise ValueError("settle_s must be in [0, seconds)")
+    f = np.geomspace(1.0, 5000.0, 40) if frequencies is None else np.asarray(
+        frequencies, dtype=np.float64)
+    if f.ndim != 1 or not np.all((f > 0) & (f < samplerate / 2)):
+        raise ValueError("frequencies must be positive and below samplerate / 2")
+    p = dict(params or {})
+    if model == "lif":
+        p = {"tau": 0.002, "v_th": 1.0, "v_reset": 0.0, "t_ref": 0.0, **p}
+        dt = 1.0 / samplerate
+        time_scale = 1.0  # seconds
+    else:
+        dt = 1000.0 / samplerate  # Izhikevich works in ms
+        time_scale = 1000.0
+    n = int(round(seconds * samplerate))
+    t = np.arange(n) / samplerate
+    rates = np.empty(f.size)
+    resolved = {}
+    for k, fk in enumerate(f):
+        current = gain * (np.cos(2 * np.pi * fk * t) + 1.0) / 2.0
+        res = simulate(model, p, current, dt)
+        resolved = res.params
+        times_s = res.spike_times / time_scale
+        rates[k] = np.count_nonzero(times_s >= settle_s) / (seconds - settle_s)
+    cutoff = float("nan")
+    if model == "lif" and resolved.get("v_reset", 0.0) == 0.0:
+        c = lif_cutoff_hz(gain, resolved["tau"], resolved["v_th"])
+        cutoff = c if 0.0 < c < float("inf") else float("nan")
+    return RateResponse(f, rates, rates / f, float(gain), cutoff, model, resolved)
+
+
+def draw_rate_response(responses, title: str | None = None):
+    """Draw firing rate against input frequency for one or more :class:`RateResponse`.
+
+    Thread: main. Returns a matplotlib ``Figure`` (through :mod:`spikesynth.plot`, Agg).
+    Dotted: one spike per cycle (``rate = f``); dashed: each LIF's closed-form cutoff.
+    """
+    from .plot import require_matplotlib
+
+    Figure = require_matplotlib()
+    fig = Figure(figsize=(8.0, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    f_all = np.concatenate([r.frequency_hz for r in responses])
+    ax.plot(f_all[np.argsort(f_all)], np.sort(f_all), ":", color="0.5", lw=1,
+            label="one spike per cycle (rate = f)")
+    for r in responses:
+        (line,) = ax.plot(r.frequency_hz, r.rate_hz, "o-", ms=3,
+                          label=f"input peak {r.gain:g} x threshold")
+        if np.isfinite(r.cutoff_hz):
+            ax.axvline(r.cutoff_hz, ls="--", color=line.get_color(), lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("input frequency (Hz)")
+    ax.set_ylabel("firing rate (spikes/s)")
+    top = max(float(np.max(r.rate_hz)) for r in responses)
+    ax.set_ylim(0, top * 1.15 + 1)
+    ax.set_xlim(f_all.min(), f_all.max())
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "LIF firing rate for a (cos + 1)/2 input (dashed: predicted cutoff)")
+    return fig

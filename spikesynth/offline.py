@@ -236,3 +236,27 @@ def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail
     frames = write_atomic(path, samplerate, subtype,
                           lambda sink: render_events(synth, events, tail, sink, progress))
     return frames / samplerate
+
+
+def read_audio(path) -> tuple[np.ndarray, int]:
+    """Read any audio file soundfile can: ``(samples (frames, channels) float64, samplerate)``.
+
+    Thread: main. Raises :class:`RenderError` with a one-line message for a missing,
+    unreadable or empty file.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise RenderError(f"{path}: no such audio file")
+    if path.is_dir():
+        raise RenderError(f"{path} is a directory, expected an audio file")
+    try:
+        data, samplerate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise RenderError(f"{path}: not a readable audio file ({e})") from None
+    except OSError as e:
+        raise RenderError(f"{path}: cannot read ({e.strerror or e})") from None
+    if data.shape[0] == 0:
+        raise RenderError(f"{path}: the audio file holds no samples")
+    return data, int(samplerate)

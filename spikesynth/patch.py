@@ -362,3 +362,35 @@ def read_network_section(path) -> dict:
 def list_patches(folder) -> list[Path]:
     """The patch files of a folder, in name order (program change n selects the n-th)."""
     return sorted(p for p in Path(folder).glob("*.yaml") if p.is_file())
+
+
+def read_raw_patch(path) -> tuple[dict, dict]:
+    """A patch file's top-level mapping, unvalidated, and its key-path → line map.
+
+    For modules that validate sections of their own (the ear effects' ``ear:``, ``mix:``
+    ...; :mod:`spikesynth.ear_effects`). Raises :class:`PatchError` for a missing or
+    unreadable file, broken YAML or a top level that is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PatchError(path, "no such patch file") from None
+    except IsADirectoryError:
+        raise PatchError(path, "is a directory, expected a .yaml patch file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PatchError(path, f"cannot read: {e}") from None
+    try:
+        lines = _line_map(text)
+        raw = yaml.safe_load(text)
+    except PatchError as e:
+        raise PatchError(path, e.message, e.line, e.key) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise PatchError(path, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PatchError(path, "expected a mapping of patch keys at the top level")
+    return raw, lines
