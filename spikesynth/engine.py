@@ -86,6 +86,34 @@ class ParamChange(NamedTuple):
     value: float
 
 
+class _FastCall:
+    """Calls a compiled function through its compiled entry point, skipping numba's argument
+    typing: about 1.5 µs a call instead of 8 µs for the engine's records (measured), which is
+    most of a small block's overhead. Keyed by the types that can vary (the model record's
+    class, the output layout); an unseen key goes through the dispatcher once."""
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+        self.entries = {}
+
+    def __call__(self, key, *args):
+        entry = self.entries.get(key)
+        if entry is None:
+            result = self.dispatcher(*args)  # compiles or loads; then remember the entry
+            from numba import typeof
+
+            sig = tuple(typeof(a) for a in args)
+            overload = self.dispatcher.overloads.get(sig)
+            if overload is not None:
+                self.entries[key] = overload.entry_point
+            return result
+        return entry(*args)
+
+
+_render_block = _FastCall(render_block)
+_render_ring = _FastCall(render_ring)
+
+
 def _param_row(offset, index, value):
     bits = struct.unpack("<i", struct.pack("<f", float(value)))[0]
     return (int(offset), STATUS_PARAM, int(index), bits)
@@ -264,8 +292,10 @@ class Synth:
             if kind in seen:
                 continue
             seen.add(kind)
-            render_ring(out, ring.slots, ring.header, self.events, 0, 0, self.state,
-                        prepared.program)
+            key = (kind, out.dtype.char, True, self.events.dtype.char)
+            _render_ring(key, out, ring.slots, ring.header, self.events, 0, 0, self.state,
+                         prepared.program)
+            _render_block(key, out, self.events, 0, self.state, prepared.program)
             fade_all(self.state, 1.0)
         self.reset()
 
@@ -309,12 +339,15 @@ class Synth:
         while True:
             self._start_pending()
             program = self._current()
+            part = out[pos:] if pos else out
+            key = (type(program.model), part.dtype.char, part.flags.c_contiguous,
+                   events.dtype.char)
             if ring is None:
-                done = render_block(out[pos:], events, n_events, self.state, program)
+                done = _render_block(key, part, events, n_events, self.state, program)
             else:
                 start = block_start_ns + int(pos * 1e9 / self.samplerate)
-                done = render_ring(out[pos:], ring.slots, ring.header, events, start,
-                                   latency_ns, self.state, program)
+                done = _render_ring(key, part, ring.slots, ring.header, events, start,
+                                    latency_ns, self.state, program)
             pos += done
             n_events = int(G[G_CARRY])
             if G[G_SWITCH] != 0.0 and G[G_SAMPLE] >= G[G_SWITCH_AT]:
