@@ -378,7 +378,7 @@ class DaskRunner(Runner):
 
     def worker_pids(self) -> dict:
         """Worker address → process id (for tests and the benchmark)."""
-        return {addr: w.get("pid") for addr, w in self.client.scheduler_info()["workers"].items()}
+        return self.client.run(os.getpid)
 
     def _close(self):
         self.client.close()
