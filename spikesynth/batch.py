@@ -25,7 +25,9 @@ Thread: main, throughout (the client); tasks run on the workers' threads.
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -69,6 +71,7 @@ MANIFEST_FORMAT = "spikesynth-library/1"
 MANIFEST_INTERVAL_S = 2.0  # a running library rewrites its manifests at most this often
 F0_SKIP_S = 0.1  # f0 is measured on the held note, after this much of its start ...
 F0_SKIP_FRACTION = 0.25  # ... or this fraction of it, whichever is shorter
+INHARMONIC_TOLERANCE = 0.01  # energy within ±1 % of a harmonic (at least the window's lobe)
 INSTALL_HINT = ("dask is not installed, so this runs in one process; to use every core "
                 "(or a cluster with --scheduler) install it: pip install 'spikesynth[batch]'")
 _WARM_UP_SR = 22050
@@ -186,9 +189,20 @@ def _held(audio, settings: RenderSettings) -> np.ndarray:
     return audio[int(skip * sr):int(settings.length_s * sr)]
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str, source: str):
+    return patch_from_text(text, source)
+
+
+def parse_patch(text: str, source: str):
+    """The patch of ``text``: parsed once per process (YAML is a third of a task's time),
+    handed out as a fresh copy so no task sees another's."""
+    return copy.deepcopy(_parsed(text, source))
+
+
 def render_sample(job: SampleJob) -> SampleResult:
     """Task: render a library sample and measure it. Pure: same job, same bytes."""
-    patch = patch_from_text(job.patch_text, job.patch_source)
+    patch = parse_patch(job.patch_text, job.patch_source)
     s = job.settings
     audio = render_note(patch, job.note, job.velocity, s)
     features = SampleFeatures(
@@ -202,7 +216,7 @@ def render_sample(job: SampleJob) -> SampleResult:
 
 def render_part(job: PartJob) -> PartResult:
     """Task: render one stem's events through its patch. Pure."""
-    patch = patch_from_text(job.patch_text, job.patch_source)
+    patch = parse_patch(job.patch_text, job.patch_source)
     synth = Synth(patch, samplerate=job.samplerate, max_block=BLOCK, seed=job.seed)
     blocks: list = []
     render_events(synth, job.events, job.tail_s, blocks.append)
@@ -212,7 +226,7 @@ def render_part(job: PartJob) -> PartResult:
 
 def render_sweep_point(job: SweepJob) -> SweepResult:
     """Task: render one grid point of a sweep and measure it. Pure."""
-    patch = patch_from_text(job.patch_text, job.patch_source).replace(**dict(job.changes))
+    patch = parse_patch(job.patch_text, job.patch_source).replace(**dict(job.changes))
     s = job.settings
     audio = render_note(patch, job.note, job.velocity, s)
     held = _held(audio, s)
@@ -222,11 +236,19 @@ def render_sweep_point(job: SweepJob) -> SweepResult:
         centroid_hz=analysis.spectral_centroid(held, s.samplerate),
         loudness_lufs=analysis.loudness_lufs(audio, s.samplerate),
         spike_rate_hz=analysis.spike_rate(held, s.samplerate),
-        inharmonic_db=analysis.inharmonic_ratio_db(held, s.samplerate, f0))
+        inharmonic_db=analysis.inharmonic_ratio_db(held, s.samplerate, f0,
+                                                   _harmonic_tolerance(f0, len(held), s)))
     thumb = analysis.spectrogram_thumb(audio[:int(_sheet_seconds(s) * s.samplerate)],
                                        s.samplerate, f_max=_sheet_f_max(s.samplerate),
                                        frames=int(_sheet_seconds(s) * s.samplerate))
     return SweepResult(encode_audio(audio, s.samplerate, s.subtype, s.format), features, thumb)
+
+
+def _harmonic_tolerance(f0, frames, settings: RenderSettings) -> float:
+    """±1 % of f0, widened to the Blackman-Harris main lobe (±4 bins) of a short segment."""
+    if not (f0 > 0) or frames == 0:
+        return INHARMONIC_TOLERANCE
+    return max(INHARMONIC_TOLERANCE, 4.5 * settings.samplerate / frames / f0)
 
 
 def _sheet_f_max(samplerate) -> float:
