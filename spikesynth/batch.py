@@ -120,6 +120,7 @@ class SampleFeatures(NamedTuple):
 class SampleResult(NamedTuple):
     data: bytes  # the encoded audio file
     features: SampleFeatures
+    sha256: str  # of ``data`` ("sha256:" + hex), hashed on the worker, not the client
 
 
 class PartJob(NamedTuple):
@@ -211,7 +212,8 @@ def render_sample(job: SampleJob) -> SampleResult:
         loudness_lufs=analysis.loudness_lufs(audio, s.samplerate),
         duration_s=len(audio) / s.samplerate,
         frames=len(audio))
-    return SampleResult(encode_audio(audio, s.samplerate, s.subtype, s.format), features)
+    data = encode_audio(audio, s.samplerate, s.subtype, s.format)
+    return SampleResult(data, features, _file_hash(data))
 
 
 def render_part(job: PartJob) -> PartResult:
@@ -365,14 +367,20 @@ class DaskRunner(Runner):
             self.description = f"on the Dask cluster at {scheduler}"
         else:
             n = int(workers) if workers else default_workers()
+            import dask
+
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by workers
             try:
-                self._cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    scheduler_port=0, dashboard_address=None, worker_dashboard_address=None,
-                    # no dashboard; the scheduler's own HTTP endpoints on loopback only
-                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                    silence_logs=logging.ERROR)
+                # the workers' statistical profiler samples every 10 ms: CPU that renders want
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    self._cluster = LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        scheduler_port=0, dashboard_address=None,
+                        worker_dashboard_address=None,
+                        # no dashboard; the scheduler's own HTTP endpoints on loopback only
+                        scheduler_kwargs={"dashboard": False,
+                                          "dashboard_address": "127.0.0.1:0"},
+                        silence_logs=logging.ERROR)
             finally:
                 signal.signal(signal.SIGINT, previous)
             self.client = Client(self._cluster)
@@ -691,7 +699,7 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
                 "f0_hz": _json_number(f.f0_hz), "peak_dbfs": _json_number(f.peak_dbfs),
                 "loudness_lufs": _json_number(f.loudness_lufs),
                 "duration_s": f.duration_s, "frames": f.frames,
-                "bytes": len(result.data), "sha256": _file_hash(result.data),
+                "bytes": len(result.data), "sha256": result.sha256,
                 "settings": settings_dict, "source_hash": book.digest}
             book.dirty = True
             rendered.append(target)
