@@ -110,6 +110,18 @@ def library(cluster, runner, tmp_path_factory):
             "reference": reference, "ref_report": ref_report}
 
 
+def test_each_worker_warmed_up_once_and_the_cli_uses_the_cluster(cluster, runner, library,
+                                                                 tmp_path):
+    # the worker plugin ran on every worker, the replacement one included
+    warm = runner.client.run(lambda dask_worker: dask_worker.spikesynth_warm_up_s)
+    assert len(warm) == 2 and all(isinstance(v, float) and v > 0 for v in warm.values())
+    out = tmp_path / "cli"
+    assert main(["library", str(DEFAULT_PATCH), "-o", str(out), "--notes", "60:72:12",
+                 "--velocities", "100", "--length", "0.3", "--samplerate", str(SR),
+                 "--scheduler", cluster.address, "-q"]) == 0
+    assert wav_files(out / "default") == ["060_v100.wav", "072_v100.wav"]
+
+
 def test_a_worker_lost_mid_batch_loses_nothing_and_files_match_one_process(library):
     killed = library["killed"]
     assert killed, "no worker was busy after any result: nothing was killed"
