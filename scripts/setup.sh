@@ -45,7 +45,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PY" -m venv .venv
 fi
-extras="live,plot"
+extras="live,plot,batch"
 [ "$dev" = 1 ] && extras="dev"
 stamp=".venv/.spikesynth-$extras-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then

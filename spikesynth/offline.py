@@ -11,6 +11,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -111,6 +112,78 @@ def midi_file_events(path, samplerate) -> list[tuple[int, bytes]]:
         raise RenderError(f"{path}: corrupt MIDI file ({e})") from None
     events.sort(key=lambda e: e[0])
     return events
+
+
+class MidiPart(NamedTuple):
+    """The channel messages of one track (or one channel) of a MIDI file, for stems."""
+
+    name: str  # the track's name (or "track N"), or "channel N"
+    track: int | None  # 0-based track index (split by track)
+    channel: int | None  # MIDI channel 1..16 (split by channel)
+    events: list  # [(absolute sample, MIDI bytes)], sorted by sample
+
+
+_NOT_CHANNEL = ("sysex", "clock", "start", "stop", "continue", "songpos", "song_select",
+                "tune_request", "reset", "active_sensing", "quarter_frame")
+
+
+def midi_file_parts(path, samplerate, by="track") -> list[MidiPart]:
+    """A MIDI file's channel messages split by track (``by="track"``) or by channel.
+
+    Times come from the tempo map of the whole file (every track's tempo changes), computed
+    exactly as :func:`midi_file_events` does, so the parts together hold the same events at
+    the same samples. Parts with no note-on are left out; parts are in track (channel) order.
+    """
+    import mido
+
+    if by not in ("track", "channel"):
+        raise ValueError("by must be 'track' or 'channel'")
+    try:
+        midi = mido.MidiFile(str(path))
+    except FileNotFoundError:
+        raise RenderError(f"{path}: no such MIDI file") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise RenderError(f"{path}: not a readable MIDI file ({e})") from None
+    names = {}
+    stamped = []  # (absolute tick, track, message): merged as mido merges them (stable)
+    for index, track in enumerate(midi.tracks):
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "track_name" and index not in names and msg.name.strip():
+                names[index] = msg.name.strip()
+            stamped.append((tick, index, msg))
+    stamped.sort(key=lambda item: item[0])
+    parts: dict[int, list] = {}
+    has_notes: set[int] = set()
+    tempo = 500000  # µs per beat until the first set_tempo
+    t = 0.0
+    previous = 0
+    try:
+        for tick, index, msg in stamped:
+            if tick > previous:
+                t += mido.tick2second(tick - previous, midi.ticks_per_beat, tempo)
+            previous = tick
+            if msg.type == "set_tempo":
+                tempo = msg.tempo
+            if msg.is_meta or msg.type in _NOT_CHANNEL:
+                continue
+            key = index if by == "track" else msg.channel + 1
+            parts.setdefault(key, []).append((int(round(t * samplerate)), bytes(msg.bytes())))
+            if msg.type == "note_on" and msg.velocity > 0:
+                has_notes.add(key)
+    except (EOFError, ValueError, KeyError, IndexError) as e:
+        raise RenderError(f"{path}: corrupt MIDI file ({e})") from None
+    out = []
+    for key in sorted(parts):
+        if key not in has_notes:
+            continue
+        events = sorted(parts[key], key=lambda e: e[0])
+        if by == "track":
+            out.append(MidiPart(names.get(key, f"track {key + 1}"), key, None, events))
+        else:
+            out.append(MidiPart(f"channel {key}", None, key, events))
+    return out
 
 
 def _last_note_end(events) -> int:
@@ -222,6 +295,33 @@ def load_programs(patch, folder=None, warn=None) -> list:
 def has_program_changes(events) -> bool:
     """Whether any event is a program change (only then are the programs prepared)."""
     return any(len(m) == 2 and 0xC0 <= m[0] <= 0xCF for _, m in events)
+
+def encode_audio(audio, samplerate, subtype="PCM_24", ext="wav") -> bytes:
+    """An audio file's bytes, made in memory: ``audio`` float32 (frames, channels).
+
+    The same bytes :func:`write_atomic` writes for the same samples (libsndfile converts
+    each sample the same way whether it streams blocks to a file or writes it at once).
+    ``ext``: wav, flac or aiff. Raises :class:`RenderError` for an unknown format or FLAC
+    with FLOAT samples.
+    """
+    import io
+
+    import soundfile as sf
+
+    fmt = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF"}.get(ext.lower())
+    if fmt is None:
+        raise RenderError(f"unknown audio format {ext!r} (use wav, flac or aiff)")
+    if subtype not in SUBTYPES:
+        raise RenderError(f"unknown subtype {subtype!r}: expected one of {', '.join(SUBTYPES)}")
+    if subtype == "FLOAT" and fmt == "FLAC":
+        raise RenderError("FLAC cannot store FLOAT samples: use PCM_16 or PCM_24")
+    audio = np.asarray(audio, dtype=np.float32)
+    buffer = io.BytesIO()
+    buffer.name = f"audio.{ext}"
+    with sf.SoundFile(buffer, "w", samplerate=int(samplerate), channels=audio.shape[1],
+                      format=fmt, subtype=subtype) as f:
+        f.write(audio)
+    return buffer.getvalue()
 
 
 def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail=None, seed=0,

@@ -378,3 +378,45 @@ def plot_voice(patch, path, note=60, seconds=None, current=None, samplerate=SAMP
     data = voice_data(patch, note, seconds, current, samplerate)
     write_figure(build_figure(data), path)
     return data
+
+
+CELL_INCHES = (1.7, 1.25)  # contact sheet: one spectrogram's size
+
+
+def contact_sheet(thumbs, row_labels, col_labels, f_max_hz, seconds, title=""):
+    """A grid of small spectrograms (a parameter sweep's contact sheet); returns a Figure.
+
+    ``thumbs[r][c]``: float32 dB arrays of shape (bands, frames) from
+    :func:`spikesynth.analysis.spectrogram_thumb` (row 0 the lowest band), drawn with a
+    shared colour scale; ``row_labels`` / ``col_labels`` name each row / column (the swept
+    values); the axes span 0..``seconds`` and 0..``f_max_hz``. Raises
+    :class:`MissingMatplotlib` without matplotlib.
+    """
+    Figure = require_matplotlib()
+    rows, cols = len(row_labels), len(col_labels)
+    fig = Figure(figsize=(1.2 + CELL_INCHES[0] * cols, 0.9 + CELL_INCHES[1] * rows), dpi=DPI,
+                 layout="constrained")
+    axes = np.atleast_2d(np.asarray(fig.subplots(rows, cols, squeeze=False)))
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(thumbs[r][c], origin="lower", aspect="auto", cmap="magma",
+                              vmin=-90.0, vmax=0.0,
+                              extent=(0.0, seconds, 0.0, f_max_hz / 1000.0))
+            ax.tick_params(labelsize=6, length=2)
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(f"{row_labels[r]}\nkHz" if row_labels[r] else "kHz", fontsize=7)
+            else:
+                ax.set_yticklabels([])
+            if r == rows - 1:
+                ax.set_xlabel("s", fontsize=7)
+            else:
+                ax.set_xticklabels([])
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="dBFS").ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9, fontweight="bold")
+    return fig
