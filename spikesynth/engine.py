@@ -33,11 +33,11 @@ from . import params as P
 from .dsp import izhikevich as izh
 from .dsp import lif
 from .dsp import model_voice as mv
-from .dsp import network as dnet
 from .dsp import network_voice as nv
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_FADE, ENV_OFF, ENV_RELEASE
 from .events import EVENT_FIELDS, events_from_list, ring_drain
+from .network import network_arrays
 
 CEILING_DB = -0.3
 CEILING = 10.0 ** (CEILING_DB / 20.0)
@@ -139,7 +139,7 @@ def _network_rate(V, i, tables, net, freq):
     """Network steps per sample for network voice ``i`` to play ``freq`` Hz."""
     note = int(V[i, vk.F_NOTE])
     rate = tables[T_SCALE, note] * freq / note_frequency_from_table(tables, note)
-    return rate / net[18][nv.META_STEP]
+    return rate / net.meta[nv.META_STEP]
 
 
 @njit(cache=True, nogil=True)
@@ -173,7 +173,7 @@ def voice_tune(V, i, params, tables, net, sr, freq):
     if model == P.MODEL_NETWORK:
         V[i, vk.F_PERIOD] = sr / freq
         V[i, nv.N_RATE] = _network_rate(V, i, tables, net, freq)
-        V[i, nv.N_LR] = params[P.P_NET_LR] * net[18][nv.META_LR]
+        V[i, nv.N_LR] = params[P.P_NET_LR] * net.meta[nv.META_LR]
         V[i, vk.F_DRIVE] = params[P.P_NET_DRIVE]
         return
     period = sr / freq
@@ -683,7 +683,7 @@ def _izhikevich_reference_ms(V, params, tables, net, C, sr, spike_times):
 @njit(cache=True, nogil=True)
 def _network_tables(V, params, sr, tables, net, spike_times):
     """Measure the network once in model time: its period sets every note's time scale."""
-    meta = net[18]
+    meta = net.meta
     step = meta[nv.META_STEP]
     nv.network_voice_start(V, 0, net)
     period_steps, rms = nv.network_reference(net, params[P.P_NET_DRIVE], 0.0,
@@ -788,57 +788,6 @@ def _fade_all(V, G, fade_samples):
             V[i, vk.F_KEY_HELD] = 0.0
 
 
-def network_arrays(patch, n_slots):
-    """The ``net`` tuple of :mod:`spikesynth.dsp.network_voice` for a patch (prepare time).
-
-    Thread: main (allocates). Patches that are not networks get a one-neuron placeholder of the
-    same array types, so every kernel compiles once.
-    """
-    if patch.network is None:
-        n, m, width, length, slots = 1, 0, dnet.N_STATE_WIDTH, 1, 1
-        kind = np.zeros(n, dtype=np.int64)
-        ncoef = np.zeros((n, dnet.N_COEFF_WIDTH))
-        ninput = np.zeros((n, dnet.IN_N))
-        syn_idx = np.zeros((m, dnet.SI_N), dtype=np.int64)
-        syn_par = np.zeros((m, dnet.SP_N))
-        nstate0 = np.zeros((n, width))
-        syn_state0 = np.zeros((m, dnet.SS_N))
-        out_l = np.zeros(n)
-        out_r = np.zeros(n)
-        lr, step = 0.0, 1.0
-    else:
-        from .network import build_network
-
-        step = float(patch["network.step_ms"])
-        built = build_network(patch.network, step)
-        a = built.arrays
-        n, m, length, slots = built.n_neurons, built.n_synapses, a.hist.shape[1], n_slots
-        kind, ncoef, ninput, syn_idx, syn_par = a.kind, a.ncoef, a.ninput, a.syn_idx, a.syn_par
-        nstate0 = a.nstate.copy()
-        syn_state0 = a.syn_state.copy()
-        out_l = np.zeros(n)
-        out_r = np.zeros(n)
-        for j, neuron in enumerate(built.neurons):
-            if neuron["model"] == "lif":
-                scale = 1.0 / (neuron["v_th"] - neuron["v_reset"])
-            else:
-                scale = mv.IZH_AUDIO_SCALE
-            angle = (neuron["pan"] + 1.0) * 0.25 * math.pi
-            out_l[j] = neuron["out"] * scale * math.cos(angle) * math.sqrt(2.0)
-            out_r[j] = neuron["out"] * scale * math.sin(angle) * math.sqrt(2.0)
-        lr = built.lr
-    return (
-        kind, ncoef, ninput, syn_idx, syn_par,
-        np.repeat(nstate0[None], slots, axis=0),
-        np.repeat(syn_state0[None], slots, axis=0),
-        np.zeros((slots, n, length), dtype=np.uint8),
-        np.zeros((slots, 1), dtype=np.int64),
-        np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n),
-        out_l, out_r, np.zeros(n), nstate0, syn_state0,
-        syn_state0[:, dnet.SS_W].copy(), np.array([lr, step, 0.0, 0.0]),
-    )  # fmt: skip
-
-
 def _compatible(old, new) -> bool:
     """Whether sounding voices can carry on from prepared patch ``old`` into ``new``."""
     a, b = old[0], new[0]
@@ -907,8 +856,8 @@ class Synth:
         if self._pending is None and _compatible(self._prepared, prepared):
             if prepared[0].network is not None:  # the voices keep the network's running state
                 old_net = self._prepared[4]
-                old_net[14][:] = prepared[4][14]  # mean potentials and period for the drive
-                old_net[18][:] = prepared[4][18]
+                old_net.mean_v[:] = prepared[4].mean_v  # mean potentials, period for the drive
+                old_net.meta[:] = prepared[4].meta
                 prepared = prepared[:4] + (old_net,)
             self._prepared = prepared  # the audio thread sees a new object and retunes
         else:
@@ -1096,7 +1045,7 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     if current is not None:
         drive_in = np.ascontiguousarray(current, dtype=np.float64)
         frames = len(drive_in)
-    n_neurons = len(net[0]) if patch.network is not None else 0
+    n_neurons = len(net.mean_v) if patch.network is not None else 0
     trace = np.zeros((frames, vk.TRACE_FIELDS + n_neurons))
     left = np.zeros(frames)
     right = np.zeros(frames)
