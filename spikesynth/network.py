@@ -104,14 +104,21 @@ def _unknown(d: Mapping, allowed: frozenset, key: str) -> None:
 
 
 def _number(d: Mapping, name: str, key: str, default=None, *, lo=None, lo_open=False,
-            hi=None) -> float:  # fmt: skip
+            hi=None, unit="") -> float:  # fmt: skip
     if name not in d:
         if default is None:
             raise NetworkSpecError(f"{key}.{name}", "missing (required)")
         return float(default)
     x = d[name]
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise NetworkSpecError(f"{key}.{name}", f"expected a number, got {x!r}")
+        hint = ""
+        if isinstance(x, str):
+            try:
+                float(x)
+                hint = " (YAML reads 1e9 as text: write 1.0e+9)"
+            except ValueError:
+                pass
+        raise NetworkSpecError(f"{key}.{name}", f"expected a number, got {x!r}{hint}")
     x = float(x)
     if not math.isfinite(x):
         raise NetworkSpecError(f"{key}.{name}", f"must be finite, got {x!r}")
@@ -119,7 +126,7 @@ def _number(d: Mapping, name: str, key: str, default=None, *, lo=None, lo_open=F
         op = ">" if lo_open else ">="
         raise NetworkSpecError(f"{key}.{name}", f"must be {op} {lo:g}, got {x:g}")
     if hi is not None and x > hi:
-        raise NetworkSpecError(f"{key}.{name}", f"must be <= {hi:g}, got {x:g}")
+        raise NetworkSpecError(f"{key}.{name}", f"must be <= {hi:g}{unit}, got {x:g}")
     return x
 
 
@@ -320,7 +327,7 @@ def build_network(spec: Mapping, dt: float, n_networks: int = 1) -> Network:
         key = f"synapses[{s}]"
         syn = _mapping(syn, key)
         _unknown(syn, _SYN_KEYS, key)
-        delay = _number(syn, "delay", key, 0.0, lo=0.0, hi=MAX_DELAY_MS)
+        delay = _number(syn, "delay", key, 0.0, lo=0.0, hi=MAX_DELAY_MS, unit=" ms")
         steps = int(round(delay / dt))
         if steps > max_steps:
             raise NetworkSpecError(
@@ -361,7 +368,7 @@ def build_network(spec: Mapping, dt: float, n_networks: int = 1) -> Network:
         pre = _neuron_index(syn["pre"], f"{key}.pre", index, n)
         post = _neuron_index(syn["post"], f"{key}.post", index, n)
         g_max = _number(syn, "g_max", key, lo=0.0, hi=MAX_G)
-        tau = _number(syn, "tau", key, lo=0.0, lo_open=True, hi=MAX_TAU_MS)
+        tau = _number(syn, "tau", key, lo=0.0, lo_open=True, hi=MAX_TAU_MS, unit=" ms")
         w = _number(syn, "w", key, 1.0, lo=-MAX_G, hi=MAX_G)
         if ("sign" in syn) == ("E_syn" in syn):
             raise NetworkSpecError(f"{key}.sign", "give exactly one of 'sign' or 'E_syn'")

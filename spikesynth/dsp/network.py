@@ -222,7 +222,7 @@ CLK_N = 3
 
 # Memory budget of one network's arrays (checked by the spec layer before allocating).
 MAX_SYNAPSES = 4096  # 64 x 64: every pair once
-MAX_RING_STEPS = 1 << 18  # spike ring length, steps: 2 MiB of uint64 per running network
+MAX_RING_STEPS = 1 << 16  # spike ring length, steps: 512 KiB of uint64 per running network
 
 
 class NetworkTopology(NamedTuple):
