@@ -461,19 +461,13 @@ def network_step(ext, lr, topology, state):
     hist[pos] = word
     for r in range(rec_g.shape[0]):
         rec_g[r] *= rec_par[r, RP_DECAY]
-    n_arrived = 0
-    if topology.syn_idx.shape[0] > 0:
-        n_arrived = _deliver(lr, topology, state, pos, float(clock[CLK_STEP]), n_spikes > 0)
-    clock[CLK_POS] = pos + 1 if pos + 1 < hist.shape[0] else 0
-    clock[CLK_STEP] += 1
-    clock[CLK_ARRIVED] = n_arrived
-    return n_spikes
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _deliver(lr, topology, state, pos, now, any_spike):
-    """The arrivals of this step and the STDP of its spikes (see :func:`network_step`)."""
-    n = topology.kind.shape[0]
+    # Arrivals: per distinct delay, the ring word of that many steps back (written here, not
+    # in a helper: a call binding this many arrays kept their reference counts in the loop).
+    now = float(clock[CLK_STEP])
+    any_spike = n_spikes > 0
+    plast_start = topology.plast_start
+    plast_syn = topology.plast_syn
+    trace_start = topology.trace_start
     syn_idx = topology.syn_idx
     syn_par = topology.syn_par
     delays = topology.delays
@@ -482,10 +476,7 @@ def _deliver(lr, topology, state, pos, now, any_spike):
     fan_syn = topology.fan_syn
     trace_decay = topology.trace_decay
     syn_state = state.syn_state
-    rec_g = state.rec_g
     trace_state = state.trace_state
-    spiked = state.spiked
-    hist = state.hist
     arrived = state.arrived
     L = hist.shape[0]
     one = np.uint64(1)
@@ -520,10 +511,7 @@ def _deliver(lr, topology, state, pos, now, any_spike):
                         syn_par[s, SP_STDP + STDP_W_MAX])  # fmt: skip
                     syn_state[s, SS_X_PRE] = x_pre + 1.0
                     syn_state[s, SS_T_PRE] = now
-    if any_spike and topology.plast_syn.shape[0] > 0:
-        plast_start = topology.plast_start
-        plast_syn = topology.plast_syn
-        trace_start = topology.trace_start
+    if any_spike and plast_syn.shape[0] > 0:
         for j in range(n):
             if spiked[j] == 0:
                 continue
@@ -541,7 +529,10 @@ def _deliver(lr, topology, state, pos, now, any_spike):
                 trace_state[tr, TS_X] = (trace_state[tr, TS_X] * trace_decay[tr]
                                          ** (now - trace_state[tr, TS_T]) + 1.0)  # fmt: skip
                 trace_state[tr, TS_T] = now
-    return n_arrived
+    clock[CLK_POS] = pos + 1 if pos + 1 < hist.shape[0] else 0
+    clock[CLK_STEP] += 1
+    clock[CLK_ARRIVED] = n_arrived
+    return n_spikes
 
 
 @njit(cache=True, nogil=True)
