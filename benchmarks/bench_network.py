@@ -5,7 +5,8 @@ network (all LIF, all Izhikevich, or mixed) with ~10 % random connectivity (~400
 delays up to 5 ms, 1 in 5 presynaptic neurons inhibitory), optionally with STDP on every
 synapse, and steps it through one second of samples (dt = 1/48 ms, model time = real time) from
 an ``@njit`` loop calling :func:`spikesynth.dsp.network.network_step` once per sample, as a
-voice would. Best of ``REPEATS`` timings after a warm-up (compilation). Reported: ns per
+voice would. Best of ``REPEATS`` timings (process CPU time: the machine is shared) after a
+warm-up (compilation). Reported: ns per
 neuron-sample, ns per synapse-sample (the same time divided by the synapse count), and the
 real-time factor of one network. Only a coarse floor is asserted (< 1 us per neuron-sample).
 """
