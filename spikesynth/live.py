@@ -4,7 +4,7 @@
 
     MIDI ports ──(MIDI thread: stamp, validate)──┐
     --keys terminal ──(main thread)──────────────┼─→ EventRing ─→ audio callback ─→ sound card
-    program change (seen on the MIDI thread) ────┘      (Synth.process_ring, one nogil call)
+    program change (seen on the MIDI thread) ────┘      (compiled, no GIL; see spikesynth.audio)
 
 Threads
 -------
@@ -20,9 +20,11 @@ Programs
 Every ``*.yaml`` file in the folder of the patch being played is a program, in name order
 (:func:`spikesynth.patch.list_patches`): program change *n* (0-based) selects the *n*-th.
 All of them are loaded, validated and prepared (:meth:`Synth.prepare_patch`) at start-up, so
-a program change is only :meth:`Synth.use_patch`, a reference swap. Program changes travel
-through the ring like every message, but the engine ignores them: they are acted on by
-:class:`ProgramRing`, a thin wrapper that :class:`MidiInput` pushes into instead of the ring.
+a program change is only :meth:`spikesynth.audio.AudioHost.use_patch`: a row of addresses
+published to the compiled callback (or, with the Python callback, a reference swap).
+Program changes travel through the ring like every message, but the engine ignores them:
+they are acted on by :class:`ProgramRing`, a thin wrapper that :class:`MidiInput` pushes
+into instead of the ring.
 It looks at each message on the MIDI thread, switches the patch at once (at arrival, not at
 arrival + latency: notes already waiting in the ring, at most the MIDI latency ahead, sound
 with the new patch) and passes the message on. A program number beyond the folder's files,
@@ -38,17 +40,24 @@ prepare time (a few ms): well under 0.5 s. A valid file is prepared and, if it i
 program, switched to; an invalid one prints exactly ``spikesynth check``'s message
 (``spikesynth: error: FILE:LINE: key: what was expected``) and the old patch stays.
 
-Garbage collection is frozen and disabled while playing (the callback creates no cyclic
-garbage, and a collection could stall the audio thread, which needs the GIL for its few
-Python lines); both are restored by :meth:`LiveSession.close`. The interpreter's thread
-switch interval is lowered at the same time, so that no other thread holds the GIL for
-long when the audio callback wants it.
+Garbage collection is frozen and disabled while playing, and the interpreter's thread switch
+interval lowered: the compiled callback needs neither, but the Python fallback needs the GIL
+for its few lines, and the MIDI thread's stamps are better for it too. Both are restored by
+:meth:`LiveSession.close`.
+
+Status line
+-----------
+:func:`format_status` fits the line to the terminal's width (``shutil.get_terminal_size``,
+read at each refresh): the full line, else a short form, else the short form cut, so a
+refresh never wraps and never adds a line. It says which audio callback runs (``rt``:
+compiled, GIL-free; ``py``: the Python fallback).
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -56,10 +65,13 @@ from pathlib import Path
 from .events import RING_WRITE, EventRing
 from .patch import DEFAULT_PATCH, PatchError, list_patches, load_patch
 
-__all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status"]
+__all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status", "status_width"]
 
 #: GIL switch interval while playing (s); Python's default is 5 ms, longer than a block.
 SWITCH_INTERVAL = 0.0005
+#: The JACK MIDI client's name (``--midi-api jack``): the audio client is ``spikesynth``
+#: (:data:`spikesynth.audio.CLIENT_NAME`) and JACK client names are unique.
+MIDI_JACK_CLIENT = "spikesynth-midi"
 
 
 class LiveError(RuntimeError):
@@ -98,14 +110,45 @@ class ProgramRing:
         return getattr(self.ring, name)
 
 
-def format_status(s: dict) -> str:
-    """One status line from :meth:`LiveSession.stats`. Thread: any (pure)."""
-    return (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
-            f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst  "
-            f"xruns {s['xruns']}  steals {s['steals']}  "
-            f"midi {s['midi_received']} in {s['midi_rejected']} rejected"
-            f"{' ' + str(s['midi_dropped']) + ' dropped' if s['midi_dropped'] else ''}  "
+def format_status(s: dict, width: int | None = None, extra: str = "") -> str:
+    """One status line from :meth:`LiveSession.stats`, at most ``width`` characters.
+
+    Thread: any (pure). The full form when it fits, else a short one, else the short one cut
+    at ``width``; ``extra`` (the keyboard's state) is appended when there is room.
+    """
+    kind = "rt" if s.get("callback") == "compiled" else "py"
+    dropped = f" {s['midi_dropped']} dropped" if s.get("midi_dropped") else ""
+    full = (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
+            f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst "
+            f"({kind})  xruns {s['xruns']}  steals {s['steals']}  "
+            f"midi {s['midi_received']} in {s['midi_rejected']} rejected{dropped}  "
             f"prog {s['program']} {s['patch']}")
+    if extra:
+        full += "  | " + extra
+    if width is None or len(full) <= width:
+        return full
+    bad = s["midi_rejected"] + s.get("midi_dropped", 0)
+    short = (f"v{s['voices_active']}/{s['voices']} {100 * s['load_mean']:.0f}%"
+             f"/{100 * s['load_max']:.0f}% {kind} x{s['xruns']} m{s['midi_received']}"
+             f"{'!' + str(bad) if bad else ''} p{s['program']} {s['patch']}")
+    if extra and len(short) + 3 + len(extra) <= width:
+        short += " | " + extra
+    return short[:max(width, 0)]
+
+
+def status_width(stream) -> int | None:
+    """Columns available for the in-place status line on ``stream`` (None: not a terminal).
+
+    One less than the terminal's width: a line that fills the last column makes some
+    terminals wrap at the next character. Thread: any.
+    """
+    try:
+        if not stream.isatty():
+            return None
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = shutil.get_terminal_size().columns
+    return max(columns - 1, 10)
 
 
 class LiveSession:
@@ -138,6 +181,8 @@ class LiveSession:
         otherwise each is a new line.
     reload_interval : float
         Seconds between patch-file polls.
+    callback : {"auto", "compiled", "python"}
+        The audio callback (see :class:`spikesynth.audio.AudioHost`).
     """
 
     def __init__(self, patch=None, *, samplerate: int = 48000, blocksize: int = 64,
@@ -145,7 +190,8 @@ class LiveSession:
                  midi_in: str | None = "all", midi_api: str = "alsa",
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
-                 status_interval: float = 0.25, reload_interval: float = 0.1):
+                 status_interval: float = 0.25, reload_interval: float = 0.1,
+                 callback: str = "auto"):
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -160,6 +206,7 @@ class LiveSession:
         self.status = status if status is not None else sys.stderr
         self.status_interval = float(status_interval)
         self.reload_interval = float(reload_interval)
+        self.callback = callback
         try:
             self.tty = self.status.isatty()
         except (AttributeError, ValueError):
@@ -219,12 +266,21 @@ class LiveSession:
         self.ring = EventRing(4096)
         lock = threading.Lock()
         if self.midi_in is not None:
-            from .midi import MidiInput
+            from .midi import MidiInput, MidiUnavailable
 
-            with audio.quiet_stderr():  # the backend's own noise; failures raise with reasons
-                self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
-                                      api=self.midi_api, connect=self.midi_in,
-                                      channel=self.channel, lock=lock)
+            try:
+                with audio.quiet_stderr():  # the backend's noise; failures raise with reasons
+                    self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
+                                          api=self.midi_api, connect=self.midi_in,
+                                          channel=self.channel, lock=lock,
+                                          **({"client_name": MIDI_JACK_CLIENT}
+                                             if self.midi_api == "jack" else {}))
+            except MidiUnavailable as e:
+                if not self.keys:
+                    raise
+                self.midi = None
+                self._message(f"spikesynth: note: MIDI input is off ({e}); "
+                              "playing from the keyboard only")
         if self.keys:
             from .keys import KeyboardInput
 
@@ -232,9 +288,11 @@ class LiveSession:
                                           channel=self.channel or 1)
         latency_ns = (None if self.midi_latency_ms is None
                       else int(self.midi_latency_ms * 1e6))
-        self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
-                                     blocksize=self.blocksize, latency=self.latency,
-                                     device=device, midi_latency_ns=latency_ns)
+        with self._program_lock:  # a program change meanwhile goes to the synth, then here
+            self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
+                                         blocksize=self.blocksize, latency=self.latency,
+                                         device=device, midi_latency_ns=latency_ns,
+                                         callback=self.callback)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -278,11 +336,17 @@ class LiveSession:
             f"MIDI in {self.midi_api}:{self.midi.port_name}"
             + (f" + {', '.join(self.midi.connected)}" if self.midi.connected else ""))
         self._message(
-            f"spikesynth: playing {self.synth.patch.name} ({self.paths[self.program].name}, "
+            f"spikesynth: playing {self.audio.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
             f"{self.samplerate} Hz, block {self.blocksize}, output latency "
             f"{1e3 * self.audio.output_latency:.1f} ms, MIDI latency "
-            f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}. Ctrl-C stops.")
+            f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
+            "Ctrl-C stops.")
+
+    def _callback_text(self) -> str:
+        if self.audio.callback_kind == "compiled":
+            return "audio callback compiled (GIL-free)"
+        return f"audio callback Python ({self.audio.callback_note or 'fallback'})"
 
     def _start_thread(self, target, name):
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -296,8 +360,12 @@ class LiveSession:
             if number >= len(self.prepared) or self.prepared[number] is None:
                 self.program_ignored += 1
                 return
+            if self.audio is None:  # before the stream exists: the synth's first patch
+                self.synth.use_patch(self.prepared[number])
+            elif not self.audio.use_patch(self.prepared[number]):
+                self.program_ignored += 1
+                return
             self.program = number
-            self.synth.use_patch(self.prepared[number])
             self.program_changes += 1
 
     # -- reload thread ------------------------------------------------------------------
@@ -334,8 +402,8 @@ class LiveSession:
         with self._program_lock:
             self.prepared[i] = prepared
             current = i == self.program
-            if current:
-                self.synth.use_patch(prepared)
+            if current and self.audio is not None:
+                self.audio.use_patch(prepared)
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"
                       + (" (playing)" if current else f" (program {i})"))
@@ -346,18 +414,26 @@ class LiveSession:
         s = dict(self.synth.stats()) if self.synth is not None else {}
         s.update(self.audio.stats() if self.audio is not None else self._final)
         ring = self.ring
-        s["voices"] = int(self.synth.patch["voices"]) if self.synth is not None else 0
+        patch = self._patch()
+        s["voices"] = int(patch["voices"]) if patch is not None else 0
         s["midi_received"] = int(ring.header[RING_WRITE]) if ring is not None else 0
         s["midi_rejected"] = ring.rejected if ring is not None else 0
         s["midi_dropped"] = ring.dropped if ring is not None else 0
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
         s["program"] = self.program
-        s["patch"] = self.synth.patch.name if self.synth is not None else ""
+        s["patch"] = patch.name if patch is not None else ""
         s["program_changes"] = self.program_changes
         s["program_ignored"] = self.program_ignored
         s["reloads"] = self.reloads
         s["reload_errors"] = self.reload_errors
         return s
+
+    def _patch(self):
+        """The patch being played (the audio thread's, once it has switched). Thread: main."""
+        audio = self.audio
+        if audio is not None:
+            return audio.patch
+        return self.synth.patch if self.synth is not None else None
 
     def _message(self, text: str) -> None:
         """Print a line, keeping the in-place status line intact. Thread: any but audio."""
@@ -375,11 +451,12 @@ class LiveSession:
         """Print the status line once. Thread: main or ``spikesynth-status``."""
         if self.program != self._reported_program:
             self._reported_program = self.program
-            self._message(f"spikesynth: program {self.program}: {self.synth.patch.name} "
+            name = self.prepared[self.program][0].name
+            self._message(f"spikesynth: program {self.program}: {name} "
                           f"({self.paths[self.program].name})")
-        line = format_status(self.stats())
-        if self.keyboard is not None:
-            line += "  | " + self.keyboard.mapper.status()
+        extra = self.keyboard.mapper.status() if self.keyboard is not None else ""
+        width = status_width(self.status) if self.tty else None
+        line = format_status(self.stats(), width, extra)
         with self._print_lock:
             try:
                 if self.tty:
