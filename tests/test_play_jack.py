@@ -490,7 +490,8 @@ def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
     assert elapsed < 1.0, f"took {elapsed:.2f} s to exit"
     assert "Traceback" not in player.stderr
     names = [p.name for p in rec.client.get_ports()]
-    assert not [n for n in names if n.startswith(("PortAudio", "spikesynth:", "spikesynth-midi:"))], names
+    own = ("PortAudio", "spikesynth:", "spikesynth-midi:")
+    assert not [n for n in names if n.startswith(own)], names
 
 
 def write_patch(path: Path, **values):
