@@ -126,6 +126,16 @@ def _cmd_play(args) -> int:
     finally:
         session.close()
         signal.signal(signal.SIGTERM, previous)
+        if args.stats_json:  # for benchmarks/soak.py: the final counters and load percentiles
+            import json
+            from pathlib import Path
+
+            from .fileio import atomic_output
+
+            stats = dict(session.stats(), load_percentiles={
+                str(q): v for q, v in session.load_percentiles().items()})
+            with atomic_output(args.stats_json) as tmp:
+                Path(tmp).write_text(json.dumps(stats, default=str))
     return 0
 
 
@@ -239,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "it. The start line and the status line (rt/py) say which runs")
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
+    p.add_argument("--stats-json", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_play)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")

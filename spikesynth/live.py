@@ -62,6 +62,8 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from .events import RING_WRITE, EventRing
 from .patch import DEFAULT_PATCH, PatchError, list_patches, load_patch
 
@@ -72,6 +74,8 @@ SWITCH_INTERVAL = 0.0005
 #: The JACK MIDI client's name (``--midi-api jack``): the audio client is ``spikesynth``
 #: (:data:`spikesynth.audio.CLIENT_NAME`) and JACK client names are unique.
 MIDI_JACK_CLIENT = "spikesynth-midi"
+LOAD_BIN = 0.001  # callback-load histogram bin (fraction of the block)
+LOAD_BINS = 20001  # up to 20 blocks; the last bin holds everything above
 
 
 class LiveError(RuntimeError):
@@ -147,7 +151,9 @@ def status_width(stream) -> int | None:
             return None
         columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
-        columns = shutil.get_terminal_size().columns
+        columns = shutil.get_terminal_size((0, 0)).columns
+    if columns <= 0:  # a terminal that does not say its size (a bare pty): no limit
+        return None
     return max(columns - 1, 10)
 
 
@@ -234,6 +240,9 @@ class LiveSession:
         self._line_open = False
         self._reported_program = 0
         self._final: dict = {}  # the audio host's last counters, kept after close
+        #: Callback loads of the whole run, in bins of LOAD_BIN of the block (main thread).
+        self.load_histogram = np.zeros(LOAD_BINS, dtype=np.int64)
+        self._loads_seen = 0
 
     # -- start-up (main) ----------------------------------------------------------------
     def open(self) -> LiveSession:
@@ -470,7 +479,36 @@ class LiveSession:
 
     def _status_loop(self):
         while not self._stop.wait(self.status_interval):
+            self._collect_loads()
             self.show_status()
+
+    def _collect_loads(self) -> None:
+        """Add the callbacks since the last call to :attr:`load_histogram`. Thread: the status
+        loop's (main or ``spikesynth-status``). Callbacks beyond the host's load history
+        (87 s at 64 frames, 48 kHz) between two calls are lost, and counted as not seen."""
+        audio = self.audio
+        if audio is None:
+            return
+        count = audio.stats()["callbacks"]
+        loads = audio.loads()  # the last min(count, history) loads, by callback index
+        history = len(loads)
+        new = min(count - self._loads_seen, history)
+        if new <= 0:
+            return
+        idx = np.arange(count - new, count) % history
+        bins = np.minimum((loads[idx] / LOAD_BIN).astype(np.int64), LOAD_BINS - 1)
+        self.load_histogram += np.bincount(bins, minlength=LOAD_BINS)
+        self._loads_seen = count
+
+    def load_percentiles(self, quantiles=(0.5, 0.9, 0.99, 0.999, 1.0)) -> dict:
+        """Callback load percentiles of the whole run so far (upper bin edges, fractions of
+        the block), from :attr:`load_histogram`. Thread: main."""
+        total = int(self.load_histogram.sum())
+        if total == 0:
+            return {}
+        cumulative = np.cumsum(self.load_histogram)
+        return {q: float((np.searchsorted(cumulative, q * total) + 1) * LOAD_BIN)
+                for q in quantiles}
 
     def run(self) -> None:
         """Play until :meth:`stop`, Ctrl-C (KeyboardInterrupt propagates) or, with ``--keys``,
@@ -511,9 +549,11 @@ class LiveSession:
         finally:
             try:
                 if audio is not None:
-                    final = audio.stats()
                     audio.close()
-                    self._final = final
+                    self.audio = audio  # the last callbacks' loads, then the counters
+                    self._collect_loads()
+                    self.audio = None
+                    self._final = audio.stats()
             finally:
                 if self._switch_interval is not None:
                     sys.setswitchinterval(self._switch_interval)

@@ -314,7 +314,7 @@ def _cache_dir():
     return Path(base) / "spikesynth" / "rtcallback"
 
 
-def _load_cfunc(src, names, label):
+def _load_cfunc(src, names, label, cache=True):
     """Compile the generated callback ``src``; from a file, so numba's cache keeps it.
 
     The file only holds the source: its globals (the render function, record classes,
@@ -342,6 +342,8 @@ def _load_cfunc(src, names, label):
             f"globals().update(_GENERATED[{digest!r}])\n\n"
             + src + "\n\n\ncallback = cfunc(_SIGNATURE, nopython=True, cache=True)(_callback)\n")
     try:
+        if not cache:
+            raise OSError("not cached")
         folder = _cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"cb_{digest}.py"
@@ -360,10 +362,11 @@ def _load_cfunc(src, names, label):
         return cfunc(_SIGNATURE, nopython=True)(namespace["_callback"])
 
 
-def compile_callback(render, state_layout, patch_layout, table_len):
-    """The ``@cfunc`` PortAudio callback for ``render`` over these layouts (cached per
-    process). Thread: main. Returns the numba ``CFunc`` (its ``.address`` is the pointer)."""
-    key = (render, state_layout, patch_layout, table_len)
+def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
+    """The ``@cfunc`` PortAudio callback for ``render`` over these layouts (kept per process,
+    and in numba's cache on disk unless ``cache`` is False). Thread: main. Returns the numba
+    ``CFunc`` (its ``.address`` is the pointer)."""
+    key = (render, state_layout, patch_layout, table_len, cache)
     if key in _COMPILED:
         return _COMPILED[key]
     clock_id = _clock_id()
@@ -462,7 +465,7 @@ def compile_callback(render, state_layout, patch_layout, table_len):
         "    atomic_store(t, H_CALLBACKS, t[H_CALLBACKS] + 1)",
         "    return PA_CONTINUE",
     ])
-    compiled = _load_cfunc(src, names, render.__name__)
+    compiled = _load_cfunc(src, names, render.__name__, cache)
     compiled.source = src
     _COMPILED[key] = compiled
     return compiled
