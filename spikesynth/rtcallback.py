@@ -314,6 +314,17 @@ def _cache_dir():
     return Path(base) / "spikesynth" / "rtcallback"
 
 
+def _prune(folder, keep, days: float = 30.0) -> None:
+    """Remove generated callbacks not written or used for ``days`` (old code versions)."""
+    limit = time.time() - days * 86400.0
+    for old in folder.glob("cb_*.py"):
+        try:
+            if old != keep and max(old.stat().st_mtime, old.stat().st_atime) < limit:
+                old.unlink()
+        except OSError:
+            pass
+
+
 def _load_cfunc(src, names, label, cache=True):
     """Compile the generated callback ``src``; from a file, so numba's cache keeps it.
 
@@ -351,6 +362,7 @@ def _load_cfunc(src, names, label, cache=True):
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_text(text)
             os.replace(tmp, path)
+            _prune(folder, keep=path)
         spec = importlib.util.spec_from_file_location(f"spikesynth_rtcallback_{digest}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # numba finds the function's module (caching)
