@@ -116,7 +116,7 @@ def _cmd_play(args) -> int:
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval)
+                          status_interval=args.status_interval, callback=args.callback)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     try:
         try:
@@ -134,6 +134,16 @@ def _cmd_play(args) -> int:
     finally:
         session.close()
         signal.signal(signal.SIGTERM, previous)
+        if args.stats_json:  # for benchmarks/soak.py: the final counters and load percentiles
+            import json
+            from pathlib import Path
+
+            from .fileio import atomic_output
+
+            stats = dict(session.stats(), load_percentiles={
+                str(q): v for q, v in session.load_percentiles().items()})
+            with atomic_output(args.stats_json) as tmp:
+                Path(tmp).write_text(json.dumps(stats, default=str))
     return 0
 
 
@@ -553,8 +563,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen to MIDI channel N (1-16) only (default: all)")
     p.add_argument("--keys", action="store_true",
                    help="play from the computer keyboard too (needs a terminal)")
+    p.add_argument("--callback", choices=("auto", "compiled", "python"), default="auto",
+                   help="audio callback: 'compiled' runs without the GIL, so other Python "
+                        "threads cannot delay the sound; 'python' is the fallback that needs "
+                        "the GIL; 'auto' (default) uses the compiled one where numba can build "
+                        "it. The start line and the status line (rt/py) say which runs")
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
+    p.add_argument("--stats-json", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_play)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")

@@ -186,17 +186,20 @@ class Synth:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
         return prepare(patch, self.samplerate)
 
-    def set_programs(self, prepared, current=None) -> None:
+    def set_programs(self, prepared, current=None, engine_switches=True) -> None:
         """The programs that program change *n* selects (a sequence of :class:`Prepared`;
         ``None`` where a program did not load: a change to it is ignored and counted).
 
         ``current``: the number of the program playing now (for :attr:`program_number`).
+        ``engine_switches`` False: a host switches programs itself (the live session, at the
+        message's arrival) and the engine ignores program change (counted as ignored).
         Thread: main (a new tuple is handed over; only the usable flags are written).
         """
         bank = tuple(prepared)[:128]
         self._bank = bank
         for n in range(128):
-            self.state.usable[n] = 1.0 if n < len(bank) and bank[n] is not None else 0.0
+            usable = engine_switches and n < len(bank) and bank[n] is not None
+            self.state.usable[n] = 1.0 if usable else 0.0
         self.state.G[G_PROGRAMS] = len(bank)
         if current is not None:
             self.program_number = int(current)
@@ -252,6 +255,11 @@ class Synth:
     @property
     def patch(self):
         return self._active.patch
+
+    @property
+    def prepared(self) -> Prepared:
+        """The prepared patch playing now (main thread's view)."""
+        return self._active
 
     @property
     def program(self) -> Program:
