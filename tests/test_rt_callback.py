@@ -29,6 +29,10 @@ PA_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, c
 
 def make(patch="default.yaml"):
     synth = Synth(load_patch(PATCH_DIR / patch), samplerate=SR, max_block=512)
+    # The session's programs: the compiled callback holds one program of each voice model.
+    synth.set_programs([synth.prepare_patch(load_patch(PATCH_DIR / name))
+                        for name in ("default.yaml", "lead.yaml", "lif.yaml")],
+                       engine_switches=False)
     synth.warm_up()
     return synth, EventRing(256)
 
@@ -107,7 +111,12 @@ def test_compiled_callback_matches_the_python_path_across_patch_switches(other):
     a = play(compiled, script)
     b = play(Python(), script)
     assert np.isfinite(a).all() and np.abs(a).max() > 0.01
-    np.testing.assert_array_equal(a, b)
+    if other == "lead.yaml":
+        np.testing.assert_array_equal(a, b)
+    else:  # another model: the compiled path switches at the block the fade ends in, the
+        # Python path 4 ms after the request: identical up to the switch, click-free after
+        np.testing.assert_array_equal(a[:40 * BLOCK], b[:40 * BLOCK])
+        assert np.abs(np.diff(a[:, 0])).max() < 0.25 and np.abs(a[-80 * BLOCK:]).max() > 0.01
     s = compiled.cb.stats()
     assert s["callbacks"] == 300 and s["faults"] == 0
     assert s["patch_switches"] == 2
@@ -138,14 +147,14 @@ def test_rows_are_reused_and_old_patch_arrays_released():
     for k in range(3 * rt.ROWS):
         prepared = host.synth.prepare_patch(base.replace(gain_db=-6.0 - 0.01 * k))
         if first is None:
-            first = weakref.ref(prepared[1])
+            first = weakref.ref(prepared.program.params)
         host.cb.use_patch(prepared)
         host.block()
         del prepared
     gc.collect()
     assert first() is None  # the first reload's params array was dropped
     assert host.cb.stats()["patch_switches"] == 3 * rt.ROWS
-    assert host.synth.G[0] > 0  # rendered throughout
+    assert host.synth.state.G[0] > 0  # rendered throughout
 
 
 def test_a_switch_waits_while_the_audio_thread_is_stopped():
