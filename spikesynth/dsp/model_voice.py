@@ -36,12 +36,14 @@ import math
 
 from numba import njit
 
+from . import blep, lif
 from . import izhikevich as izh
-from . import lif
 from .voice import (
     ENV_OFF,
     F_AMP,
     F_ATT_STEP,
+    F_BL_POS,
+    F_BL_RING,
     F_DC,
     F_DEC_COEF,
     F_DRIVE,
@@ -89,17 +91,37 @@ def _blep(held, out, step, s):
     return held, out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _event(ring, pos, s, d0, d1, d2):
+    """Band-limit an event ``s`` in [0, 1] samples before sample ``pos`` (see dsp.blep)."""
+    if s < 0.0:
+        s = 0.0
+    elif s > 1.0:
+        s = 1.0
+    blep.ring_add_event(ring, pos, s, d0, d1, d2)
+
+
 @njit(cache=True, nogil=True)
 def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
-    """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`)."""
+    """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`).
+
+    Band-limited: each reset (a jump of the membrane from ``v_th`` to ``v_reset``, and of its
+    slope and curvature) and each end of a refractory time (a jump of slope and curvature) is
+    placed at its exact sub-sample time as windowed-sinc residuals (:mod:`spikesynth.dsp.blep`);
+    the output is delayed by ``blep.HALF_WIDTH`` samples.
+    """
     coeffs = V[i, L_COEFFS:L_COEFFS + lif.LIF_N_COEFFS]
     state = V[i, L_STATE:L_STATE + lif.LIF_N_STATE]
+    ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
+    pos = int(V[i, F_BL_POS])
     drive = V[i, F_DRIVE]
     noise = V[i, F_NOISE]
-    held = V[i, L_HELD]
     scale = V[i, L_SCALE]
     v_th = coeffs[lif.LIF_V_TH]
     v_reset = coeffs[lif.LIF_V_RESET]
+    inv_tau = coeffs[lif.LIF_INV_TAU]
+    t_ref = coeffs[lif.LIF_T_REF]
+    dt = coeffs[lif.LIF_DT]
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
     env = V[i, F_ENV]
@@ -117,28 +139,43 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         current = drive_in[n] if probe else drive
         if noise != 0.0:
             current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+        ref0 = state[lif.LIF_REF]
         spiked = lif.lif_step(state, current, coeffs)
+        # Slope and curvature (per sample, audio units) of the free membrane leaving v_reset.
+        k1 = (current - v_reset) * inv_tau * dt * scale
+        k2 = -k1 * inv_tau * dt
+        if 0.0 < ref0 < dt:  # a refractory time ended inside this step: a kink
+            _event(ring, pos, 1.0 - ref0 / dt, 0.0, k1, k2)
+        if spiked:  # the reset happened at the spike offset inside this step
+            offset = state[lif.LIF_SPIKE_OFFSET] / dt
+            j1 = (current - v_th) * inv_tau * dt * scale
+            j2 = -j1 * inv_tau * dt
+            if t_ref > 0.0:
+                _event(ring, pos, 1.0 - offset, (v_reset - v_th) * scale, -j1, -j2)
+                if state[lif.LIF_REF] == 0.0:  # ... and its refractory time too
+                    _event(ring, pos, 1.0 - offset - t_ref / dt, 0.0, k1, k2)
+            else:
+                _event(ring, pos, 1.0 - offset, (v_reset - v_th) * scale, k1 - j1, k2 - j2)
         x = (state[lif.LIF_V] - dc) * scale
-        if spiked:  # the reset from v_th to v_reset happened (1 - offset) before this sample
-            held, x = _blep(held, x, (v_reset - v_th) * scale, 1.0 - state[lif.LIF_SPIKE_OFFSET])
+        y = blep.ring_take(ring, pos, x)
+        pos += 1
         env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
                                        fade_step)
-        out = held * env
+        out = y * env
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
         if tracing:
             trace[n, TR_V] = state[lif.LIF_V]
             trace[n, TR_STATE] = 1.0 if spiked else (2.0 if state[lif.LIF_REF] > 0.0 else 0.0)
             trace[n, TR_DRIVE] = current
-            trace[n, TR_SPRING] = held
+            trace[n, TR_SPRING] = x
             trace[n, TR_OUT] = out * amp
-        held = x
         if env_stage == ENV_OFF:
             break
-    V[i, L_HELD] = held
+    V[i, F_BL_POS] = pos & blep.RING_MASK
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
-    return math.isfinite(state[lif.LIF_V]) and math.isfinite(held)
+    return math.isfinite(state[lif.LIF_V]) and math.isfinite(ring[0])
 
 
 @njit(cache=True, nogil=True)

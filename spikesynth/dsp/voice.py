@@ -53,6 +53,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import blep
+
 # --- states -------------------------------------------------------------------------------
 RESTING, FIRING, REFRACTORY = 0, 1, 2
 
@@ -131,7 +133,10 @@ F_DRIVE_OFF = 59  # 1: the note is released and the patch's release removes the 
 # model voices (spikesynth.dsp.model_voice): their own state and coefficients
 F_M = 60
 N_MODEL_SLOTS = 24
-N_FIELDS = F_M + N_MODEL_SLOTS
+# band-limited events (spikesynth.dsp.blep): the sample counter and the accumulator ring
+F_BL_POS = F_M + N_MODEL_SLOTS
+F_BL_RING = F_BL_POS + 1
+N_FIELDS = F_BL_RING + blep.RING
 
 # Trace columns (for tests and plots).
 TR_V, TR_STATE, TR_DRIVE, TR_SPRING, TR_OUT = 0, 1, 2, 3, 4
