@@ -84,7 +84,7 @@ def residual(order, j, s):
 
 @njit(cache=True, nogil=True)
 def ring_add_event(ring, pos, s, d0, d1, d2):
-    """Add the corrections of an event ``s`` samples before sample ``pos`` (0 <= s < 1).
+    """Add the corrections of an event ``s`` samples before sample ``pos`` (0 <= s <= 2).
 
     ``ring`` is the voice's accumulator (float64, shape (>= RING,), indexed by sample number
     modulo RING); ``d0, d1, d2`` are the jumps of the waveform, its slope (per sample) and its
@@ -92,8 +92,15 @@ def ring_add_event(ring, pos, s, d0, d1, d2):
     ``m + s`` in ``(-W, W)``; with ``pos`` the sample being computed, the earliest one touched is
     ``pos - W``, the one :func:`ring_take` gives out now.
     """
-    # τ = m + s, m from -W to W-1; table index j = m + W and phase s.
-    for j in range(2 * HALF_WIDTH):
+    # τ = m + s, m from -W to W-1; table index j = m + W and phase s. An event up to one
+    # sample earlier (1 < s <= 2) is placed from the previous sample, leaving out the one
+    # tap that falls on a sample already given out (the window is ~1e-5 there).
+    first = 0
+    if s > 1.0:
+        pos -= 1
+        s -= 1.0
+        first = 1
+    for j in range(first, 2 * HALF_WIDTH):
         r = d0 * residual(0, j, s)
         if d1 != 0.0:
             r += d1 * residual(1, j, s)

@@ -23,11 +23,20 @@ Tuning
   (``f / reference_rate``) and the rate follows the drive: class 1 glides up from zero,
   class 2 jumps to a finite rate, bursters and chaotic cells keep their own patterns.
 
-Anti-aliasing
--------------
-A reset is a step in the membrane at a known sub-sample time; a two-sample polyBLEP removes
-most of its aliasing. It needs the sample after the step, so these voices sound one sample
-later than the spiking voice (constant, and far below a block).
+Anti-aliasing (band-limited events, :mod:`spikesynth.dsp.blep`)
+-----------------------------------------------------------------
+* **LIF**: between events the membrane is an exact exponential; a reset jumps the membrane,
+  its slope and its curvature, the end of a refractory time its slope and curvature. Each
+  jump is placed at its exact sub-sample time as windowed-sinc step, ramp and parabola
+  residuals: the sampled result is the ideal low-passed membrane.
+* **Izhikevich**: the upstroke before the cut-off is too fast for any Taylor expansion at
+  high notes, so the membrane is taken as the piecewise-linear path through its sub-steps
+  (and the interpolated crossing), the reset as a step there: every slope change larger
+  than ``KNOT_MIN`` becomes a band-limited ramp, the reset a band-limited step. The rest of
+  the aperiodicity is the discrete model's own (the sub-step grid against the spike phase):
+  a patch lowers it with a shorter ``izhikevich.max_step_ms``.
+
+Both voices sound ``blep.HALF_WIDTH`` samples late (constant, and far below a block).
 """
 
 from __future__ import annotations
@@ -68,7 +77,7 @@ from .voice import (
 # LIF voice slots.
 L_COEFFS = F_M  # lif.LIF_N_COEFFS slots
 L_STATE = L_COEFFS + lif.LIF_N_COEFFS  # lif.LIF_N_STATE slots
-L_HELD = L_STATE + lif.LIF_N_STATE  # the sample held back for the polyBLEP
+L_HELD = L_STATE + lif.LIF_N_STATE  # (unused: was the polyBLEP's held sample)
 L_SCALE = L_HELD + 1  # 1 / (v_th - v_reset): membrane to audio
 
 # Izhikevich voice slots.
@@ -78,26 +87,22 @@ Z_SUBSTEPS = Z_STATE + izh.IZH_N_STATE
 Z_CURRENT = Z_SUBSTEPS + 1
 Z_HELD = Z_CURRENT + 1
 Z_SCALE = Z_HELD + 1  # membrane (mV) to audio
+Z_KNOT_T = Z_SCALE + 1  # the last knot of the piecewise-linear membrane: time (samples, from
+Z_KNOT_X = Z_KNOT_T + 1  # the sample counter), value (audio units) ...
+Z_KNOT_SLOPE = Z_KNOT_X + 1  # ... and the slope of the segment that ends there
+#: Slope changes (audio units per sample) below this are left to the plain samples.
+KNOT_MIN = 1e-4
 
 IZH_AUDIO_SCALE = 1.0 / 100.0  # mV → audio before level normalisation
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _blep(held, out, step, s):
-    """Two-sample polyBLEP for a step of height ``step`` at ``s`` samples before ``out``'s
-    sample time (0 <= s < 1): corrects the held previous sample and the current one."""
-    held += step * (s * s * 0.5)
-    out -= step * ((1.0 - s) * (1.0 - s) * 0.5)
-    return held, out
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _event(ring, pos, s, d0, d1, d2):
-    """Band-limit an event ``s`` in [0, 1] samples before sample ``pos`` (see dsp.blep)."""
+    """Band-limit an event ``s`` in [0, 2] samples before sample ``pos`` (see dsp.blep)."""
     if s < 0.0:
         s = 0.0
-    elif s > 1.0:
-        s = 1.0
+    elif s > 2.0:
+        s = 2.0
     blep.ring_add_event(ring, pos, s, d0, d1, d2)
 
 
@@ -178,6 +183,27 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     return math.isfinite(state[lif.LIF_V]) and math.isfinite(ring[0])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _izh_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """:func:`izhikevich_substep`, also returning ``u`` at the crossing (before ``+ d``)."""
+    v1 = v + h * (e * (v * v) + f * v + g - u + current)
+    u1 = u + (h * a) * (b * (v1 - u_vref) - u_leak * u)
+    if v1 < v_peak:
+        return v1, u1, -1.0, 0.0, 0.0
+    theta = (v_peak - v) / (v1 - v) if v1 > v else 1.0
+    if theta < 0.0:
+        theta = 0.0
+    u_cross = u + theta * (u1 - u)
+    u = u_cross + d
+    v = c
+    r = (1.0 - theta) * h
+    if r > 0.0:
+        v2 = v + r * (e * (v * v) + f * v + g - u + current)
+        u = u + (r * a) * (b * (v2 - u_vref) - u_leak * u)
+        v = v2
+    return v, u, theta, v_peak, u_cross
+
+
 @njit(cache=True, nogil=True)
 def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
     """One sub-step ``h`` (ms) of the published semi-implicit Euler scheme, the reset placed at
@@ -186,21 +212,9 @@ def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_
     Returns ``(v, u, theta, v_cross)``: ``theta`` in (0, 1] is where in the sub-step the spike
     happened (-1: no spike), ``v_cross`` the membrane just before its reset.
     """
-    v1 = v + h * (e * (v * v) + f * v + g - u + current)
-    u1 = u + (h * a) * (b * (v1 - u_vref) - u_leak * u)
-    if v1 < v_peak:
-        return v1, u1, -1.0, 0.0
-    theta = (v_peak - v) / (v1 - v) if v1 > v else 1.0
-    if theta < 0.0:
-        theta = 0.0
-    u = u + theta * (u1 - u) + d
-    v = c
-    r = (1.0 - theta) * h
-    if r > 0.0:
-        v2 = v + r * (e * (v * v) + f * v + g - u + current)
-        u = u + (r * a) * (b * (v2 - u_vref) - u_leak * u)
-        v = v2
-    return v, u, theta, v_peak
+    v, u, theta, v_cross, _ = _izh_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref,
+                                           u_leak, v_peak)
+    return v, u, theta, v_cross
 
 
 @njit(cache=True, nogil=True)
@@ -222,7 +236,11 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     substeps = int(V[i, Z_SUBSTEPS])
     drive = V[i, Z_CURRENT]
     noise = V[i, F_NOISE]
-    held = V[i, Z_HELD]
+    ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
+    pos = int(V[i, F_BL_POS])
+    x_prev = V[i, Z_KNOT_X]
+    slope_prev = V[i, Z_KNOT_SLOPE]
+    t_prev = V[i, Z_KNOT_T] + pos  # stored relative to the sample counter
     scale = V[i, Z_SCALE]
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
@@ -243,18 +261,35 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         if noise != 0.0:
             current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
         spiked = False
-        step = 0.0
-        s = 0.0
         for k in range(substeps):
-            v, u, theta, v_cross = izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g,
-                                                      u_vref, u_leak, v_peak)
+            v, u, theta, v_cross, _ = _izh_substep(v, u, current, h, a, b, c, d, e, f, g,
+                                                   u_vref, u_leak, v_peak)
+            t = pos - 1.0 + (k + 1) * inv_n  # this sub-step's end, in samples
             if theta >= 0.0:
                 spiked = True
-                step = (c - v_cross) * scale
-                s = 1.0 - (k + theta) * inv_n  # time from the reset to this sample's end
+                t_c = t - (1.0 - theta) * inv_n
+                x_c = (v_cross - dc) * scale
+                if t_c - t_prev > 1e-9:
+                    slope = (x_c - x_prev) / (t_c - t_prev)
+                    kink = slope - slope_prev
+                    if abs(kink) > KNOT_MIN:
+                        _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
+                    slope_prev = slope
+                _event(ring, pos, pos - t_c, (c - v_cross) * scale, 0.0, 0.0)
+                t_prev = t_c
+                x_prev = (c - dc) * scale
+            x_k = (v - dc) * scale
+            if t - t_prev > 1e-9:
+                slope = (x_k - x_prev) / (t - t_prev)
+                kink = slope - slope_prev
+                if abs(kink) > KNOT_MIN:
+                    _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
+                slope_prev = slope
+                t_prev = t
+                x_prev = x_k
         x = (v - dc) * scale
-        if spiked:
-            held, x = _blep(held, x, step, s)
+        held = blep.ring_take(ring, pos, x)
+        pos += 1
         env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
                                        fade_step)
         out = held * env
@@ -266,12 +301,14 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
             trace[n, TR_DRIVE] = current
             trace[n, TR_SPRING] = u
             trace[n, TR_OUT] = out * amp
-        held = x
         if env_stage == ENV_OFF:
             break
     V[i, Z_STATE + izh.IZH_V] = v
     V[i, Z_STATE + izh.IZH_U] = u
-    V[i, Z_HELD] = held
+    V[i, Z_KNOT_X] = x_prev
+    V[i, Z_KNOT_SLOPE] = slope_prev
+    V[i, Z_KNOT_T] = t_prev - pos
+    V[i, F_BL_POS] = pos & blep.RING_MASK
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     return math.isfinite(v) and math.isfinite(u) and abs(v) < 1e6
