@@ -1,11 +1,12 @@
-"""Band-limited discontinuities: windowed-sinc step (BLEP), ramp (BLAMP) and parabola residuals.
+"""Band-limited discontinuities: windowed-sinc step (BLEP), ramp (BLAMP) and higher residuals.
 
 A voice whose waveform is smooth between events (a reset, the start and end of a spike's
 drive) aliases only through its events: a jump of the waveform itself (order 0), of its slope
-(order 1) or of its curvature (order 2) at a sub-sample time ``t0``. As Surge's classic
-oscillators place their steps, each event adds ``Δ_k·R_k(n - t0)`` to the samples around it,
-where ``R_k`` is the difference between the ``k``-times integrated band-limited impulse and the
-naive (sampled) ``k``-th order jump; the sum is the waveform the ideal low-pass would give.
+(order 1), its curvature (order 2) or its third derivative (order 3) at a sub-sample time
+``t0``. As Surge's classic oscillators place their steps, each event adds ``Δ_k·R_k(n - t0)``
+to the samples around it, where ``R_k`` is the difference between the ``k``-times
+integrated band-limited impulse and the naive (sampled) ``k``-th order jump; the sum is
+the waveform the ideal low-pass would give.
 
 The band-limited impulse is ``h(τ) = 2 fc sinc(2 fc τ) w(τ/W)`` with a Blackman-Harris window
 ``w`` over ``|τ| < W`` samples (``W = HALF_WIDTH``), cutoff ``fc = CUTOFF`` cycles/sample, so its
@@ -25,7 +26,7 @@ from numba import njit
 HALF_WIDTH = 16  # samples either side of the event: the voices' latency
 PHASES = 256  # table points per sample
 CUTOFF = 0.42  # cycles per sample (the window's transition band ends near 0.5)
-ORDERS = 3  # step, ramp, parabola
+ORDERS = 4  # step, ramp, parabola, cubic
 RING = 64  # accumulator ring length (a power of two >= 2 * HALF_WIDTH + 1)
 RING_MASK = RING - 1
 
@@ -60,7 +61,11 @@ def _residual_tables(half_width=HALF_WIDTH, phases=PHASES, cutoff=CUTOFF, fine=1
     # band-limited versions of lower orders, so every residual ends at zero (no new jump).
     r1 -= r1[-1] * b0
     r2 -= r2[-1] * b0
-    tables = np.stack([r0, r1, r2])[:, ::fine]  # shape (3, 2W·phases + 1)
+    b3 = integrate(b2)
+    r3 = b3 - pos * pos * pos / 6.0
+    r3 -= (r3[-1] - r3[-2]) / dt * (b1 - r1[-1] * 0.0)  # its linear tail (the window's m2)
+    r3 -= r3[-1] * b0
+    tables = np.stack([r0, r1, r2, r3])[:, ::fine]  # shape (4, 2W·phases + 1)
     out = np.zeros((ORDERS, 2 * W, phases + 1))
     for j in range(2 * W):
         out[:, j, :] = tables[:, j * phases:(j + 1) * phases + 1]
@@ -84,13 +89,19 @@ def residual(order, j, s):
 
 @njit(cache=True, nogil=True)
 def ring_add_event(ring, pos, s, d0, d1, d2):
+    """Add the step, ramp and parabola corrections of an event (see :func:`ring_add_events`)."""
+    ring_add_events(ring, pos, s, d0, d1, d2, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def ring_add_events(ring, pos, s, d0, d1, d2, d3):
     """Add the corrections of an event ``s`` samples before sample ``pos`` (0 <= s <= 2).
 
     ``ring`` is the voice's accumulator (float64, shape (>= RING,), indexed by sample number
-    modulo RING); ``d0, d1, d2`` are the jumps of the waveform, its slope (per sample) and its
-    curvature (per sample²). Sample ``pos + m`` receives ``Σ_k d_k R_k(m + s)`` for
-    ``m + s`` in ``(-W, W)``; with ``pos`` the sample being computed, the earliest one touched is
-    ``pos - W``, the one :func:`ring_take` gives out now.
+    modulo RING); ``d0 .. d3`` are the jumps of the waveform and of its first three
+    derivatives (per sample, per sample², per sample³). Sample ``pos + m`` receives
+    ``Σ_k d_k R_k(m + s)`` for ``m + s`` in ``(-W, W)``; with ``pos`` the sample being
+    computed, the earliest one touched is ``pos - W``, the one :func:`ring_take` gives out now.
     """
     # τ = m + s, m from -W to W-1; table index j = m + W and phase s. An event up to one
     # sample earlier (1 < s <= 2) is placed from the previous sample, leaving out the one
@@ -106,6 +117,8 @@ def ring_add_event(ring, pos, s, d0, d1, d2):
             r += d1 * residual(1, j, s)
         if d2 != 0.0:
             r += d2 * residual(2, j, s)
+        if d3 != 0.0:
+            r += d3 * residual(3, j, s)
         ring[(pos + j - HALF_WIDTH) & RING_MASK] += r
 
 
