@@ -92,6 +92,9 @@ Z_KNOT_X = Z_KNOT_T + 1  # the sample counter), value (audio units) ...
 Z_KNOT_SLOPE = Z_KNOT_X + 1  # ... and the slope of the segment that ends there
 #: Slope changes (audio units per sample) below this are left to the plain samples.
 KNOT_MIN = 1e-4
+#: Sub-steps per sample at most for a calibrated note (bounds the cost of the top notes,
+#: whose sub-steps then grow past ``max_step_ms``).
+MAX_CALIBRATED_SUBSTEPS = 40
 
 IZH_AUDIO_SCALE = 1.0 / 100.0  # mV → audio before level normalisation
 
@@ -404,7 +407,7 @@ def calibrate_izhikevich(V, i, target, max_step_ms, guess_ms_per_sample, spike_t
     v0 = V[i, Z_STATE + izh.IZH_V]
     u0 = V[i, Z_STATE + izh.IZH_U]
     m = guess_ms_per_sample
-    substeps = max(1, int(math.ceil(m / max_step_ms)))
+    substeps = min(max(1, int(math.ceil(m / max_step_ms))), MAX_CALIBRATED_SUBSTEPS)
     for _ in range(6):
         V[i, Z_STATE + izh.IZH_V] = v0
         V[i, Z_STATE + izh.IZH_U] = u0
