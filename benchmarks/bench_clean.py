@@ -9,6 +9,8 @@ fundamental (:func:`spikesynth.analysis.mono_fundamental_db`), and the cost per
 voice-sample of each model's anti-aliasing scheme.
 
 Run: .venv/bin/python benchmarks/bench_clean.py [--rates 44100,48000] [--patches a,b]
+(with NUMBA_CACHE_DIR keyed by the sources as scripts/test.sh sets it, or a fresh cache:
+numba does not notice a changed kernel called from another file)
 Prints the tables; asserts only that every render is finite.
 """
 
