@@ -89,17 +89,3 @@ def test_pitched_patches_meet_the_inharmonic_targets(name, note, sr, target):
     audio, f0 = held_note(name, note, sr)
     assert inharmonic_db(audio, sr, f0) <= target
 
-
-def test_half_centre_keeps_its_fundamental_in_mono():
-    """Its neurons fire half a cycle apart; the mono sum must not cancel the fundamental."""
-    audio, f0 = held_note("half_centre", 72)
-    assert mono_fundamental_db(audio, SR, f0) >= -20.0
-    # ... and the stereo picture stays: the bursts still alternate left and right (the
-    # envelopes of the channels' upper partials, above 8·f0, are anti-correlated).
-    spec = np.fft.rfft(audio, axis=0)
-    spec[np.fft.rfftfreq(len(audio), 1.0 / SR) < 8 * f0] = 0.0
-    upper = np.abs(np.fft.irfft(spec, len(audio), axis=0))
-    kernel = np.ones(int(SR / f0 / 8)) / int(SR / f0 / 8)
-    env_l = np.convolve(upper[:, 0], kernel, "valid")
-    env_r = np.convolve(upper[:, 1], kernel, "valid")
-    assert np.corrcoef(env_l, env_r)[0, 1] < -0.3
