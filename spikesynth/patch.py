@@ -261,8 +261,8 @@ def _parse_bounded(text: str, path):
         open_nodes.discard(key)
         expanded[key] = total
         if total > MAX_NODES:
-            raise PatchError(path, f"too large once its aliases are expanded (more than "
-                                   f"{MAX_NODES} values)", node.start_mark.line + 1)
+            raise PatchError(path, f"too large: more than {MAX_NODES} values once its "
+                                   f"aliases are expanded", node.start_mark.line + 1)
         return total
 
     count(root)
