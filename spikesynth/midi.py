@@ -56,6 +56,7 @@ Anything else reaches :meth:`EventRing.push`, which validates it with
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -197,6 +198,8 @@ def _describe(available: Sequence[str]) -> str:
     return f"available ports:\n{lines}"
 
 
+_STATUS_BYTE = re.compile(rb"[\x80-\xff]")
+
 # Data bytes after each status byte (system common included); SysEx (F0) is variable.
 _LENGTH = {**{s: 2 for s in range(0x80, 0xC0)}, **{s: 1 for s in range(0xC0, 0xE0)},
            **{s: 2 for s in range(0xE0, 0xF0)}, 0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF4: 0, 0xF5: 0,
@@ -238,15 +241,26 @@ class SysexSplitter:
         """The messages in ``message`` (a sequence of ints 0–255), in order."""
         if not len(message):
             return []
-        if (not self.in_sysex and not self._partial and message[0] != 0xF0
+        if (not self.in_sysex and not self._partial and 0x80 <= message[0] != 0xF0
                 and all(b < 0x80 for b in message[1:])):
-            if message[0] >= 0x80:
+            if 0x80 <= message[0] < 0xF8:  # realtime leaves running status alone
                 self._status = message[0] if message[0] < 0xF0 else 0
-            return [bytes(message)]
+            return [message]
+        try:
+            data = bytes(message)
+        except (TypeError, ValueError):
+            return [message]  # not bytes at all: the ring rejects and counts it
         out: list[bytes] = []
         partial = self._partial
-        for b in message:
-            b = int(b) & 0xFF
+        i, n = 0, len(data)
+        while i < n:
+            if self.in_sysex:  # skip the SysEx data at C speed: to the next status byte
+                found = _STATUS_BYTE.search(data, i)
+                if found is None:
+                    break
+                i = found.start()
+            b = data[i]
+            i += 1
             if b >= 0xF8:  # realtime: a message of its own, anywhere
                 out.append(bytes([b]))
                 continue

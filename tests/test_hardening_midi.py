@@ -67,3 +67,11 @@ def test_random_streams_never_raise_and_keep_notes(seed):
     # whatever came before, an F7 and a complete message afterwards always gets through
     out = s.feed(b"\xf7" + ON)
     assert out[-1] == ON
+
+
+def test_a_long_sysex_and_bad_input():
+    s = SysexSplitter()
+    dump = b"\xf0" + bytes(i % 128 for i in range(65536))
+    assert s.feed(dump + ON) == [ON] and s.unterminated == 1
+    assert s.feed(b"\xf8") == [b"\xf8"] and s.feed(b"\x3e\x64") == [b"\x90\x3e\x64"]
+    assert s.feed([0x90, 300, 1]) == [[0x90, 300, 1]]  # passed on for the ring to reject
