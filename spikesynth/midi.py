@@ -217,11 +217,13 @@ class SysexSplitter:
       :attr:`unterminated` too), which then starts its own message;
     * realtime bytes ``F8``–``FF`` are one-byte messages wherever they appear, inside a
       SysEx or a message included, and change nothing else;
-    * a channel message's running status is followed; system common messages and SysEx
-      cancel it; data bytes with no status to belong to are dropped (:attr:`stray`).
+    * inside what follows a SysEx in one delivery, a channel message's running status is
+      followed; SysEx and system common messages cancel it; data bytes with no status to
+      belong to are dropped (:attr:`stray`).
 
-    A message without a SysEx or a leftover in it, the usual case, is returned as it is
-    (a complete or malformed message reaches the ring unchanged, which validates it).
+    A message with no SysEx involved, the usual case, is returned as it is but for realtime
+    bytes inside it (a malformed message reaches the ring unchanged, which rejects and
+    counts it).
     """
 
     __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "_status", "_partial")
@@ -241,8 +243,14 @@ class SysexSplitter:
         """The messages in ``message`` (a sequence of ints 0–255), in order."""
         if not len(message):
             return []
-        if (not self.in_sysex and not self._partial and 0x80 <= message[0] != 0xF0
-                and all(b < 0x80 for b in message[1:])):
+        if not self.in_sysex and not self._partial and 0xF0 not in message \
+                and message[0] != 0xF7:
+            # No SysEx involved: the message as it came (the ring validates it), minus any
+            # realtime bytes inside it, which are messages of their own.
+            if len(message) > 1 and any(0xF8 <= b <= 0xFF for b in message[1:]):
+                rest = [b for b in message if not 0xF8 <= b <= 0xFF]
+                return [bytes([b]) for b in message if 0xF8 <= b <= 0xFF] + \
+                    ([rest] if rest else [])
             if 0x80 <= message[0] < 0xF8:  # realtime leaves running status alone
                 self._status = message[0] if message[0] < 0xF0 else 0
             return [message]
