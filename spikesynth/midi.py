@@ -221,9 +221,8 @@ class SysexSplitter:
       followed; SysEx and system common messages cancel it; data bytes with no status to
       belong to are dropped (:attr:`stray`).
 
-    A message with no SysEx involved, the usual case, is returned as it is but for realtime
-    bytes inside it (a malformed message reaches the ring unchanged, which rejects and
-    counts it).
+    A message with no SysEx involved, the usual case, is returned as it is (a malformed
+    message reaches the ring unchanged, which rejects and counts it).
     """
 
     __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "_status", "_partial")
@@ -245,12 +244,8 @@ class SysexSplitter:
             return []
         if not self.in_sysex and not self._partial and 0xF0 not in message \
                 and message[0] != 0xF7:
-            # No SysEx involved: the message as it came (the ring validates it), minus any
-            # realtime bytes inside it, which are messages of their own.
-            if len(message) > 1 and any(0xF8 <= b <= 0xFF for b in message[1:]):
-                rest = [b for b in message if not 0xF8 <= b <= 0xFF]
-                return [bytes([b]) for b in message if 0xF8 <= b <= 0xFF] + \
-                    ([rest] if rest else [])
+            # No SysEx involved: the message as it came (the ring validates it; rtmidi
+            # delivers whole messages, so a malformed one is rejected and counted there).
             if 0x80 <= message[0] < 0xF8:  # realtime leaves running status alone
                 self._status = message[0] if message[0] < 0xF0 else 0
             return [message]
@@ -462,7 +457,7 @@ class MidiInput:
         splitter = SysexSplitter()
         self._clients.append((midi_in, DeltaClock(), splitter))
         if self.delivery == "callback":
-            midi_in.set_callback(self._on_message, splitter)
+            midi_in.set_callback(lambda event, data=None: self._on_message(event, splitter))
         return midi_in
 
     def _is_own_port(self, name: str) -> bool:

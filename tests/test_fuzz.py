@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from spikesynth.engine import Synth
 from spikesynth.patch import SCHEMA, patch_from_text
 
-CASE_SECONDS = 2.0  # generous: a case takes milliseconds
+CASE_SECONDS = 10.0  # generous (a shared, busy CI machine): a case takes milliseconds
 CASE_BYTES = 64 * 2**20
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
