@@ -221,8 +221,9 @@ class SysexSplitter:
       followed; SysEx and system common messages cancel it; data bytes with no status to
       belong to are dropped (:attr:`stray`).
 
-    A message with no SysEx involved, the usual case, is returned as it is (a malformed
-    message reaches the ring unchanged, which rejects and counts it).
+    A delivery that neither starts with ``F0`` nor comes while a SysEx is open, the usual
+    case, is returned as it is (a malformed message reaches the ring unchanged, which
+    rejects and counts it).
     """
 
     __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "_status", "_partial")
@@ -241,11 +242,11 @@ class SysexSplitter:
     def feed(self, message) -> list[bytes]:
         """The messages in ``message`` (a sequence of ints 0–255), in order."""
         if not len(message):
-            return []
-        if not self.in_sysex and not self._partial and 0xF0 not in message \
-                and message[0] != 0xF7:
-            # No SysEx involved: the message as it came (the ring validates it; rtmidi
-            # delivers whole messages, so a malformed one is rejected and counted there).
+            return [message]  # the ring rejects and counts it
+        if not self.in_sysex and not self._partial and message[0] != 0xF0:
+            # No SysEx involved: the message as it came (the ring validates it). rtmidi
+            # delivers whole messages, so an F0 inside one that does not start with F0 is a
+            # malformed message, rejected and counted there, not the start of a SysEx.
             if 0x80 <= message[0] < 0xF8:  # realtime leaves running status alone
                 self._status = message[0] if message[0] < 0xF0 else 0
             return [message]
