@@ -35,14 +35,20 @@ def _cmd_check(args) -> int:
     return status
 
 
+def _warn(message: str) -> None:
+    print(f"spikesynth: warning: {message}", file=sys.stderr)
+
+
 def _cmd_render(args) -> int:
     from .offline import (
         RenderError,
+        controller_events,
         has_program_changes,
         load_programs,
         midi_file_events,
         note_events,
         parse_note,
+        release_hanging_notes,
         render_to_file,
     )
     from .patch import PatchError, load_patch
@@ -53,14 +59,22 @@ def _cmd_render(args) -> int:
             raise RenderError(f"samplerate {args.samplerate} Hz outside 8000..384000")
         if args.tail is not None and not 0 <= args.tail <= 600:
             raise RenderError("--tail must be between 0 and 600 seconds")
-        events = []
+        if not 0 < args.max_seconds <= 86400:
+            raise RenderError("--max-seconds must be more than 0 and at most 86400")
+        # Controllers first: at one time they apply before the notes that start then.
+        events = controller_events(args.cc, args.bend, args.pressure,
+                                   bend_range=patch["pitch_bend_range"],
+                                   samplerate=args.samplerate)
         if args.midi:
-            events += midi_file_events(args.midi, args.samplerate)
+            events += midi_file_events(args.midi, args.samplerate,
+                                       max_seconds=args.max_seconds, warn=_warn)
         notes = [parse_note(s) for s in args.note]
         if not notes and not args.midi:
             notes = [parse_note("C4")]  # a default: one second of middle C
         events += note_events(notes, args.samplerate)
-        events.sort(key=lambda e: e[0])
+        events, hanging = release_hanging_notes(events)
+        if hanging:
+            _warn(f"{hanging} note(s) never end: released after the last event")
         out = args.output or f"{Path(args.patch).stem if args.patch else 'default'}.wav"
         programs = None
         if has_program_changes(events):  # the same programs as play: the patch's folder
@@ -68,7 +82,8 @@ def _cmd_render(args) -> int:
                                      warn=lambda m: print(f"spikesynth: {m}", file=sys.stderr))
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
-                                 progress=not args.quiet, programs=programs)
+                                 progress=not args.quiet, max_seconds=args.max_seconds,
+                                 programs=programs)
     except (PatchError, RenderError) as e:
         return _fail(str(e), 1)
     except KeyboardInterrupt:
@@ -525,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--programs", metavar="DIR", default=None,
                    help="program change n selects the n-th patch of DIR (default: the "
                         "patch's folder, as play does)")
+
+    p.add_argument("--max-seconds", type=float, default=600.0, metavar="SECONDS",
+                   help="refuse a render longer than this (default 600 s)")
+    p.add_argument("--cc", action="append", default=[], metavar="NUMBER:VALUE[:TIME]",
+                   help="a control change on channel 1 at TIME s (default 0); repeatable")
+    p.add_argument("--bend", action="append", default=[], metavar="SEMITONES[:TIME]",
+                   help="pitch bend, within the patch's pitch_bend_range; repeatable")
+    p.add_argument("--pressure", action="append", default=[], metavar="VALUE[:TIME]",
+                   help="channel pressure (aftertouch) 0-127; repeatable")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
 

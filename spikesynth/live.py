@@ -33,12 +33,15 @@ not programs until the next start.
 
 Hot reload
 ----------
-The watcher polls every program file's (mtime, size) every ``reload_interval`` s. A changed
-file is re-read once its signature has been stable for one poll (an editor that writes in
-several steps is not caught half-way), so a change applies within about two polls plus the
-prepare time (a few ms): well under 0.5 s. A valid file is prepared and, if it is the current
-program, switched to; an invalid one prints exactly ``spikesynth check``'s message
-(``spikesynth: error: FILE:LINE: key: what was expected``) and the old patch stays.
+The watcher polls every program file's (mtime, size, content hash) every
+``reload_interval`` s. A changed file is re-read once its signature has been stable for one
+poll (an editor that writes in several steps is not caught half-way), parsed and validated
+in a child process with time and memory limits (:mod:`spikesynth.patchworker`), so a change
+applies within about two polls plus the round trip and the prepare time: well under 0.5 s.
+An empty file is an error like any invalid one; the watcher survives any exception. A valid
+file is prepared and, if it is the current program, switched to; an invalid one prints
+exactly ``spikesynth check``'s message (``spikesynth: error: FILE:LINE: key: what was
+expected``) and the old patch stays.
 
 Garbage collection is frozen and disabled while playing, and the interpreter's thread switch
 interval lowered: the compiled callback needs neither, but the Python fallback needs the GIL
@@ -56,6 +59,7 @@ compiled, GIL-free; ``py``: the Python fallback).
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import shutil
 import sys
@@ -65,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from .events import RING_WRITE, EventRing
-from .patch import DEFAULT_PATCH, PatchError, list_patches, load_patch
+from .patch import DEFAULT_PATCH, MAX_PATCH_BYTES, PatchError, list_patches, load_patch
 
 __all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status", "status_width"]
 
@@ -381,34 +385,75 @@ class LiveSession:
     # -- reload thread ------------------------------------------------------------------
     @staticmethod
     def _signature(path):
+        """(mtime, size, content hash) of a program file, None when it cannot be read."""
         try:
             st = os.stat(path)
+            digest = None
+            if st.st_size <= MAX_PATCH_BYTES:  # larger ones are refused unread by the worker
+                with open(path, "rb") as f:
+                    digest = hashlib.blake2b(f.read(MAX_PATCH_BYTES + 1),
+                                             digest_size=16).digest()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_mtime_ns, st.st_size, digest)
 
     def _watch(self):
-        """Poll the program files and reload changed ones. Thread: ``spikesynth-reload``."""
-        pending: dict[int, tuple] = {}  # program -> signature seen changing
-        while not self._stop.wait(self.reload_interval):
-            for i, path in enumerate(self.paths):
-                sig = self._signature(path)
-                if sig == self._signatures[i] and i not in pending:
-                    continue
-                if pending.get(i) != sig:  # still changing (or a first sighting): wait a poll
-                    pending[i] = sig
-                    continue
-                del pending[i]
-                self._signatures[i] = sig
-                self._reload(i, path)
+        """Poll the program files and reload changed ones. Thread: ``spikesynth-reload``.
 
-    def _reload(self, i, path):
+        Survives anything: an exception is reported (and counted in ``reload_errors``) and
+        the watching goes on. A changed file is read once it has been the same (time,
+        size and content) for two polls; it is parsed and validated in a
+        :class:`~spikesynth.patchworker.PatchWorker` child process, so neither a slow nor
+        a huge file holds this process's GIL; only a validated patch is prepared here.
+        """
+        from .patchworker import PatchWorker
+
+        worker = PatchWorker()
         try:
-            prepared = self.synth.prepare_patch(load_patch(path))
-        except PatchError as e:
+            worker.start()
+        except Exception as e:  # no child processes here: validate in this process
+            self._message(f"spikesynth: warning: hot reload validates in-process ({e})")
+            worker = None
+        pending: dict[int, tuple] = {}  # program -> signature seen changing
+        try:
+            while not self._stop.wait(self.reload_interval):
+                try:
+                    self._poll_programs(pending, worker)
+                except Exception as e:
+                    self.reload_errors += 1
+                    self._message(f"spikesynth: error: hot reload: {type(e).__name__}: {e} "
+                                  f"(still watching)")
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _poll_programs(self, pending, worker):
+        for i, path in enumerate(self.paths):
+            sig = self._signature(path)
+            if sig == self._signatures[i] and i not in pending:
+                continue
+            if pending.get(i) != sig:  # still changing (or a first sighting): wait a poll
+                pending[i] = sig
+                continue
+            del pending[i]
+            self._signatures[i] = sig
+            if sig is None:
+                continue  # removed (an editor's rename): the next version is read
+            self._reload(i, path, worker)
+
+    def _reload(self, i, path, worker=None):
+        if worker is not None:
+            patch, error = worker.load(path)
+        else:
+            try:
+                patch, error = load_patch(path), None
+            except PatchError as e:
+                patch, error = None, str(e)
+        if error is not None:
             self.reload_errors += 1
-            self._message(f"spikesynth: error: {e}")  # exactly as `spikesynth check`
+            self._message(f"spikesynth: error: {error}")  # exactly as `spikesynth check`
             return
+        prepared = self.synth.prepare_patch(patch)
         with self._program_lock:
             self.prepared[i] = prepared
             current = i == self.program
