@@ -15,6 +15,9 @@ if [ "$dev" = 1 ]; then
     command -v jackd >/dev/null 2>&1 || need+=(jackd2)
     have_lib libjack.so || need+=(libjack-jackd2-0)
     have_lib libasound.so || need+=(libasound2)
+    # The browser tests of the UI (tests/test_ui_browser.py): headless Chromium + its driver.
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup: installing system packages: ${need[*]}"

@@ -145,7 +145,10 @@ class LiveSession:
                  midi_in: str | None = "all", midi_api: str = "alsa",
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
-                 status_interval: float = 0.25, reload_interval: float = 0.1):
+                 status_interval: float = 0.25, reload_interval: float = 0.1,
+                 output_tap=None):
+        #: Optional :class:`spikesynth.ui.tap.OutputTap`: a copy of each output block (UI).
+        self.output_tap = output_tap
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -216,6 +219,8 @@ class LiveSession:
         self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
         self.synth.use_patch(self.prepared[self.program])
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
+        if self.output_tap is not None:
+            self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
         if self.midi_in is not None:
