@@ -106,6 +106,7 @@ class UIServer:
             self.sock = socket.socket(family, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, int(port)))
+            self.sock.listen(64)  # connections wait in the backlog until uvicorn runs
         except OSError as e:
             raise UIServerError(f"cannot serve the UI on {host}:{port}: {e.strerror or e}") \
                 from None
