@@ -101,14 +101,17 @@ function makeControl(c) {
   const unit = document.createElement('span');
   unit.className = 'unit';
   unit.textContent = c.unit;
+  unit.title = c.unit;
+  div.append(unit);
   if (c.controllable) {
     const learn = document.createElement('button');
     learn.className = 'learn'; learn.textContent = 'learn';
     learn.title = 'MIDI learn: click, then move a controller';
     learn.addEventListener('click', () => send('learn', { path: state.learning === c.key ? null : c.key }));
-    unit.append(' ', learn);
+    div.append(learn);
+  } else {
+    div.append(document.createElement('span'));
   }
-  div.append(unit);
   const err = document.createElement('div');
   err.className = 'error'; err.hidden = true;
   div.append(err);
@@ -133,6 +136,7 @@ function buildControls(s) {
     groups.get(g).items.push(c);
     groups.get(g).relevant ||= c.relevant;
   }
+  let others = null;
   for (const [name, g] of groups) {
     const fs = document.createElement('fieldset');
     fs.className = g.relevant ? '' : 'other';
@@ -141,8 +145,17 @@ function buildControls(s) {
     lg.textContent = g.relevant ? name : `${name} (other models)`;
     fs.append(lg);
     for (const c of g.items) fs.append(makeControl(c));
-    root.append(fs);
+    if (g.relevant) { root.append(fs); continue; }
+    if (!others) {  // the settings of the other voice models, folded away
+      others = document.createElement('details');
+      others.className = 'other';
+      const summary = document.createElement('summary');
+      summary.textContent = 'settings of the other voice models';
+      others.append(summary);
+    }
+    others.append(fs);
   }
+  if (others) root.append(others);
 }
 
 function showState(s) {
