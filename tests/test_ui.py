@@ -173,3 +173,21 @@ def test_server_needs_the_token_and_checks_the_origin(bridge):
             assert info.value.response.status_code == 403
     finally:
         server.stop()
+
+
+def test_ui_command_serves_the_preview_and_prints_one_line(folder):
+    cmd = [sys.executable, "-m", "spikesynth.cli", "ui", str(folder / "lead.yaml"), "--no-browser"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("UI: http://127.0.0.1:") and "/?token=" in line, line
+        base, token = line[4:].split("/?token=")
+        with urllib.request.urlopen(f"{base}/api/state?token={token}", timeout=30) as r:
+            state = json.loads(r.read())
+        assert state["mode"] == "preview" and state["file"] == "lead.yaml"
+        assert state["programs"] == ["default.yaml", "half_centre.yaml", "lead.yaml"]
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    assert "Traceback" not in proc.stderr.read()

@@ -40,6 +40,7 @@ changes are serialised by :attr:`Bridge.lock`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import threading
@@ -138,6 +139,8 @@ class Bridge:
         self.input_lock = input_lock or threading.Lock()
         self.channel = int(channel)
         self.lock = threading.RLock()  # serialises changes (parameters, programs, saves)
+        self._tickets = itertools.count(1)
+        self._latest: dict = {}  # setting -> ticket of its newest request
         self.folder = Path(path).resolve().parent
         self._path = Path(path).resolve()
         self._patch = patch  # preview only; live reads the synth
@@ -272,8 +275,16 @@ class Bridge:
             self.synth.use_patch(prepared)
 
     def set_param(self, path: str, value) -> Result:
-        """Set one setting, validated by the schema. Thread: UI server (worker)."""
+        """Set one setting, validated by the schema. Thread: UI server (worker).
+
+        Requests for the same setting that queue up behind a slow change (a slider dragged
+        faster than patches prepare) collapse into the newest: older ones return ok unapplied.
+        """
+        ticket = next(self._tickets)
+        self._latest[path if isinstance(path, str) else ""] = ticket
         with self.lock:
+            if self._latest.get(path if isinstance(path, str) else "") != ticket:
+                return Result(True)  # a newer value for this setting is waiting
             patch = self.patch
             spec = schema_for(patch).get(path) if isinstance(path, str) else None
             if spec is None:
