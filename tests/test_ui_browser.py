@@ -123,7 +123,7 @@ def ui():
         made.append(player)
         rec = Recorder(seconds=240.0)
         made.append(rec)
-        rec.connect(player.wait_ports(rec.client, timeout=120))
+        rec.connect(player.wait_ports(rec.client, timeout=400))  # a cold numba cache compiles
         rec.start()
         rec.settle()
         keys = Keyboard(rec)
@@ -324,7 +324,8 @@ def test_the_membrane_view_draws_while_a_note_plays(ui):
 
 def test_callback_load_with_the_ui_open_stays_within_1_5x(ui):
     """p99 of the audio callback's load over 3 s of a held note, page closed vs page open
-    with its views running (two rounds each, the larger p99 of each kind compared)."""
+    with its views running: three interleaved rounds of each, their medians compared (the
+    2-core machine is shared, so one round of either kind can be an outlier)."""
     def p99(seconds=3.0):
         since = ui.api("/api/status")["load"]["callbacks"]
         time.sleep(seconds)
@@ -335,7 +336,7 @@ def test_callback_load_with_the_ui_open_stays_within_1_5x(ui):
     closed, opened = [], []
     ui.keys.send(0x90, 60, 100)
     try:
-        for _ in range(2):
+        for _ in range(3):
             ui.driver.get("about:blank")  # the websocket closes: no views
             time.sleep(0.5)
             closed.append(p99())
@@ -346,4 +347,4 @@ def test_callback_load_with_the_ui_open_stays_within_1_5x(ui):
     finally:
         ui.keys.send(0x80, 60, 0)
     print(f"callback load p99: page closed {closed}, page open {opened}")
-    assert max(opened) <= 1.5 * max(closed), (closed, opened)
+    assert np.median(opened) <= 1.5 * np.median(closed), (closed, opened)

@@ -43,6 +43,7 @@ import dataclasses
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -58,6 +59,10 @@ __all__ = ["Bridge", "Result", "encode_view", "decode_view", "schema_for"]
 
 UNDO_DEPTH = 200
 TRACE_SECONDS = 0.3
+STATUS_INTERVAL = 0.2  # s between status refreshes in the views
+#: The interpreter's thread switch interval while the page is served live (s): the server
+#: thread then holds the GIL at most this long when the audio callback wants it back.
+UI_SWITCH_INTERVAL = 0.0001
 SPECTRUM_FRAMES = 4096
 MAX_SPECTRUM_HZ = 16000.0
 RESERVED_CC = (64, 120, 121, 122, 123, 124, 125, 126, 127)
@@ -144,6 +149,7 @@ class Bridge:
         self.folder = Path(path).resolve().parent
         self._path = Path(path).resolve()
         self._patch = patch  # preview only; live reads the synth
+        self._programs = None  # preview: the folder's files, listed once per save
         self.undo_stack: list = []
         self.learning: str | None = None
         self.version = 0  # bumped on every change the page should redraw for
@@ -166,6 +172,9 @@ class Bridge:
         self._offset = 0
         self._last_frame = time.monotonic()
         self.seq = 0
+        self._status, self._status_at = None, -1.0
+        self._viewers = 0
+        self._switch_saved = None
 
     # -- construction (main) ------------------------------------------------------------
     @classmethod
@@ -187,6 +196,27 @@ class Bridge:
 
         path = Path(path) if path is not None else DEFAULT_PATCH
         return cls(path=path, patch=load_patch(path), samplerate=samplerate)
+
+    def views_opened(self) -> None:
+        """A page started receiving views. Thread: UI server.
+
+        Live, the first one lowers the interpreter's thread switch interval to
+        :data:`UI_SWITCH_INTERVAL`, so that the server thread, busy with the views, makes
+        the audio callback wait less for the GIL; the last one to close restores it.
+        """
+        self._viewers += 1
+        if self._viewers == 1 and self.session is not None:
+            self._switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_saved, UI_SWITCH_INTERVAL))
+
+    def views_closed(self) -> None:
+        """A page stopped receiving views. Thread: UI server."""
+        self._viewers -= 1
+        if self._viewers == 0:
+            self.all_notes_off()  # a closed page leaves no note hanging
+            if self._switch_saved is not None:
+                sys.setswitchinterval(self._switch_saved)
+                self._switch_saved = None
 
     def close(self) -> None:
         """Stop the trace worker. Thread: main."""
@@ -214,8 +244,10 @@ class Bridge:
     def programs(self) -> list[Path]:
         if self.session is not None:
             return [Path(p).resolve() for p in self.session.paths]
-        paths = [p.resolve() for p in list_patches(self.folder)]
-        return paths if self._path in paths else paths + [self._path]
+        if self._programs is None:  # the folder as it is now (a save-as adds a file)
+            paths = [p.resolve() for p in list_patches(self.folder)]
+            self._programs = paths if self._path in paths else paths + [self._path]
+        return self._programs
 
     def controls(self) -> list[dict]:
         """One description per setting of the current patch, for the page's controls."""
@@ -414,6 +446,7 @@ class Bridge:
                 return Result(False, f"cannot write {target}: {e.strerror or e}", "file")
             if self.session is None:
                 self._path = target
+                self._programs = None
             self.version += 1
             return Result(True)
 
@@ -558,7 +591,9 @@ class Bridge:
                   "version": self.version}
         self.seq += 1
         arrays = {}
-        status = self.status()
+        if now - self._status_at >= STATUS_INTERVAL:  # the status changes slowly: 5 a second
+            self._status, self._status_at = self.status(), now
+        status = self._status
         sounding = status["voices_active"] > 0 or bool(self.held)
         if trace is not None:
             period = float(trace.get("period") or 0.0)

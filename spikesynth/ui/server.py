@@ -186,7 +186,6 @@ class UIServer:
         await ws.accept()
         self.clients += 1
         b = self.bridge
-        await ws.send_text(json.dumps(b.state()))
         sent_version = b.version
 
         async def views():
@@ -201,8 +200,11 @@ class UIServer:
                     await ws.send_text(json.dumps(b.state()))
                 await asyncio.sleep(max(next_at - loop.time(), 0.001))
 
-        sender = asyncio.create_task(views())
+        b.views_opened()
+        sender = None
         try:
+            await ws.send_text(json.dumps(b.state()))
+            sender = asyncio.create_task(views())
             while True:
                 text = await ws.receive_text()
                 try:
@@ -218,10 +220,10 @@ class UIServer:
         except WebSocketDisconnect:
             pass
         finally:
-            sender.cancel()
+            if sender is not None:
+                sender.cancel()
             self.clients -= 1
-            if self.clients == 0:
-                b.all_notes_off()  # a closed page leaves no note hanging
+            b.views_closed()
 
     # -- lifecycle (main) ---------------------------------------------------------------
     def start(self) -> str:
