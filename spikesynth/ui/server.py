@@ -192,13 +192,16 @@ class UIServer:
             nonlocal sent_version
             loop = asyncio.get_running_loop()
             next_at = loop.time()
-            while True:
-                next_at += 1.0 / FPS
-                await ws.send_bytes(b.view_frame())
-                if b.version != sent_version or b.patch is not b._seen_patch:
-                    sent_version, b._seen_patch = b.version, b.patch
-                    await ws.send_text(json.dumps(b.state()))
-                await asyncio.sleep(max(next_at - loop.time(), 0.001))
+            try:
+                while True:
+                    next_at += 1.0 / FPS
+                    await ws.send_bytes(b.view_frame())
+                    if b.version != sent_version or b.patch is not b._seen_patch:
+                        sent_version, b._seen_patch = b.version, b.patch
+                        await ws.send_text(json.dumps(b.state()))
+                    await asyncio.sleep(max(next_at - loop.time(), 0.001))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return  # the page went away; the receiving side ends the connection
 
         b.views_opened()
         sender = None
