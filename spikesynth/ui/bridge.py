@@ -88,9 +88,20 @@ def schema_for(patch) -> dict:
     return fn(patch) if fn is not None else SCHEMA
 
 
+def _live_keys(patch) -> set:
+    """The keys the engine's parameter path (and a controller) can move for ``patch``."""
+    from .. import patch as patch_module
+
+    fn = getattr(patch_module, "param_index", None)  # per model, once models own their keys
+    keys = set(fn(patch["model"])) if fn is not None else set(P.PARAM_INDEX)
+    return {k for k in keys if k in schema_for(patch) and schema_for(patch)[k].controllable}
+
+
 def _curve(spec) -> str:
     if spec.kind not in ("float", "int") or spec.lo is None:
         return ""
+    if getattr(spec, "curve", "linear") == "exp" and spec.lo > 0:
+        return "log"
     if spec.lo > 0 and spec.hi / spec.lo >= 100:
         return "log"
     if spec.lo == 0 and spec.hi >= 100:
@@ -149,6 +160,7 @@ class Bridge:
         self.folder = Path(path).resolve().parent
         self._path = Path(path).resolve()
         self._patch = patch  # preview only; live reads the synth
+        self._base = self._edited = synth.patch if synth is not None else None
         self._programs = None  # preview: the folder's files, listed once per save
         self.undo_stack: list = []
         self.learning: str | None = None
@@ -231,8 +243,18 @@ class Bridge:
 
     @property
     def patch(self):
-        """The current patch (the engine's, live). Thread: any."""
-        return self.synth.patch if self.synth is not None else self._patch
+        """The current patch: live, the engine's with the page's changes. Thread: any.
+
+        ``Synth.set_param`` moves the engine's parameters without making a new patch, so
+        the page's values are kept here (:attr:`_edited`) until the engine's patch itself
+        changes (a program change, a reload, a prepared switch), which starts afresh.
+        """
+        if self.synth is None:
+            return self._patch
+        current = self.synth.patch
+        if current is not self._base:
+            self._base, self._edited = current, current
+        return self._edited
 
     @property
     def path(self) -> Path:
@@ -255,6 +277,7 @@ class Bridge:
         model = patch["model"]
         mine = _MODEL_GROUPS.get(model, ())
         others = {g for m, gs in _MODEL_GROUPS.items() if m != model for g in gs}
+        live = _live_keys(patch)
         out = []
         for key, spec in schema_for(patch).items():
             group = _group(key)
@@ -263,7 +286,7 @@ class Bridge:
                 "key": key, "kind": spec.kind, "value": value, "default": spec.default,
                 "lo": spec.lo, "hi": spec.hi, "unit": spec.unit, "doc": spec.doc,
                 "choices": list(spec.choices), "curve": _curve(spec),
-                "controllable": bool(spec.controllable and key in P.PARAM_INDEX),
+                "controllable": key in live,
                 "group": group,
                 "relevant": group in mine or group not in others,
             })
@@ -297,14 +320,22 @@ class Bridge:
         if self.synth is None:
             self._patch = new_patch
             return
+        self.patch  # noqa: B018 - notice an engine-side change before this one
         setter = getattr(self.synth, "set_param", None)
-        if setter is not None and path is not None and isinstance(value, (int, float)):
-            setter(path, float(value))
-            return
+        if (setter is not None and path is not None and isinstance(value, (int, float))
+                and path in _live_keys(new_patch)):
+            try:
+                setter(path, float(value))  # the engine's parameter path (smoothed there)
+                self._edited = new_patch
+                return
+            except ValueError:
+                pass  # not live for this model: prepare the patch instead
         prepared = self.synth.prepare_patch(new_patch)
         lock = getattr(self.session, "_program_lock", None) or threading.Lock()
         with lock:
             self.synth.use_patch(prepared)
+            # Until a fading switch completes the engine still reports the old patch.
+            self._base, self._edited = self.synth.patch, new_patch
 
     def set_param(self, path: str, value) -> Result:
         """Set one setting, validated by the schema. Thread: UI server (worker).
@@ -364,7 +395,7 @@ class Bridge:
 
     def learn(self, path: str | None) -> Result:
         """Arm MIDI learn for ``path`` (None: disarm); the next CC moved maps to it."""
-        if path is not None and (path not in P.PARAM_INDEX or not SCHEMA[path].controllable):
+        if path is not None and path not in _live_keys(self.patch):
             return Result(False, "this setting cannot follow a MIDI controller", str(path))
         self.learning = path
         self.version += 1
@@ -372,7 +403,7 @@ class Bridge:
 
     def _learned(self, cc: int) -> None:
         path, self.learning = self.learning, None
-        spec = SCHEMA[path]
+        spec = schema_for(self.patch)[path]
         from .patchfile import controllers_raw
 
         items = [c for c in controllers_raw(self.patch) if c.get("cc") != cc]
