@@ -260,8 +260,13 @@ class Bridge:
     def path(self) -> Path:
         """The file the current program was loaded from (save writes here)."""
         if self.session is not None:
-            return Path(self.session.paths[self.session.program]).resolve()
+            return Path(self.session.paths[self._program_number()]).resolve()
         return self._path
+
+    def _program_number(self) -> int:
+        """Live: the program playing (the engine's own count once it switches programs)."""
+        number = getattr(self.synth, "program_number", None)
+        return int(number) if number is not None else int(self.session.program)
 
     def programs(self) -> list[Path]:
         if self.session is not None:
@@ -428,9 +433,19 @@ class Bridge:
             if not isinstance(index, int) or not 0 <= index < len(programs):
                 return Result(False, f"no program {index!r}")
             if self.session is not None:
-                before = self.session.program
-                self.session._on_program(index)
-                if self.session.program != index:
+                before = self._program_number()
+                if hasattr(self.synth, "set_programs"):
+                    # The engine switches programs itself: a program change through the ring,
+                    # exactly like MIDI, then wait (briefly) for the engine to take it.
+                    with self.input_lock:
+                        self.ring.push(time.monotonic_ns(), bytes([0xC0 | (self.channel - 1),
+                                                                   index]))
+                    deadline = time.monotonic() + 1.0
+                    while self._program_number() != index and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                else:
+                    self.session._on_program(index)
+                if self._program_number() != index:
                     return Result(False, f"program {index} did not load ({programs[index].name})")
                 if before != index:
                     self.undo_stack.clear()
