@@ -1,4 +1,5 @@
-"""The command line: ``spikesynth render | check | play | devices | plot | listen | process``.
+"""The command line: ``spikesynth render | check | play | ui | devices | plot | listen | process |
+library | stems | sweep | cache-dir``.
 
 Top of the import graph.
 
@@ -127,12 +128,21 @@ def _cmd_play(args) -> int:
     if not 0 <= args.blocksize <= 8192:
         return _fail("--blocksize must be 0 (the device chooses) up to 8192 frames")
     midi_in = None if args.midi_in.lower() == "off" else args.midi_in
+    tap = None
+    if args.ui:
+        try:
+            ui = _ui_modules()
+        except ImportError as e:
+            return _fail(str(e), 1)
+        tap = ui.OutputTap()
     session = LiveSession(args.patch, samplerate=args.samplerate, blocksize=args.blocksize,
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval, callback=args.callback)
+                          status_interval=args.status_interval, callback=args.callback,
+                          output_tap=tap)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
+    face = None
     try:
         try:
             session.open()
@@ -143,10 +153,17 @@ def _cmd_play(args) -> int:
         except (PatchError, AudioDeviceError, AudioUnavailable, MidiPortError,
                 KeysUnavailable, LiveError) as e:
             return _fail(str(e), 1)
+        if args.ui:
+            try:
+                face = _start_ui(ui, ui.Bridge.live(session, tap), args)
+            except ui.UIServerError as e:
+                return _fail(str(e), 1)
         session.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if face is not None:
+            face.stop()
         session.close()
         signal.signal(signal.SIGTERM, previous)
         if args.stats_json:  # for benchmarks/soak.py: the final counters and load percentiles
@@ -160,6 +177,97 @@ def _cmd_play(args) -> int:
             with atomic_output(args.stats_json) as tmp:
                 Path(tmp).write_text(json.dumps(stats, default=str))
     return 0
+
+
+class _UIModules:
+    """The UI's modules, imported only for ``--ui`` and ``ui`` (they need spikesynth[ui])."""
+
+    def __init__(self):
+        try:
+            from .ui.bridge import Bridge
+            from .ui.server import UIServer, UIServerError
+            from .ui.tap import OutputTap
+        except ImportError as e:
+            raise ImportError(f"the UI needs its extra packages ({e.name} is missing): "
+                              "pip install 'spikesynth[ui]'") from None
+        self.Bridge, self.UIServer, self.UIServerError = Bridge, UIServer, UIServerError
+        self.OutputTap = OutputTap
+
+
+def _ui_modules() -> _UIModules:
+    return _UIModules()
+
+
+class _Face:
+    """A running UI: its server and bridge, stopped together."""
+
+    def __init__(self, server, bridge):
+        self.server, self.bridge = server, bridge
+
+    def stop(self):
+        try:
+            self.server.stop()
+        finally:
+            self.bridge.close()
+
+
+def _start_ui(ui, bridge, args) -> _Face:
+    """Serve the page, print its one ``UI:`` line, open a browser unless ``--no-browser``."""
+    try:
+        server = ui.UIServer(bridge, host=args.ui_host, port=args.ui_port)
+    except BaseException:
+        bridge.close()
+        raise
+    url = server.start()
+    print(f"UI: {url}", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        try:
+            webbrowser.open(url, new=2)  # returns False (does nothing) where there is none
+        except Exception:  # noqa: BLE001 - no browser is not an error
+            pass
+    return _Face(server, bridge)
+
+
+def _cmd_ui(args) -> int:
+    """``spikesynth ui``: the page for a patch, with an offline preview and no audio."""
+    import signal
+    import threading
+
+    from .patch import PatchError
+
+    try:
+        ui = _ui_modules()
+    except ImportError as e:
+        return _fail(str(e), 1)
+    try:
+        bridge = ui.Bridge.preview(args.patch, samplerate=args.samplerate)
+        face = _start_ui(ui, bridge, args)
+    except (PatchError, ui.UIServerError) as e:
+        return _fail(str(e), 1)
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        face.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _add_ui_options(p, play: bool) -> None:
+    if play:
+        p.add_argument("--ui", action="store_true",
+                       help="serve a page to shape and watch the sound (prints its URL)")
+    p.add_argument("--ui-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address the page is served on (default loopback only)")
+    p.add_argument("--ui-port", type=int, default=0, metavar="PORT",
+                   help="port of the page (default: any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
 
 def _cmd_devices(args) -> int:
@@ -595,7 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
     p.add_argument("--stats-json", default=None, help=argparse.SUPPRESS)
+    _add_ui_options(p, play=True)
     p.set_defaults(func=_cmd_play)
+
+    p = sub.add_parser("ui", help="the play page for a patch, offline (no audio device)")
+    p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
+    p.add_argument("--samplerate", type=int, default=48000)
+    _add_ui_options(p, play=False)
+    p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")
     p.set_defaults(func=_cmd_devices)

@@ -201,7 +201,9 @@ class LiveSession:
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
                  status_interval: float = 0.25, reload_interval: float = 0.1,
-                 callback: str = "auto"):
+                 callback: str = "auto", output_tap=None):
+        #: Optional :class:`spikesynth.ui.tap.OutputTap`: a copy of each output block (UI).
+        self.output_tap = output_tap
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -279,6 +281,8 @@ class LiveSession:
         # the session's (ProgramRing), so the engine itself ignores program change here.
         self.synth.set_programs(self.prepared, self.program, engine_switches=False)
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
+        if self.output_tap is not None:
+            self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
         if self.midi_in is not None:
@@ -308,7 +312,7 @@ class LiveSession:
             self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
                                          blocksize=self.blocksize, latency=self.latency,
                                          device=device, midi_latency_ns=latency_ns,
-                                         callback=self.callback)
+                                         callback=self._callback_choice())
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -356,6 +360,13 @@ class LiveSession:
             f"{1e3 * self.audio.output_latency:.1f} ms, MIDI latency "
             f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
             "Ctrl-C stops.")
+
+    def _callback_choice(self) -> str:
+        """The UI's output tap copies blocks in the Python callback: with --ui, ``auto``
+        means the Python one (the compiled callback has no tap yet)."""
+        if self.output_tap is not None and self.callback == "auto":
+            return "python"
+        return self.callback
 
     def _callback_text(self) -> str:
         if self.audio.callback_kind == "compiled":
