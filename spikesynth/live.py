@@ -285,6 +285,7 @@ class LiveSession:
             self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
+        self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
         if self.midi_in is not None:
             from .midi import MidiInput, MidiUnavailable
 

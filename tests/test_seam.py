@@ -184,3 +184,24 @@ def test_block_size_invariance_survives_the_refactor():
     ref, _ = render_in_blocks(patch, events, 4000, 512)
     out, _ = render_in_blocks(patch, events, 4000, 37)
     np.testing.assert_array_equal(out, ref)
+
+
+def test_parameter_events_through_the_ring_reach_the_live_engine():
+    import threading
+
+    from spikesynth.events import EventRing
+
+    patch = load_patch(PATCHES / "default.yaml")
+    synth = Synth(patch, SR, 64)
+    ring = EventRing(64)
+    synth.live_input = (ring, threading.Lock())
+    out = np.zeros((64, 2), dtype=np.float32)
+    synth.process_ring(out, ring, 0, 0)
+    synth.set_param("spring.frequency_hz", 700.0)
+    assert ring.pending() == 1
+    import time
+
+    synth.process_ring(out, ring, time.monotonic_ns() + 10**9, 0)  # a block after its arrival
+    assert synth.params[P_SPRING_HZ] == pytest.approx(700.0)
+    assert synth.program.base[P_SPRING_HZ] == patch["spring.frequency_hz"]
+    assert synth.stats()["params_set"] == 1
