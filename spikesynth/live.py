@@ -471,6 +471,8 @@ class LiveSession:
             current = i == self.program
             if current and self.audio is not None:
                 self.audio.use_patch(prepared)
+            elif current and self.synth is not None:  # no stream (yet): the synth itself
+                self.synth.use_patch(prepared)
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"
                       + (" (playing)" if current else f" (program {i})"))

@@ -141,7 +141,9 @@ def test_program_change_is_sample_accurate_and_keeps_held_notes():
         np.testing.assert_array_equal(out, ref)
     # The fade: no click; before the change the default voice, after it the LIF voice
     # playing both held notes (57, restarted, and 64, held back during the fade).
-    assert np.abs(np.diff(ref[:, 0])).max() < 0.25
+    steps = np.abs(np.diff(ref[:, 0]))
+    assert steps[6900:7300].max() < 0.1  # around the switch: no step (the LIF's own resets
+    #                                     later are band-limited steps of about 0.25)
     fade = int(0.004 * SR)
     assert np.abs(ref[7000 + fade - 8:7000 + fade, :]).max() < 0.02  # silent at the switch
     after = ref[9000:19000, 0].astype(np.float64)
