@@ -46,9 +46,13 @@ def _cmd_render(args) -> int:
         render_to_file,
     )
     from .patch import PatchError, load_patch
+    from .tuning import TuningFileError
 
     try:
         patch = load_patch(args.patch)
+        tuning = _tuning_option(args)
+        if tuning is not None:
+            patch = patch.with_tuning(tuning)
         if not 8000 <= args.samplerate <= 384000:
             raise RenderError(f"samplerate {args.samplerate} Hz outside 8000..384000")
         if args.tail is not None and not 0 <= args.tail <= 600:
@@ -66,10 +70,12 @@ def _cmd_render(args) -> int:
         if has_program_changes(events):  # the same programs as play: the patch's folder
             programs = load_programs(patch, args.programs,
                                      warn=lambda m: print(f"spikesynth: {m}", file=sys.stderr))
+            if tuning is not None:
+                programs = [p if p is None else p.with_tuning(tuning) for p in programs]
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
                                  progress=not args.quiet, programs=programs)
-    except (PatchError, RenderError) as e:
+    except (PatchError, RenderError, TuningFileError) as e:
         return _fail(str(e), 1)
     except KeyboardInterrupt:
         return _fail("interrupted: nothing written", 130)
@@ -79,6 +85,22 @@ def _cmd_render(args) -> int:
         print(f"wrote {out} ({seconds:.2f} s, {args.samplerate} Hz, {args.subtype}, "
               f"patch {patch.name})")
     return 0
+
+
+def _tuning_option(args):
+    """``--scl FILE [--kbm FILE]``: a Tuning for every program, or None (their own)."""
+    if args.scl is None and args.kbm is None:
+        return None
+    from .tuning import load_tuning
+
+    return load_tuning(args.scl, args.kbm)
+
+
+def _add_tuning_options(p) -> None:
+    p.add_argument("--scl", metavar="FILE.scl", default=None,
+                   help="Scala scale for every note (overrides the patch's tuning: section)")
+    p.add_argument("--kbm", metavar="FILE.kbm", default=None,
+                   help="Scala keyboard map (with --scl, or alone: 12-TET on the map)")
 
 
 def _latency(text: str):
@@ -104,7 +126,12 @@ def _cmd_play(args) -> int:
     from .live import LiveError, LiveSession
     from .midi import MidiPortError, MidiUnavailable
     from .patch import PatchError
+    from .tuning import TuningFileError
 
+    try:
+        tuning = _tuning_option(args)
+    except TuningFileError as e:
+        return _fail(str(e), 1)
     if args.channel is not None and not 1 <= args.channel <= 16:
         return _fail("--channel must be 1-16")
     if not 8000 <= args.samplerate <= 384000:
@@ -116,7 +143,7 @@ def _cmd_play(args) -> int:
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval)
+                          status_interval=args.status_interval, tuning=tuning)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     try:
         try:
@@ -343,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="program change n selects the n-th patch of DIR (default: the "
                         "patch's folder, as play does)")
     p.add_argument("-q", "--quiet", action="store_true")
+    _add_tuning_options(p)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("plot", help="draw a voice: membrane and states, raster, spectrum")
@@ -382,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="play from the computer keyboard too (needs a terminal)")
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
+    _add_tuning_options(p)
     p.set_defaults(func=_cmd_play)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")

@@ -111,7 +111,9 @@ class LiveSession:
                  midi_in: str | None = "all", midi_api: str = "alsa",
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
-                 status_interval: float = 0.25, reload_interval: float = 0.1):
+                 status_interval: float = 0.25, reload_interval: float = 0.1,
+                 tuning=None):
+        self.tuning = tuning  # a Tuning for every program (--scl/--kbm), or None: their own
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -172,7 +174,7 @@ class LiveSession:
         from . import audio
         from .engine import Synth
 
-        first = load_patch(self.patch_path)  # PatchError: nothing else to do
+        first = self._load_patch(self.patch_path)  # PatchError: nothing else to do
         self._load_programs(first)
         # Audio settings first: a missing device fails before anything slow happens.
         device = audio.resolve_output_device(self.device, self.hostapi)
@@ -210,6 +212,11 @@ class LiveSession:
         self._start_thread(self._watch, "spikesynth-reload")
         self._describe_start(device)
 
+    def _load_patch(self, path):
+        """A patch file, in the session's tuning when one was given (``--scl``)."""
+        patch = load_patch(path)
+        return patch if self.tuning is None else patch.with_tuning(self.tuning)
+
     def _load_programs(self, first):
         folder = self.patch_path.resolve().parent
         self.paths = list_patches(folder)
@@ -226,7 +233,7 @@ class LiveSession:
                 self.prepared[i] = prepare(first, self.samplerate)
                 continue
             try:
-                self.prepared[i] = prepare(load_patch(path), self.samplerate)
+                self.prepared[i] = prepare(self._load_patch(path), self.samplerate)
             except PatchError as e:
                 self._message(f"spikesynth: warning: program {i} unusable: {e}")
         self._reported_program = self.program
@@ -278,7 +285,7 @@ class LiveSession:
 
     def _reload(self, i, path):
         try:
-            prepared = self.synth.prepare_patch(load_patch(path))
+            prepared = self.synth.prepare_patch(self._load_patch(path))
         except PatchError as e:
             self.reload_errors += 1
             self._message(f"spikesynth: error: {e}")  # exactly as `spikesynth check`

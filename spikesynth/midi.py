@@ -114,7 +114,8 @@ def _open_client(rtmidi, api: str, client_name: str, queue_size: int = 1024):
             f"cannot open the {api} MIDI backend: {e} ({_HINTS[api.lower()]})"
         ) from e
     # Ignore SysEx, clock/time code and active sensing (rtmidi's defaults, made explicit).
-    midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+    # SysEx passes: MIDI Tuning Standard changes retune notes (the ring drops the rest).
+    midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
     return midi_in
 
 

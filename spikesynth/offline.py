@@ -102,7 +102,10 @@ def midi_file_events(path, samplerate) -> list[tuple[int, bytes]]:
     try:
         for msg in midi:  # merged tracks, delta times in seconds through every tempo change
             t += msg.time
-            if msg.is_meta or msg.type in ("sysex", "clock", "start", "stop", "continue",
+            if msg.type == "sysex":  # MIDI Tuning Standard changes (the engine checks)
+                events.append((int(round(t * samplerate)), bytes(msg.bytes())))
+                continue
+            if msg.is_meta or msg.type in ("clock", "start", "stop", "continue",
                                            "songpos", "song_select", "tune_request", "reset",
                                            "active_sensing", "quarter_frame"):
                 continue

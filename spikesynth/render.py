@@ -35,7 +35,8 @@ from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
 from .events import ring_drain
 from .master import master_process
 from .models import voice_cut_drive, voice_render, voice_set_rate, voice_start, voice_tune
-from .models.base import T_NORM, note_frequency
+from .models.base import T_FREQ, T_NORM, table_frequency
+from .mts import STATUS_TUNE  # key data1 plays float32 bits data2 Hz (0: the table)
 from .voices import allocate, fade_out, is_playing
 
 STEAL_FADE_MS = 4.0
@@ -65,7 +66,9 @@ G_ENTER = 15  # 1: the program was just switched to (restore parameters, restart
 G_PARAMS_SET = 16  # parameter events applied
 G_PROGRAM_CHANGES = 17  # program changes that started a switch
 G_PROGRAMS_IGNORED = 18  # program changes to a program that does not exist or did not load
-N_GLOBALS = 19
+G_UNMAPPED = 19  # note-ons on keys the tuning leaves unmapped (they do not sound)
+G_RETUNED = 20  # MIDI Tuning Standard single-note changes applied
+N_GLOBALS = 21
 
 # Channel state columns (C).
 C_BEND = 0  # semitones
@@ -86,6 +89,7 @@ class EngineState(NamedTuple):
     M: np.ndarray  # float64 (N_MASTER,): master section state
     mix: np.ndarray  # float64 (2, max_block): the voices' sum before the master section
     usable: np.ndarray  # float64 (128,): 1 where program change n has a program to switch to
+    tuned: np.ndarray  # float64 (128,): MIDI Tuning Standard Hz per key, 0: the program's table
 
 
 class Program(NamedTuple):
@@ -121,13 +125,24 @@ def vibrato_cents(V, i, params, C, sr, now):
 
 
 @njit(cache=True, nogil=True)
+def voice_frequency(S, prog, note, bend):
+    """Hz of ``note`` bent by ``bend`` semitones: a MIDI Tuning Standard frequency for the key
+    if one was sent (then only the bend applies), else the program's per-note table (see
+    :func:`spikesynth.models.base.table_frequency`)."""
+    tuned = S.tuned[int(note)]
+    if tuned > 0.0:
+        return tuned * 2.0 ** (bend / 12.0)
+    return table_frequency(prog.params, prog.base, prog.tables, note, bend)
+
+
+@njit(cache=True, nogil=True)
 def retune(S, prog, i, now):
     """Retune voice ``i`` for its note, the channel's bend, vibrato and the parameters."""
     V = S.V
     params = prog.params
     sr = S.G[G_SR]
     bend = S.C[int(V[i, vk.F_CHANNEL]), C_BEND]
-    freq = note_frequency(params, V[i, vk.F_NOTE], bend)
+    freq = voice_frequency(S, prog, V[i, vk.F_NOTE], bend)
     voice_tune(prog.model, V, i, params, prog.tables, sr, freq)
     cents = vibrato_cents(V, i, params, S.C, sr, now)
     if cents != 0.0:
@@ -185,6 +200,9 @@ def note_on(S, prog, now, channel, note, velocity):
     V = S.V
     G = S.G
     params = prog.params
+    if not (prog.tables[T_FREQ, note] > 0.0 or S.tuned[note] > 0.0):
+        G[G_UNMAPPED] += 1  # the tuning leaves this key unmapped: silent, by Scala's rule
+        return
     sr = G[G_SR]
     fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
     i, stolen = allocate(V, int(G[G_SLOTS]), int(params[P.P_VOICES]), note, channel, fade)
@@ -282,6 +300,16 @@ def apply_event(S, prog, now, status, d1, d2):
             retune_all(S, prog, now)
         else:
             G[G_IGNORED] += 1
+    elif status == STATUS_TUNE:
+        if 0 <= d1 < 128:
+            hz = float32_from_bits(d2)
+            S.tuned[d1] = hz if hz > 0.0 and hz < 0.5 * sr else 0.0
+            G[G_RETUNED] += 1
+            for i in range(n_slots):
+                if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_NOTE] == d1:
+                    retune(S, prog, i, now)
+        else:
+            G[G_IGNORED] += 1
     elif kind == 0x90 and d2 > 0:
         S.K[ch, d1] = d2
         note_on(S, prog, now, ch, d1, float(d2))
@@ -371,7 +399,8 @@ def _vibrato_tick(S, prog, now):
             continue
         cents = vibrato_cents(V, i, params, S.C, sr, now)
         if cents != 0.0:
-            base = note_frequency(params, V[i, vk.F_NOTE], S.C[int(V[i, vk.F_CHANNEL]), C_BEND])
+            base = voice_frequency(S, prog, V[i, vk.F_NOTE],
+                                   S.C[int(V[i, vk.F_CHANNEL]), C_BEND])
             voice_set_rate(prog.model, V, i, params, prog.tables, sr,
                            base * 2.0 ** (cents / 1200.0))
             if V[i, vk.F_DRIVE_OFF] != 0.0:

@@ -46,4 +46,8 @@ COMMON_SCHEMA: dict[str, Spec] = {
                                 curve="exp"),
     "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
     "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+    "tuning.scl": Spec("str", "", doc="Scala scale (.scl), relative to the patch file; "
+                       "empty: 12-tone equal temperament from a4", controllable=False),
+    "tuning.kbm": Spec("str", "", doc="Scala keyboard map (.kbm), relative to the patch file; "
+                       "empty: tuning-library's standard mapping", controllable=False),
 }
