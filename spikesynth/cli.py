@@ -132,6 +132,8 @@ def _cmd_play(args) -> int:
         tuning = _tuning_option(args)
     except TuningFileError as e:
         return _fail(str(e), 1)
+    if args.osc is not None and not 0 <= args.osc <= 65535:
+        return _fail("--osc must be a UDP port from 0 to 65535")
     if args.channel is not None and not 1 <= args.channel <= 16:
         return _fail("--channel must be 1-16")
     if not 8000 <= args.samplerate <= 384000:
@@ -143,7 +145,8 @@ def _cmd_play(args) -> int:
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval, tuning=tuning)
+                          status_interval=args.status_interval, tuning=tuning,
+                          osc_port=args.osc, osc_host=args.osc_host)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     try:
         try:
@@ -411,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
     _add_tuning_options(p)
+    p.add_argument("--osc", type=int, default=None, metavar="PORT",
+                   help="listen for OSC (/spikesynth/note_on ...) on this UDP port")
+    p.add_argument("--osc-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address OSC listens on (default 127.0.0.1: this machine only)")
     p.set_defaults(func=_cmd_play)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")

@@ -59,8 +59,10 @@ from .render import (
     G_SWITCH_AT,
     G_UNMAPPED,
     MAX_EVENTS,
+    MAX_VOICE_MODS,
     MAX_VOICES,
     N_CHANNEL_FIELDS,
+    N_GLIDE_FIELDS,
     N_GLOBALS,
     STATUS_PARAM,
     SWITCH_FADE_MS,
@@ -139,6 +141,9 @@ class Synth:
             mix=np.zeros((2, self.max_block)),
             usable=np.zeros(128),
             tuned=np.zeros(128),
+            glide=np.zeros((self.n_slots, N_GLIDE_FIELDS)),
+            order=np.zeros((16, 128)),
+            saved=np.zeros((MAX_VOICE_MODS, 2)),
         )
         self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
         self.rejected = 0  # malformed MIDI seen by process()
@@ -244,6 +249,8 @@ class Synth:
         S.C[:] = 0.0
         S.K[:] = 0.0
         S.tuned[:] = 0.0
+        S.glide[:] = 0.0
+        S.order[:] = 0.0
         S.G[:] = 0.0
         S.G[G_SR] = self.samplerate
         S.G[G_SLOTS] = self.n_slots

@@ -112,7 +112,10 @@ class LiveSession:
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
                  status_interval: float = 0.25, reload_interval: float = 0.1,
-                 tuning=None):
+                 tuning=None, osc_port: int | None = None, osc_host: str = "127.0.0.1"):
+        self.osc_port = osc_port  # UDP port for OSC (None: no OSC), see spikesynth.osc
+        self.osc_host = osc_host
+        self.osc = None
         self.tuning = tuning  # a Tuning for every program (--scl/--kbm), or None: their own
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
@@ -197,6 +200,13 @@ class LiveSession:
 
             self.keyboard = KeyboardInput(self.ring, lock=lock,
                                           channel=self.channel or 1)
+        if self.osc_port is not None:
+            from .osc import OscInput, OscUnavailable
+
+            try:
+                self.osc = OscInput(self.ring, self.synth, self.osc_port, self.osc_host, lock)
+            except (OSError, OscUnavailable) as e:
+                raise LiveError(str(e)) from None
         latency_ns = (None if self.midi_latency_ms is None
                       else int(self.midi_latency_ms * 1e6))
         self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
@@ -247,6 +257,8 @@ class LiveSession:
         midi = "no MIDI" if self.midi is None else (
             f"MIDI in {self.midi_api}:{self.midi.port_name}"
             + (f" + {', '.join(self.midi.connected)}" if self.midi.connected else ""))
+        if self.osc is not None:
+            midi += f"; OSC on {self.osc.host}:{self.osc.port}"
         self._message(
             f"spikesynth: playing {self.synth.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
@@ -311,6 +323,8 @@ class LiveSession:
         s["midi_rejected"] = ring.rejected if ring is not None else 0
         s["midi_dropped"] = ring.dropped if ring is not None else 0
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
+        s["osc_received"] = self.osc.received if self.osc is not None else 0
+        s["osc_malformed"] = self.osc.malformed if self.osc is not None else 0
         if self.synth is not None:
             self.program = self.synth.program_number
         s["program"] = self.program
@@ -390,6 +404,9 @@ class LiveSession:
         self._threads = []
         audio, self.audio = self.audio, None
         midi, self.midi = self.midi, None
+        osc, self.osc = self.osc, None
+        if osc is not None:
+            osc.close()
         try:
             if midi is not None:
                 midi.close()

@@ -39,8 +39,10 @@ lock-free.
 
 Filtering
 ---------
-System exclusive, MIDI clock/time code and active sensing are dropped inside rtmidi
-(``ignore_types``). Anything else reaches :meth:`EventRing.push`, which validates it with
+MIDI clock/time code and active sensing are dropped inside rtmidi (``ignore_types``).
+System exclusive passes: a MIDI Tuning Standard single-note change becomes one engine row
+per retuned key (:mod:`spikesynth.mts`), any other SysEx is rejected. Anything else
+reaches :meth:`EventRing.push`, which validates it with
 :func:`~spikesynth.events.parse_midi`: stray or malformed bytes are counted in the ring's
 ``rejected`` counter, a full ring is counted in ``dropped``; neither is ever fatal. Known
 rtmidi quirk: an unterminated SysEx (``F0 …`` without ``F7``) makes rtmidi treat the
@@ -113,8 +115,8 @@ def _open_client(rtmidi, api: str, client_name: str, queue_size: int = 1024):
         raise MidiUnavailable(
             f"cannot open the {api} MIDI backend: {e} ({_HINTS[api.lower()]})"
         ) from e
-    # Ignore SysEx, clock/time code and active sensing (rtmidi's defaults, made explicit).
-    # SysEx passes: MIDI Tuning Standard changes retune notes (the ring drops the rest).
+    # Ignore clock/time code and active sensing. SysEx passes: MIDI Tuning Standard changes
+    # retune notes (the ring rejects any other SysEx).
     midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
     return midi_in
 

@@ -278,7 +278,8 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
             if k not in _CONTROLLER_KEYS:
                 fail(f"unknown key (known: {', '.join(_CONTROLLER_KEYS)})", f"{at}.{k}")
         if ("cc" in item) == ("source" in item):
-            fail("expected exactly one of cc (0-127) or source (aftertouch, poly_aftertouch)", at)
+            fail("expected exactly one of cc (0-127) or source "
+                 f"({', '.join(P.SOURCE_NAMES)})", at)
         if "cc" in item:
             cc = item["cc"]
             if isinstance(cc, bool) or not isinstance(cc, int) or not 0 <= cc <= 127:
