@@ -387,7 +387,8 @@ class FakeMidiIn:
         FakeMidiIn.instances.append(self)
 
     def ignore_types(self, sysex, timing, active_sense):
-        self.ignored = sysex and timing and active_sense
+        # SysEx passes (MIDI Tuning Standard changes); clock and active sensing are dropped.
+        self.ignored = not sysex and timing and active_sense
 
     def get_ports(self):
         return list(self.sources)
