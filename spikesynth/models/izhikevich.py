@@ -72,16 +72,19 @@ def _calibrated_ratio(tables, note, freq):
 
     The discrete system's period is not exactly proportional to its time scale, so a note
     bent (or gliding) far from its own frequency takes the calibration of the notes it
-    passes, whatever the tuning's order of keys.
+    passes (those calibrated with the same sub-steps), whatever the tuning's order of keys.
     """
     f0 = tables[T_FREQ, note]
     if f0 == freq:
         return tables[T_SCALE, note] / f0
     lo = -1
     hi = -1
+    substeps = tables[T_SUBSTEPS, note]
     for n in range(128):
         f = tables[T_FREQ, n]
-        if not (f > 0.0 and tables[T_SCALE, n] == tables[T_SCALE, n]):
+        # Only notes calibrated with the voice's own sub-steps describe the same system.
+        if not (f > 0.0 and tables[T_SCALE, n] == tables[T_SCALE, n]
+                and tables[T_SUBSTEPS, n] == substeps):
             continue
         if f <= freq and (lo < 0 or f > tables[T_FREQ, lo]):
             lo = n
