@@ -53,9 +53,13 @@ def _cmd_render(args) -> int:
         render_to_file,
     )
     from .patch import PatchError, load_patch
+    from .tuning import TuningFileError
 
     try:
         patch = load_patch(args.patch)
+        tuning = _tuning_option(args)
+        if tuning is not None:
+            patch = patch.with_tuning(tuning)
         if not 8000 <= args.samplerate <= 384000:
             raise RenderError(f"samplerate {args.samplerate} Hz outside 8000..384000")
         if args.tail is not None and not 0 <= args.tail <= 600:
@@ -81,11 +85,13 @@ def _cmd_render(args) -> int:
         if has_program_changes(events):  # the same programs as play: the patch's folder
             programs = load_programs(patch, args.programs,
                                      warn=lambda m: print(f"spikesynth: {m}", file=sys.stderr))
+            if tuning is not None:
+                programs = [p if p is None else p.with_tuning(tuning) for p in programs]
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
                                  progress=not args.quiet, max_seconds=args.max_seconds,
                                  programs=programs)
-    except (PatchError, RenderError) as e:
+    except (PatchError, RenderError, TuningFileError) as e:
         return _fail(str(e), 1)
     except KeyboardInterrupt:
         return _fail("interrupted: nothing written", 130)
@@ -95,6 +101,22 @@ def _cmd_render(args) -> int:
         print(f"wrote {out} ({seconds:.2f} s, {args.samplerate} Hz, {args.subtype}, "
               f"patch {patch.name})")
     return 0
+
+
+def _tuning_option(args):
+    """``--scl FILE [--kbm FILE]``: a Tuning for every program, or None (their own)."""
+    if args.scl is None and args.kbm is None:
+        return None
+    from .tuning import load_tuning
+
+    return load_tuning(args.scl, args.kbm)
+
+
+def _add_tuning_options(p) -> None:
+    p.add_argument("--scl", metavar="FILE.scl", default=None,
+                   help="Scala scale for every note (overrides the patch's tuning: section)")
+    p.add_argument("--kbm", metavar="FILE.kbm", default=None,
+                   help="Scala keyboard map (with --scl, or alone: 12-TET on the map)")
 
 
 def _latency(text: str):
@@ -120,7 +142,14 @@ def _cmd_play(args) -> int:
     from .live import LiveError, LiveSession
     from .midi import MidiPortError, MidiUnavailable
     from .patch import PatchError
+    from .tuning import TuningFileError
 
+    try:
+        tuning = _tuning_option(args)
+    except TuningFileError as e:
+        return _fail(str(e), 1)
+    if args.osc is not None and not 0 <= args.osc <= 65535:
+        return _fail("--osc must be a UDP port from 0 to 65535")
     if args.channel is not None and not 1 <= args.channel <= 16:
         return _fail("--channel must be 1-16")
     if not 8000 <= args.samplerate <= 384000:
@@ -140,7 +169,8 @@ def _cmd_play(args) -> int:
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
                           status_interval=args.status_interval, callback=args.callback,
-                          output_tap=tap)
+                          output_tap=tap, tuning=tuning, osc_port=args.osc,
+                          osc_host=args.osc_host)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     face = None
     try:
@@ -658,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pressure", action="append", default=[], metavar="VALUE[:TIME]",
                    help="channel pressure (aftertouch) 0-127; repeatable")
     p.add_argument("-q", "--quiet", action="store_true")
+    _add_tuning_options(p)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("plot", help="draw a voice: membrane and states, raster, spectrum")
@@ -704,6 +735,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)
     p.add_argument("--stats-json", default=None, help=argparse.SUPPRESS)
     _add_ui_options(p, play=True)
+    _add_tuning_options(p)
+    p.add_argument("--osc", type=int, default=None, metavar="PORT",
+                   help="listen for OSC (/spikesynth/note_on ...) on this UDP port")
+    p.add_argument("--osc-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address OSC listens on (default 127.0.0.1: this machine only)")
     p.set_defaults(func=_cmd_play)
 
     p = sub.add_parser("ui", help="the play page for a patch, offline (no audio device)")

@@ -34,7 +34,7 @@ from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
 from .events import EVENT_FIELDS, events_from_list
 from .master import CEILING, M_LIMITING, M_NONFINITE, master_reset, master_state
-from .models.base import N_TABLES, note_frequency, solo_fields
+from .models.base import N_TABLES, T_FREQ, note_frequency, solo_fields
 from .params import P_GAIN_DB, P_NOISE
 from .prepare import note_tables, prepare_program
 from .render import (
@@ -49,6 +49,7 @@ from .render import (
     G_PROGRAMS,
     G_PROGRAMS_IGNORED,
     G_RETUNE,
+    G_RETUNED,
     G_SAMPLE,
     G_SEED,
     G_SLOTS,
@@ -56,9 +57,12 @@ from .render import (
     G_STEALS,
     G_SWITCH,
     G_SWITCH_AT,
+    G_UNMAPPED,
     MAX_EVENTS,
+    MAX_VOICE_MODS,
     MAX_VOICES,
     N_CHANNEL_FIELDS,
+    N_GLIDE_FIELDS,
     N_GLOBALS,
     STATUS_PARAM,
     SWITCH_FADE_MS,
@@ -164,6 +168,10 @@ class Synth:
             M=master_state(0.0),
             mix=np.zeros((2, self.max_block)),
             usable=np.zeros(128),
+            tuned=np.zeros(128),
+            glide=np.zeros((self.n_slots, N_GLIDE_FIELDS)),
+            order=np.zeros((16, 128)),
+            saved=np.zeros((MAX_VOICE_MODS, 2)),
         )
         self.events = np.zeros((MAX_EVENTS, EVENT_FIELDS), dtype=np.int32)
         self.rejected = 0  # malformed MIDI seen by process()
@@ -286,6 +294,9 @@ class Synth:
         S.V[:] = 0.0
         S.C[:] = 0.0
         S.K[:] = 0.0
+        S.tuned[:] = 0.0
+        S.glide[:] = 0.0
+        S.order[:] = 0.0
         S.G[:] = 0.0
         S.G[G_SR] = self.samplerate
         S.G[G_SLOTS] = self.n_slots
@@ -464,6 +475,8 @@ class Synth:
             "program_changes": int(G[G_PROGRAM_CHANGES]),
             "programs_ignored": int(G[G_PROGRAMS_IGNORED]),
             "samples": int(G[G_SAMPLE]),
+            "unmapped_notes": int(G[G_UNMAPPED]),
+            "notes_retuned": int(G[G_RETUNED]),
         }
 
 
@@ -497,7 +510,7 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
     if current is not None:
         params[P_NOISE] = 0.0  # a given current is not noisy
     sr = float(samplerate)
-    tables = note_tables(record, params, sr)
+    tables = note_tables(record, params, sr, getattr(patch, "tuning", None))
     assert tables.shape == (N_TABLES, 128)
     V = np.zeros((1, vk.N_FIELDS))
     rng = np.ones(1, dtype=np.uint64)
@@ -535,4 +548,4 @@ def trace_voice(patch, samplerate=48000, frames=48000, note=60, current=None):
 def _solo_voice(record, V, params, tables, sr, note, kernels):
     """Row 0 of ``V``: a lone voice tuned to ``note`` (unit gain, flat envelope)."""
     solo_fields(V, 0, note)
-    kernels["tune"](record, V, 0, params, tables, sr, note_frequency(params, float(note), 0.0))
+    kernels["tune"](record, V, 0, params, tables, sr, tables[T_FREQ, int(note)])

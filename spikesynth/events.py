@@ -50,6 +50,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from .mts import parse_mts
+
 # Event record columns.
 EV_OFFSET, EV_STATUS, EV_DATA1, EV_DATA2 = 0, 1, 2, 3
 EVENT_FIELDS = 4
@@ -190,6 +192,7 @@ def events_from_list(
     malformed MIDI bytes are skipped and counted.
     """
     items = list(events)
+    grow = out is None  # a SysEx may expand into several rows (one per retuned key)
     if out is None:
         out = np.zeros((max(len(items), 1), EVENT_FIELDS), dtype=np.int32)
     n = 0
@@ -199,15 +202,31 @@ def events_from_list(
         if not 0 <= offset < max(frames, 1):
             raise ValueError(f"event offset {offset} outside block of {frames} frames")
         parsed = parse_midi(message)
-        if parsed is None:
+        rows = [parsed] if parsed is not None else _sysex_rows(message)
+        if rows is None:
             rejected += 1
             continue
-        if n >= out.shape[0]:
-            raise ValueError("event array too small")
-        out[n, EV_OFFSET] = offset
-        out[n, EV_STATUS], out[n, EV_DATA1], out[n, EV_DATA2] = parsed
-        n += 1
+        for row in rows:
+            if n >= out.shape[0]:
+                if not grow:
+                    raise ValueError("event array too small")
+                grown = np.zeros((2 * out.shape[0] + len(rows), EVENT_FIELDS), dtype=np.int32)
+                grown[:n] = out[:n]
+                out = grown
+            out[n, EV_OFFSET] = offset
+            out[n, EV_STATUS], out[n, EV_DATA1], out[n, EV_DATA2] = row
+            n += 1
     return out, n, rejected
+
+
+def _sysex_rows(message):
+    """Engine rows of a SysEx the synth understands (MIDI Tuning Standard), else None."""
+    try:
+        if len(message) == 0 or int(message[0]) != 0xF0:
+            return None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parse_mts(message)
 
 
 class EventRing:
@@ -242,8 +261,14 @@ class EventRing:
         parsed = parse_midi(message)
         header = self.header
         if parsed is None:
-            header[RING_REJECTED] += 1
-            return False
+            rows = _sysex_rows(message)  # a tuning change: one row per retuned key
+            if rows is None:
+                header[RING_REJECTED] += 1
+                return False
+            ok = True
+            for status, data1, data2 in rows:
+                ok = bool(ring_push(self.slots, header, int(time_ns), status, data1, data2)) and ok
+            return ok
         status, data1, data2 = parsed
         return bool(ring_push(self.slots, header, int(time_ns), status, data1, data2))
 
@@ -256,6 +281,15 @@ class EventRing:
         bits = struct.unpack("<i", struct.pack("<f", float(value)))[0]
         return bool(ring_push(self.slots, self.header, int(time_ns), STATUS_PARAM, int(index),
                               bits))
+
+    def push_row(self, time_ns: int, status: int, data1: int, data2: int) -> bool:
+        """Enqueue one engine row as it is (e.g. ``STATUS_PARAM`` with float32 bits).
+
+        Thread: the single producer. The caller has validated it. Returns False if the
+        ring was full (counted in ``dropped``).
+        """
+        return bool(ring_push(self.slots, self.header, int(time_ns), int(status), int(data1),
+                              int(data2)))
 
     @property
     def rejected(self) -> int:

@@ -201,9 +201,14 @@ class LiveSession:
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
                  status_interval: float = 0.25, reload_interval: float = 0.1,
-                 callback: str = "auto", output_tap=None):
+                 callback: str = "auto", output_tap=None, tuning=None,
+                 osc_port: int | None = None, osc_host: str = "127.0.0.1"):
         #: Optional :class:`spikesynth.ui.tap.OutputTap`: a copy of each output block (UI).
         self.output_tap = output_tap
+        self.osc_port = osc_port  # UDP port for OSC (None: no OSC), see spikesynth.osc
+        self.osc_host = osc_host
+        self.osc = None
+        self.tuning = tuning  # a Tuning for every program (--scl/--kbm), or None: their own
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -270,7 +275,7 @@ class LiveSession:
         from . import audio
         from .engine import Synth
 
-        first = load_patch(self.patch_path)  # PatchError: nothing else to do
+        first = self._load_patch(self.patch_path)  # PatchError: nothing else to do
         self._load_programs(first)
         # Audio settings first: a missing device fails before anything slow happens.
         device = audio.resolve_output_device(self.device, self.hostapi)
@@ -307,6 +312,13 @@ class LiveSession:
 
             self.keyboard = KeyboardInput(self.ring, lock=lock,
                                           channel=self.channel or 1)
+        if self.osc_port is not None:
+            from .osc import OscInput, OscUnavailable
+
+            try:
+                self.osc = OscInput(self.ring, self.synth, self.osc_port, self.osc_host, lock)
+            except (OSError, OscUnavailable) as e:
+                raise LiveError(str(e)) from None
         latency_ns = (None if self.midi_latency_ms is None
                       else int(self.midi_latency_ms * 1e6))
         with self._program_lock:  # a program change meanwhile goes to the synth, then here
@@ -324,6 +336,11 @@ class LiveSession:
         self._start_thread(self._watch, "spikesynth-reload")
         self._describe_start(device)
 
+    def _load_patch(self, path):
+        """A patch file, in the session's tuning when one was given (``--scl``)."""
+        patch = load_patch(path)
+        return patch if self.tuning is None else patch.with_tuning(self.tuning)
+
     def _load_programs(self, first):
         folder = self.patch_path.resolve().parent
         self.paths = list_patches(folder)
@@ -340,7 +357,7 @@ class LiveSession:
                 self.prepared[i] = prepare(first, self.samplerate)
                 continue
             try:
-                self.prepared[i] = prepare(load_patch(path), self.samplerate)
+                self.prepared[i] = prepare(self._load_patch(path), self.samplerate)
             except PatchError as e:
                 self._message(f"spikesynth: warning: program {i} unusable: {e}")
         self._reported_program = self.program
@@ -354,6 +371,8 @@ class LiveSession:
         midi = "no MIDI" if self.midi is None else (
             f"MIDI in {self.midi_api}:{self.midi.port_name}"
             + (f" + {', '.join(self.midi.connected)}" if self.midi.connected else ""))
+        if self.osc is not None:
+            midi += f"; OSC on {self.osc.host}:{self.osc.port}"
         self._message(
             f"spikesynth: playing {self.audio.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
@@ -461,6 +480,8 @@ class LiveSession:
                 patch, error = load_patch(path), None
             except PatchError as e:
                 patch, error = None, str(e)
+        if error is None and self.tuning is not None:  # --scl/--kbm: every program's tuning
+            patch = patch.with_tuning(self.tuning)
         if error is not None:
             self.reload_errors += 1
             self._message(f"spikesynth: error: {error}")  # exactly as `spikesynth check`
@@ -489,6 +510,8 @@ class LiveSession:
         s["midi_rejected"] = ring.rejected if ring is not None else 0
         s["midi_dropped"] = ring.dropped if ring is not None else 0
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
+        s["osc_received"] = self.osc.received if self.osc is not None else 0
+        s["osc_malformed"] = self.osc.malformed if self.osc is not None else 0
         s["program"] = self.program
         s["patch"] = patch.name if patch is not None else ""
         s["program_changes"] = self.program_changes
@@ -603,6 +626,9 @@ class LiveSession:
         self._threads = []
         audio, self.audio = self.audio, None
         midi, self.midi = self.midi, None
+        osc, self.osc = self.osc, None
+        if osc is not None:
+            osc.close()
         try:
             if midi is not None:
                 midi.close()

@@ -27,6 +27,14 @@ COMMON_KEYS = {
     "P_VIB_HZ": "vibrato.rate_hz",
     "P_VOICES": "voices",
     "P_RELEASE_DRIVE": "release_drive",
+    "P_VOICE_MODE": "voice_mode",
+    "P_GLIDE_MS": "glide_ms",
+    "P_GLIDE_MODE": "glide",
+    "P_PRIORITY": "note_priority",
+    "P_MPE_ZONE": "mpe.zone",
+    "P_MPE_MEMBERS": "mpe.members",
+    "P_MPE_BEND_RANGE": "mpe.bend_range",
+    "P_MPE_MASTER_BEND_RANGE": "mpe.master_bend_range",
 }
 
 P_NOISE = 0
@@ -44,8 +52,22 @@ P_VIB_CENTS = 11
 P_VIB_HZ = 12
 P_VOICES = 13
 P_RELEASE_DRIVE = 14  # 0 hold (the release stays in tune), 1 off (note-off removes the drive)
-N_COMMON = 15
-MODEL_BASE = 16  # a voice model's own parameters start here
+P_VOICE_MODE = 15  # VOICE_POLY, VOICE_MONO, VOICE_LEGATO
+P_GLIDE_MS = 16  # portamento time, ms (0: none)
+P_GLIDE_MODE = 17  # GLIDE_LEGATO (only notes played legato glide), GLIDE_ALWAYS
+P_PRIORITY = 18  # mono modes: PRIORITY_LAST, PRIORITY_LOW, PRIORITY_HIGH
+P_MPE_ZONE = 19  # MPE_OFF, MPE_LOWER, MPE_UPPER (the patch's zone; MCM messages also set it)
+P_MPE_MEMBERS = 20  # member channels of the patch's zone
+P_MPE_BEND_RANGE = 21  # per-note (member channel) bend range, semitones
+P_MPE_MASTER_BEND_RANGE = 22  # master channel bend range, semitones
+N_COMMON = 23
+MODEL_BASE = 32  # a voice model's own parameters start here (room for more common keys)
+
+# Choice values as they appear in the vector (the index in the Spec's choices).
+VOICE_POLY, VOICE_MONO, VOICE_LEGATO = 0.0, 1.0, 2.0
+GLIDE_LEGATO, GLIDE_ALWAYS = 0.0, 1.0
+PRIORITY_LAST, PRIORITY_LOW, PRIORITY_HIGH = 0.0, 1.0, 2.0
+MPE_OFF, MPE_LOWER, MPE_UPPER = 0.0, 1.0, 2.0
 
 COMMON_INDEX = {path: i for i, path in enumerate(COMMON_KEYS.values())}
 assert all(globals()[name] == i for i, name in enumerate(COMMON_KEYS))
@@ -54,7 +76,13 @@ assert N_COMMON == len(COMMON_KEYS) <= MODEL_BASE
 # Controller sources besides CC numbers 0..127 (rows of the engine's controller table).
 SOURCE_CHANNEL_PRESSURE = 128
 SOURCE_POLY_PRESSURE = 129
-SOURCE_NAMES = {"aftertouch": SOURCE_CHANNEL_PRESSURE, "poly_aftertouch": SOURCE_POLY_PRESSURE}
+# Per-voice sources: each voice reads its own channel's value (an MPE member channel is one
+# note), applied while that voice is tuned, never to the shared parameters.
+SOURCE_PRESSURE = 130  # channel pressure of the voice's channel
+SOURCE_TIMBRE = 131  # CC 74 of the voice's channel
+SOURCE_BEND = 132  # pitch bend of the voice's channel, 0 (full down) .. 1 (full up)
+SOURCE_NAMES = {"aftertouch": SOURCE_CHANNEL_PRESSURE, "poly_aftertouch": SOURCE_POLY_PRESSURE,
+                "pressure": SOURCE_PRESSURE, "timbre": SOURCE_TIMBRE, "bend": SOURCE_BEND}
 
 # Controller table columns: source, parameter index, value at 0, value at 127, curve.
 CTL_SOURCE, CTL_PARAM, CTL_MIN, CTL_MAX, CTL_CURVE = 0, 1, 2, 3, 4

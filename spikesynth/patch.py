@@ -7,6 +7,7 @@ the key path and what was expected (:class:`PatchError`), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,12 @@ class Patch:
     controllers: list = field(default_factory=list)
     path: Path | None = None
     network: dict | None = None  # the network spec (model: network)
+    tuning: object = None  # spikesynth.tuning.Tuning from the tuning: section (None: 12-TET)
+
+    def with_tuning(self, tuning) -> Patch:
+        """A copy playing ``tuning`` (a :class:`spikesynth.tuning.Tuning`, or None for 12-TET
+        from ``a4``) instead of its own ``tuning:`` section (``--scl``/``--kbm``)."""
+        return dataclasses.replace(self, tuning=tuning)
 
     @property
     def name(self) -> str:
@@ -367,7 +374,8 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
             if k not in _CONTROLLER_KEYS:
                 fail(f"unknown key (known: {', '.join(_CONTROLLER_KEYS)})", f"{at}.{k}")
         if ("cc" in item) == ("source" in item):
-            fail("expected exactly one of cc (0-127) or source (aftertouch, poly_aftertouch)", at)
+            fail("expected exactly one of cc (0-127) or source "
+                 f"({', '.join(P.SOURCE_NAMES)})", at)
         if "cc" in item:
             cc = item["cc"]
             if isinstance(cc, bool) or not isinstance(cc, int) or not 0 <= cc <= 127:
@@ -397,7 +405,23 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
         controllers.append(Controller(src, param, float(lo), float(hi), curve))
     return Patch(values=values, controllers=controllers,
                  path=Path(source) if source != "<patch>" else None,
-                 network=network if values["model"] == "network" else None)
+                 network=network if values["model"] == "network" else None,
+                 tuning=_load_tuning_section(values, source, fail))
+
+
+def _load_tuning_section(values, source, fail):
+    """The ``tuning:`` section's Scala files, relative to the patch file (None: 12-TET)."""
+    scl, kbm = values["tuning.scl"], values["tuning.kbm"]
+    if not scl and not kbm:
+        return None
+    from .tuning import TuningFileError, load_tuning
+
+    folder = Path(source).parent if source != "<patch>" else Path()
+    try:
+        return load_tuning(folder / scl if scl else None, folder / kbm if kbm else None)
+    except TuningFileError as e:
+        key = "tuning.kbm" if kbm and Path(e.file) == folder / kbm else "tuning.scl"
+        fail(str(e), key)
 
 
 def load_patch(path=None) -> Patch:

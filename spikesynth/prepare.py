@@ -36,24 +36,32 @@ MAX_MEASURE_S = 0.6
 
 
 @njit(cache=True, nogil=True)
-def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times):
+def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
     """Per-note tables (prepare time): the model's calibration, then each note's level and mean.
 
     Level: the gain that makes a note's steady-state RMS ``VOICE_RMS``; mean: the model
     voices' DC (in membrane units), subtracted per voice. ``V`` (1, N_FIELDS), ``rng`` (1,),
     ``buf`` (2, >= 0.6 s) and ``spike_times`` are scratch; ``params`` is a copy (noise off).
+    ``freqs`` (128,): each note's frequency in Hz (a tuning; 0 for an unmapped key, which gets
+    no level), or empty for 12-tone equal temperament from ``a4``.
     """
     for note in range(128):
         tables[T_NORM, note] = 1.0
         tables[T_DC, note] = 0.0
         tables[T_SCALE, note] = math.nan
         tables[T_SUBSTEPS, note] = 1.0
-        tables[T_FREQ, note] = note_frequency(params, note, 0.0)
+        if freqs.shape[0] == 0:
+            tables[T_FREQ, note] = note_frequency(params, note, 0.0)
+        else:
+            tables[T_FREQ, note] = freqs[note] * 2.0 ** (params[P.P_TRANSPOSE] / 12.0)
     if voice_calibrate(m, params, sr, tables, V, spike_times):
         return
     i = V.shape[0] - 1
     start = i * 0  # a variable, not a constant: one compiled copy of each callee
     for note in range(128):
+        if not tables[T_FREQ, note] > 0.0:  # unmapped: never sounds
+            tables[T_NORM, note] = 0.0
+            continue
         solo_fields(V, i, note)
         voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
         voice_start(m, V, i, params)
@@ -79,14 +87,26 @@ def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times):
         tables[T_DC, note] = voice_dc(m, V, i, mean)
 
 
-def note_tables(record, params, samplerate) -> np.ndarray:
-    """The per-note tables (float64, shape (N_TABLES, 128)) of a model record. Thread: main."""
+def tuning_frequencies(tuning) -> np.ndarray:
+    """A :class:`~spikesynth.tuning.Tuning` as the ``freqs`` of :func:`fill_note_tables`
+    (unmapped keys 0); empty for None (12-tone equal temperament from ``a4``)."""
+    if tuning is None:
+        return np.zeros(0)
+    return np.where(tuning.mapped, tuning.frequencies, 0.0).astype(np.float64)
+
+
+def note_tables(record, params, samplerate, tuning=None) -> np.ndarray:
+    """The per-note tables (float64, shape (N_TABLES, 128)) of a model record. Thread: main.
+
+    ``tuning``: a :class:`~spikesynth.tuning.Tuning` (None: 12-TET from ``a4``).
+    """
     tables = np.zeros((N_TABLES, 128))
     quiet = params.copy()
     quiet[P.P_NOISE] = 0.0
     buf = np.zeros((2, int(MAX_MEASURE_S * samplerate)))
     fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
-                     np.ones(1, dtype=np.uint64), buf, np.zeros(512))
+                     np.ones(1, dtype=np.uint64), buf, np.zeros(512),
+                     tuning_frequencies(tuning))
     return tables
 
 
@@ -95,5 +115,5 @@ def prepare_program(patch, samplerate, n_slots) -> Program:
     model = models.get(patch["model"])
     record = model.build(patch, n_slots)
     base = patch.param_vector()
-    tables = note_tables(record, base, samplerate)
+    tables = note_tables(record, base, samplerate, getattr(patch, "tuning", None))
     return Program(record, base.copy(), base, patch.controller_table(), tables)

@@ -35,7 +35,8 @@ from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
 from .events import STATUS_PARAM, ring_drain
 from .master import master_process
 from .models import voice_cut_drive, voice_render, voice_set_rate, voice_start, voice_tune
-from .models.base import T_NORM, note_frequency
+from .models.base import T_FREQ, T_NORM, table_frequency
+from .mts import STATUS_TUNE  # key data1 plays float32 bits data2 Hz (0: the table)
 from .voices import allocate, fade_out, is_playing
 
 STEAL_FADE_MS = 4.0
@@ -66,14 +67,38 @@ G_PROGRAM_CHANGES = 17  # program changes that started a switch
 G_PROGRAMS_IGNORED = 18  # program changes to a program that does not exist or did not load
 G_TOP = 19  # 1 + the highest slot used since reset: voice loops stop there (a free slot is
 #            always the lowest, so this stays near twice the polyphony, not MAX_VOICES × 2)
-N_GLOBALS = 20
+G_UNMAPPED = 20  # note-ons on keys the tuning leaves unmapped (they do not sound)
+G_RETUNED = 21  # MIDI Tuning Standard single-note changes applied
+G_GLIDING = 22  # voices gliding (at least; the rate tick recounts)
+G_PRESSES = 23  # key-press counter (note priority "last")
+G_MPE_LOWER = 24  # lower zone member channels (master channel 1 = index 0)
+G_MPE_UPPER = 25  # upper zone member channels (master channel 16 = index 15)
+G_MPE_RANGE_LOWER = 26  # member bend ranges, semitones
+G_MPE_RANGE_UPPER = 27
+G_MPE_MASTER_LOWER = 28  # master bend ranges, semitones
+G_MPE_MASTER_UPPER = 29
+N_GLOBALS = 30
+MAX_VOICE_MODS = 64  # per-voice controller rows applied at once
+
+# Glide columns (the per-slot glide state): a pitch offset that goes linearly to 0.
+GL_FROM = 0  # semitones from the note's pitch at the start
+GL_START = 1  # sample at which the glide starts
+GL_LENGTH = 2  # samples (0: not gliding)
+N_GLIDE_FIELDS = 3
 
 # Channel state columns (C).
 C_BEND = 0  # semitones
 C_MOD = 1  # mod wheel 0..1
 C_SUSTAIN = 2  # 0 / 1
 C_PRESSURE = 3  # 0..1
-N_CHANNEL_FIELDS = 4
+C_TIMBRE = 4  # CC 74, 0..1
+C_RAW_BEND = 5  # the bend wheel, -1..1 (C_BEND is it times the channel's range)
+C_RPN_MSB = 6  # registered parameter number selected (value + 1; 0: none)
+C_RPN_LSB = 7
+N_CHANNEL_FIELDS = 8
+
+# MPE zone state (G slots): members 0 = zone off.
+
 
 
 class EngineState(NamedTuple):
@@ -87,6 +112,10 @@ class EngineState(NamedTuple):
     M: np.ndarray  # float64 (N_MASTER,): master section state
     mix: np.ndarray  # float64 (2, max_block): the voices' sum before the master section
     usable: np.ndarray  # float64 (128,): 1 where program change n has a program to switch to
+    tuned: np.ndarray  # float64 (128,): MIDI Tuning Standard Hz per key, 0: the program's table
+    glide: np.ndarray  # float64 (slots, N_GLIDE_FIELDS): each voice's portamento (GL_*)
+    order: np.ndarray  # float64 (16, 128): press count of each key held (note priority)
+    saved: np.ndarray  # float64 (MAX_VOICE_MODS, 2): parameters a per-voice source overrode
 
 
 class Program(NamedTuple):
@@ -122,17 +151,142 @@ def vibrato_cents(V, i, params, C, sr, now):
 
 
 @njit(cache=True, nogil=True)
+def voice_frequency(S, prog, note, bend):
+    """Hz of ``note`` bent by ``bend`` semitones: a MIDI Tuning Standard frequency for the key
+    if one was sent (then only the bend applies), else the program's per-note table (see
+    :func:`spikesynth.models.base.table_frequency`)."""
+    tuned = S.tuned[int(note)]
+    if tuned > 0.0:
+        return tuned * 2.0 ** (bend / 12.0)
+    return table_frequency(prog.params, prog.base, prog.tables, note, bend)
+
+
+@njit(cache=True, nogil=True)
+def glide_offset(S, i, now):
+    """Voice ``i``'s portamento at sample ``now``: semitones from its note's pitch."""
+    g = S.glide
+    length = g[i, GL_LENGTH]
+    if length <= 0.0:
+        return 0.0
+    x = (now - g[i, GL_START]) / length
+    if x >= 1.0:
+        return 0.0
+    return g[i, GL_FROM] * (1.0 - max(x, 0.0))
+
+
+@njit(cache=True, nogil=True)
+def zone_master(S, ch):
+    """The master channel (0 or 15) of the MPE zone ``ch`` belongs to, or -1 (no zone)."""
+    lower = int(S.G[G_MPE_LOWER])
+    upper = int(S.G[G_MPE_UPPER])
+    if lower > 0 and ch <= lower:
+        return 0
+    if upper > 0 and ch >= 15 - upper:
+        return 15
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def is_member(S, ch):
+    """Whether ``ch`` is an MPE member channel (one note, its own bend, pressure, timbre)."""
+    master = zone_master(S, ch)
+    return master >= 0 and master != ch
+
+
+@njit(cache=True, nogil=True)
+def bend_range(S, prog, ch):
+    """Semitones of full-scale bend on ``ch``: MPE member or master range, else the patch's."""
+    master = zone_master(S, ch)
+    if master < 0:
+        return prog.params[P.P_BEND_RANGE]
+    if master == ch:
+        return S.G[G_MPE_MASTER_LOWER] if master == 0 else S.G[G_MPE_MASTER_UPPER]
+    return S.G[G_MPE_RANGE_LOWER] if master == 0 else S.G[G_MPE_RANGE_UPPER]
+
+
+@njit(cache=True, nogil=True)
+def set_zone(S, master, members):
+    """An MPE Configuration Message: ``members`` channels for the zone of ``master`` (0 off).
+
+    Default ranges (±48 per note, ±2 master); the other zone shrinks if they would overlap.
+    """
+    G = S.G
+    members = min(max(members, 0), 15)
+    if master == 0:
+        G[G_MPE_LOWER] = members
+        G[G_MPE_RANGE_LOWER] = 48.0
+        G[G_MPE_MASTER_LOWER] = 2.0
+        G[G_MPE_UPPER] = min(G[G_MPE_UPPER], max(14 - members, 0))
+    else:
+        G[G_MPE_UPPER] = members
+        G[G_MPE_RANGE_UPPER] = 48.0
+        G[G_MPE_MASTER_UPPER] = 2.0
+        G[G_MPE_LOWER] = min(G[G_MPE_LOWER], max(14 - members, 0))
+
+
+@njit(cache=True, nogil=True)
+def voice_bend(S, i, now):
+    """Semitones voice ``i`` is bent by at ``now``: its channel's bend (plus its zone master's
+    on an MPE member channel) and its glide."""
+    ch = int(S.V[i, vk.F_CHANNEL])
+    bend = S.C[ch, C_BEND]
+    master = zone_master(S, ch)
+    if master >= 0 and master != ch:
+        bend += S.C[master, C_BEND]
+    return bend + glide_offset(S, i, now)
+
+
+@njit(cache=True, nogil=True)
+def voice_mods_on(S, prog, ch):
+    """Apply the per-voice sources (pressure, timbre, bend) of channel ``ch`` to the shared
+    parameters for the length of one voice's tuning; returns how many to undo."""
+    ctl = prog.ctl
+    params = prog.params
+    n = 0
+    for r in range(ctl.shape[0]):
+        source = ctl[r, P.CTL_SOURCE]
+        if source < P.SOURCE_PRESSURE or source > P.SOURCE_BEND or n >= MAX_VOICE_MODS:
+            continue
+        if source == P.SOURCE_PRESSURE:
+            value = S.C[ch, C_PRESSURE]
+        elif source == P.SOURCE_TIMBRE:
+            value = S.C[ch, C_TIMBRE]
+        else:
+            value = 0.5 * (S.C[ch, C_RAW_BEND] + 1.0)
+        p = int(ctl[r, P.CTL_PARAM])
+        S.saved[n, 0] = p
+        S.saved[n, 1] = params[p]
+        n += 1
+        lo = ctl[r, P.CTL_MIN]
+        hi = ctl[r, P.CTL_MAX]
+        if ctl[r, P.CTL_CURVE] == P.CURVE_EXP:
+            params[p] = lo * (hi / lo) ** value
+        else:
+            params[p] = lo + (hi - lo) * value
+    return n
+
+
+@njit(cache=True, nogil=True)
+def voice_mods_off(S, prog, n):
+    """Restore what :func:`voice_mods_on` overrode (in reverse order)."""
+    for k in range(n - 1, -1, -1):
+        prog.params[int(S.saved[k, 0])] = S.saved[k, 1]
+
+
+@njit(cache=True, nogil=True)
 def retune(S, prog, i, now):
-    """Retune voice ``i`` for its note, the channel's bend, vibrato and the parameters."""
+    """Retune voice ``i`` for its note, the channel's bend, glide, vibrato and parameters."""
     V = S.V
     params = prog.params
     sr = S.G[G_SR]
-    bend = S.C[int(V[i, vk.F_CHANNEL]), C_BEND]
-    freq = note_frequency(params, V[i, vk.F_NOTE], bend)
+    bend = voice_bend(S, i, now)
+    freq = voice_frequency(S, prog, V[i, vk.F_NOTE], bend)
+    mods = voice_mods_on(S, prog, int(V[i, vk.F_CHANNEL]))
     voice_tune(prog.model, V, i, params, prog.tables, sr, freq)
     cents = vibrato_cents(V, i, params, S.C, sr, now)
     if cents != 0.0:
         voice_set_rate(prog.model, V, i, params, prog.tables, sr, freq * 2.0 ** (cents / 1200.0))
+    voice_mods_off(S, prog, mods)
     if V[i, vk.F_DRIVE_OFF] != 0.0:
         voice_cut_drive(prog.model, V, i)
 
@@ -180,12 +334,134 @@ def release(S, prog, i):
     V[i, vk.F_SUSTAINED] = 0.0
 
 
+# --- mono and legato -----------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def priority_key(S, prog, ch):
+    """The held key of channel ``ch`` that a mono voice plays (note priority), or -1."""
+    priority = prog.params[P.P_PRIORITY]
+    best = -1
+    for n in range(128):
+        if S.K[ch, n] <= 0.0 or not key_mapped(S, prog, n):
+            continue
+        if best < 0 or priority == P.PRIORITY_HIGH:
+            best = n  # scanning upwards: the first is the lowest, the last the highest
+        elif priority == P.PRIORITY_LAST and S.order[ch, n] > S.order[ch, best]:
+            best = n
+    return best
+
+
+@njit(cache=True, nogil=True)
+def mono_voice(S, ch):
+    """The voice a mono channel is playing (attack or decay, newest), or -1."""
+    V = S.V
+    best = -1
+    for i in range(int(S.G[G_SLOTS])):
+        stage = V[i, vk.F_ENV_STAGE]
+        if (stage == ENV_ATTACK or stage == ENV_DECAY) and V[i, vk.F_CHANNEL] == ch:
+            if best < 0 or V[i, vk.F_AGE] > V[best, vk.F_AGE]:
+                best = i
+    return best
+
+
+@njit(cache=True, nogil=True)
+def newest_voice(S, ch):
+    """The newest voice of channel ``ch`` still sounding (released ones too), or -1."""
+    best = -1
+    for i in range(int(S.G[G_SLOTS])):
+        if is_playing(S.V, i) and S.V[i, vk.F_CHANNEL] == ch:
+            if best < 0 or S.V[i, vk.F_AGE] > S.V[best, vk.F_AGE]:
+                best = i
+    return best
+
+
+@njit(cache=True, nogil=True)
+def start_glide(S, prog, i, now, from_semitones):
+    """Voice ``i`` glides from ``from_semitones`` off its note's pitch to it in ``glide_ms``."""
+    length = prog.params[P.P_GLIDE_MS] * 1e-3 * S.G[G_SR]
+    if length < 1.0 or from_semitones == 0.0:
+        S.glide[i, GL_LENGTH] = 0.0
+        return
+    S.glide[i, GL_FROM] = from_semitones
+    S.glide[i, GL_START] = now
+    S.glide[i, GL_LENGTH] = length
+    S.G[G_GLIDING] += 1
+
+
+@njit(cache=True, nogil=True)
+def _interval(S, prog, i, now, note):
+    """Semitones from ``note``'s pitch to the pitch voice ``i`` sounds now (bend aside)."""
+    here = voice_frequency(S, prog, S.V[i, vk.F_NOTE], glide_offset(S, i, now))
+    there = voice_frequency(S, prog, float(note), 0.0)  # float: one specialisation
+    return 12.0 * math.log2(here / there)
+
+
+@njit(cache=True, nogil=True)
+def mono_play(S, prog, now, ch, note, velocity, legato):
+    """The mono channel ``ch`` should sound ``note``: move its voice there or retrigger.
+
+    ``legato``: a key still held hands over (a note-on while another is held, or a note-off
+    revealing a held key). Mode legato moves the sounding voice to ``note`` without a new
+    envelope; mode mono (or no voice sounding) starts ``note`` afresh, the old voice fading.
+    Glide: ``glide: legato`` only on legato hand-overs, ``always`` on every note that follows
+    a sounding one.
+    """
+    params = prog.params
+    V = S.V
+    i = mono_voice(S, ch)
+    if i >= 0 and V[i, vk.F_NOTE] == note:
+        return
+    always = params[P.P_GLIDE_MODE] == P.GLIDE_ALWAYS
+    source = i if i >= 0 or not always else newest_voice(S, ch)  # "always": from a release too
+    glides = params[P.P_GLIDE_MS] > 0.0 and source >= 0 and (legato or always)
+    offset = _interval(S, prog, source, now, note) if glides else 0.0
+    if i >= 0 and legato and params[P.P_VOICE_MODE] == P.VOICE_LEGATO:
+        old = int(V[i, vk.F_NOTE])
+        norm = prog.tables[T_NORM, old]
+        if norm > 0.0:
+            V[i, vk.F_AMP] *= prog.tables[T_NORM, note] / norm
+        V[i, vk.F_NOTE] = note
+        V[i, vk.F_KEY_HELD] = 1.0
+        V[i, vk.F_SUSTAINED] = 0.0
+        start_glide(S, prog, i, now, offset)
+        retune(S, prog, i, now)
+        return
+    if i >= 0:
+        fade_out(V, i, max(STEAL_FADE_MS * 1e-3 * S.G[G_SR], 1.0))
+    j = note_on(S, prog, now, ch, note, velocity)
+    if j >= 0 and offset != 0.0:
+        start_glide(S, prog, j, now, offset)
+        retune(S, prog, j, now)
+
+
+@njit(cache=True, nogil=True)
+def mono_note_off(S, prog, now, ch, note):
+    """A key of a mono channel went up: hand over to the next held key, or release."""
+    V = S.V
+    i = mono_voice(S, ch)
+    if i < 0 or V[i, vk.F_NOTE] != note or V[i, vk.F_KEY_HELD] == 0.0:
+        return False  # not the sounding key: nothing to hear
+    nxt = priority_key(S, prog, ch)
+    if nxt < 0:
+        return False  # the last key: an ordinary note-off
+    mono_play(S, prog, now, ch, nxt, S.K[ch, nxt], nxt >= 0)  # a variable: no Literal copy
+    return True
+
+
+@njit(cache=True, nogil=True)
+def key_mapped(S, prog, note):
+    """Whether ``note`` sounds: the tuning maps it, or a MIDI Tuning Standard change tuned it."""
+    return prog.tables[T_FREQ, int(note)] > 0.0 or S.tuned[int(note)] > 0.0
+
+
 @njit(cache=True, nogil=True)
 def note_on(S, prog, now, channel, note, velocity):
     """Start ``note`` in a voice (stealing if needed): envelope, level, pan, tuning, spike."""
     V = S.V
     G = S.G
     params = prog.params
+    if not key_mapped(S, prog, note):
+        G[G_UNMAPPED] += 1  # the tuning leaves this key unmapped: silent, by Scala's rule
+        return -1
     sr = G[G_SR]
     fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
     i, stolen = allocate(V, int(G[G_SLOTS]), int(params[P.P_VOICES]), note, channel, fade)
@@ -194,6 +470,8 @@ def note_on(S, prog, now, channel, note, velocity):
         G[G_TOP] = i + 1
     for k in range(vk.N_FIELDS):
         V[i, k] = 0.0
+    for k in range(N_GLIDE_FIELDS):
+        S.glide[i, k] = 0.0
     G[G_AGE] += 1
     V[i, vk.F_AGE] = G[G_AGE]
     V[i, vk.F_NOTE] = note
@@ -218,6 +496,7 @@ def note_on(S, prog, now, channel, note, velocity):
     S.rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
     retune(S, prog, i, now)
     voice_start(prog.model, V, i, params)
+    return i
 
 
 @njit(cache=True, nogil=True)
@@ -260,6 +539,34 @@ def fade_channel(S, fade_samples, channel):
 
 
 @njit(cache=True, nogil=True)
+def sustained(S, ch):
+    """Whether the pedal holds ``ch``'s notes: its own, or its MPE zone master's."""
+    master = zone_master(S, ch)
+    return S.C[ch, C_SUSTAIN] != 0.0 or (master >= 0 and S.C[master, C_SUSTAIN] != 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _data_entry(S, prog, now, ch, value):
+    """Data entry (CC 6) for the selected RPN: 6 on a master channel is the MPE Configuration
+    Message; 0 (pitch bend sensitivity) sets an MPE zone's member or master range."""
+    C = S.C
+    if C[ch, C_RPN_MSB] != 1.0:  # RPN MSB 0 (stored + 1)
+        return
+    lsb = C[ch, C_RPN_LSB] - 1.0
+    if lsb == 6.0 and (ch == 0 or ch == 15):
+        set_zone(S, ch, value)
+        retune_all(S, prog, now)
+    elif lsb == 0.0:
+        master = zone_master(S, ch)
+        if master < 0:
+            S.G[G_IGNORED] += 1  # per-channel bend ranges outside MPE: the patch's range
+        elif master == ch:
+            S.G[G_MPE_MASTER_LOWER if ch == 0 else G_MPE_MASTER_UPPER] = value
+        else:
+            S.G[G_MPE_RANGE_LOWER if master == 0 else G_MPE_RANGE_UPPER] = value
+
+
+@njit(cache=True, nogil=True)
 def _release_sustained(S, prog, ch):
     for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_SUSTAINED] != 0.0 and S.V[i, vk.F_CHANNEL] == ch:
@@ -285,27 +592,68 @@ def apply_event(S, prog, now, status, d1, d2):
             retune_all(S, prog, now)
         else:
             G[G_IGNORED] += 1
+    elif status == STATUS_TUNE:
+        if 0 <= d1 < 128:
+            hz = float32_from_bits(d2)
+            S.tuned[d1] = hz if hz > 0.0 and hz < 0.5 * sr else 0.0
+            G[G_RETUNED] += 1
+            for i in range(n_slots):
+                if V[i, vk.F_ENV_STAGE] != ENV_OFF and V[i, vk.F_NOTE] == d1:
+                    retune(S, prog, i, now)
+        else:
+            G[G_IGNORED] += 1
     elif kind == 0x90 and d2 > 0:
+        held = S.K[ch, d1] == 0.0 and priority_key(S, prog, ch) >= 0
         S.K[ch, d1] = d2
-        note_on(S, prog, now, ch, d1, float(d2))
+        G[G_PRESSES] += 1
+        S.order[ch, d1] = G[G_PRESSES]
+        if params[P.P_VOICE_MODE] == P.VOICE_POLY:
+            note_on(S, prog, now, ch, d1, float(d2))
+        else:
+            target = priority_key(S, prog, ch)
+            if target >= 0:
+                mono_play(S, prog, now, ch, target, S.K[ch, target], held)
     elif kind == 0x80 or kind == 0x90:
         S.K[ch, d1] = 0.0
+        if params[P.P_VOICE_MODE] != P.VOICE_POLY and mono_note_off(S, prog, now, ch, d1):
+            return
         for i in range(n_slots):
             if (V[i, vk.F_KEY_HELD] != 0.0 and V[i, vk.F_NOTE] == d1
                     and V[i, vk.F_CHANNEL] == ch and is_playing(V, i)):
-                if C[ch, C_SUSTAIN] != 0.0:
+                if sustained(S, ch):
                     V[i, vk.F_KEY_HELD] = 0.0
                     V[i, vk.F_SUSTAINED] = 1.0
                 else:
                     release(S, prog, i)
     elif kind == 0xE0:
-        C[ch, C_BEND] = ((d2 << 7 | d1) - 8192) / 8192.0 * params[P.P_BEND_RANGE]
-        retune_channel(S, prog, now, ch)
+        C[ch, C_RAW_BEND] = ((d2 << 7 | d1) - 8192) / 8192.0
+        C[ch, C_BEND] = C[ch, C_RAW_BEND] * bend_range(S, prog, ch)
+        if zone_master(S, ch) == ch:
+            retune_all(S, prog, now)  # a zone's master bend moves every note of the zone
+        else:
+            retune_channel(S, prog, now, ch)
     elif kind == 0xB0:
         if d1 == 64:
             C[ch, C_SUSTAIN] = 1.0 if d2 >= 64 else 0.0
             if d2 < 64:
-                _release_sustained(S, prog, ch)
+                if zone_master(S, ch) == ch:  # the master's pedal holds the whole zone
+                    for member in range(16):
+                        if zone_master(S, member) == ch and not sustained(S, member):
+                            _release_sustained(S, prog, member)
+                elif not sustained(S, ch):
+                    _release_sustained(S, prog, ch)
+        elif d1 == 74 or d1 == 101 or d1 == 100 or d1 == 6:
+            if d1 == 74:
+                C[ch, C_TIMBRE] = d2 / 127.0
+                retune_channel(S, prog, now, ch)
+            elif d1 == 101:
+                C[ch, C_RPN_MSB] = d2 + 1
+            elif d1 == 100:
+                C[ch, C_RPN_LSB] = d2 + 1
+            else:
+                _data_entry(S, prog, now, ch, d2)
+            if not is_member(S, ch):
+                controller(S, prog, now, d1, d2 / 127.0)
         elif d1 == 1:
             C[ch, C_MOD] = d2 / 127.0
             retune_channel(S, prog, now, ch)  # vibrato depth follows at once
@@ -339,7 +687,9 @@ def apply_event(S, prog, now, status, d1, d2):
             value = d2
         else:
             C[ch, C_PRESSURE] = d1 / 127.0
-        controller(S, prog, now, source, value / 127.0)
+            retune_channel(S, prog, now, ch)  # per-voice pressure sources
+        if kind == 0xA0 or not is_member(S, ch):  # a member's pressure is its note's only
+            controller(S, prog, now, source, value / 127.0)
     elif kind == 0xC0:
         if S.usable[d1] != 0.0:
             G[G_PROGRAM_CHANGES] += 1
@@ -364,21 +714,35 @@ def _vibrato_active(params, C):
 
 
 @njit(cache=True, nogil=True)
-def _vibrato_tick(S, prog, now):
-    """Re-solve the rate (not the shape) of every vibrating voice for the LFO at ``now``."""
+def _rate_tick(S, prog, now):
+    """Re-solve the rate (not the shape) of every vibrating or gliding voice at ``now``.
+
+    A glide that has reached its note ends here, at its exact pitch. Recounts ``G_GLIDING``.
+    """
     V = S.V
     params = prog.params
     sr = S.G[G_SR]
+    gliding = 0
     for i in range(int(S.G[G_TOP])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
+            S.glide[i, GL_LENGTH] = 0.0
             continue
         cents = vibrato_cents(V, i, params, S.C, sr, now)
-        if cents != 0.0:
-            base = note_frequency(params, V[i, vk.F_NOTE], S.C[int(V[i, vk.F_CHANNEL]), C_BEND])
+        glide = S.glide[i, GL_LENGTH] > 0.0
+        if glide:
+            if now >= S.glide[i, GL_START] + S.glide[i, GL_LENGTH]:
+                S.glide[i, GL_LENGTH] = 0.0  # arrived: this tick sets the exact pitch
+            else:
+                gliding += 1
+        if cents != 0.0 or glide:
+            base = voice_frequency(S, prog, V[i, vk.F_NOTE], voice_bend(S, i, now))
+            mods = voice_mods_on(S, prog, int(V[i, vk.F_CHANNEL]))
             voice_set_rate(prog.model, V, i, params, prog.tables, sr,
                            base * 2.0 ** (cents / 1200.0))
+            voice_mods_off(S, prog, mods)
             if V[i, vk.F_DRIVE_OFF] != 0.0:
                 voice_cut_drive(prog.model, V, i)
+    S.G[G_GLIDING] = gliding
 
 
 @njit(cache=True, nogil=True)
@@ -399,7 +763,19 @@ def render_voices(S, prog, start, stop):
 def _enter_program(S, prog, now):
     """The first block of a program switched to: its own parameters, the held keys restart."""
     prog.params[:] = prog.base
+    zone = prog.params[P.P_MPE_ZONE]
+    if zone != P.MPE_OFF:  # the patch's zone (otherwise the one MCM messages configured)
+        master = 0 if zone == P.MPE_LOWER else 15
+        set_zone(S, master, int(prog.params[P.P_MPE_MEMBERS]))
+        hi = 0 if master == 0 else 1
+        S.G[G_MPE_RANGE_LOWER + hi] = prog.params[P.P_MPE_BEND_RANGE]
+        S.G[G_MPE_MASTER_LOWER + hi] = prog.params[P.P_MPE_MASTER_BEND_RANGE]
     for ch in range(16):
+        if prog.params[P.P_VOICE_MODE] != P.VOICE_POLY:
+            target = priority_key(S, prog, ch)
+            if target >= 0:
+                note_on(S, prog, now, ch, target, S.K[ch, target])
+            continue
         for note in range(128):
             if S.K[ch, note] > 0.0:
                 note_on(S, prog, now, ch, note, S.K[ch, note])
@@ -456,16 +832,17 @@ def render_block(out, events, n_events, S, prog):
             stop = min(stop, due)
         elif e < n_events and events[e, 0] < stop:
             stop = events[e, 0]
-        # Vibrato updates on a grid of the absolute sample counter: block-size invariant.
+        # Vibrato and glide update on a grid of the absolute sample counter: block-size
+        # invariant.
         at_tick = False
-        if _vibrato_active(prog.params, S.C):
+        if G[G_GLIDING] > 0.0 or _vibrato_active(prog.params, S.C):
             tick = VIBRATO_TICK - (t0 + pos) % VIBRATO_TICK
             if pos + tick <= stop:
                 stop = pos + tick
                 at_tick = True
         render_voices(S, prog, pos, stop)
         if at_tick:
-            _vibrato_tick(S, prog, t0 + stop)
+            _rate_tick(S, prog, t0 + stop)
         pos = stop
     while e < n_events and G[G_SWITCH] == 0.0 and events[e, 0] <= pos:  # zero-frame blocks
         apply_event(S, prog, t0 + pos, np.int64(events[e, 1]), np.int64(events[e, 2]),

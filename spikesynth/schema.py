@@ -38,6 +38,14 @@ COMMON_SCHEMA: dict[str, Spec] = {
     "release_drive": Spec("choice", "hold", choices=("hold", "off"), controllable=False,
                           doc="note-off: hold the drive through the release, or remove it"),
     "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)"),
+    "voice_mode": Spec("choice", "poly", choices=("poly", "mono", "legato"), controllable=False,
+                       doc="poly; mono (one voice per channel, each note retriggers); legato "
+                           "(one voice, overlapping notes change pitch without a retrigger)"),
+    "glide_ms": Spec("float", 0.0, 0.0, 10000.0, "ms", "portamento time (0: none)"),
+    "glide": Spec("choice", "legato", choices=("legato", "always"), controllable=False,
+                  doc="glide only between overlapping (legato) notes, or on every mono note"),
+    "note_priority": Spec("choice", "last", choices=("last", "low", "high"),
+                          controllable=False, doc="mono modes: which held key sounds"),
     "envelope.attack_ms": Spec("float", 4.0, 0.0, 20000.0, "ms", curve="exp"),
     "envelope.decay_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB of the way",
                               curve="exp"),
@@ -46,4 +54,16 @@ COMMON_SCHEMA: dict[str, Spec] = {
                                 curve="exp"),
     "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
     "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+    "mpe.zone": Spec("choice", "off", choices=("off", "lower", "upper"), controllable=False,
+                     doc="MPE zone (off: only MPE Configuration Messages configure one)"),
+    "mpe.members": Spec("int", 15, 1, 15, doc="member channels (lower: 2.., upper: 15 down)",
+                        controllable=False),
+    "mpe.bend_range": Spec("float", 48.0, 0.0, 96.0, "semitones", "per-note bend range",
+                           controllable=False),
+    "mpe.master_bend_range": Spec("float", 2.0, 0.0, 96.0, "semitones",
+                                  "master channel bend range", controllable=False),
+    "tuning.scl": Spec("str", "", doc="Scala scale (.scl), relative to the patch file; "
+                       "empty: 12-tone equal temperament from a4", controllable=False),
+    "tuning.kbm": Spec("str", "", doc="Scala keyboard map (.kbm), relative to the patch file; "
+                       "empty: tuning-library's standard mapping", controllable=False),
 }

@@ -26,7 +26,7 @@ T_NORM = 0  # level normalisation
 T_DC = 1  # the voice's mean output (model voices; the spiking voice knows its DC exactly)
 T_SCALE = 2  # Izhikevich and networks: model ms per sample (Izhikevich nan: uncalibrated)
 T_SUBSTEPS = 3  # Izhikevich: sub-steps per sample
-T_FREQ = 4  # the note's frequency (Hz, unbent) when the tables were made
+T_FREQ = 4  # the note's frequency (Hz, unbent, the patch's transpose in), 0: key unmapped
 N_TABLES = 5
 
 VOICE_RMS = 0.1  # a full-velocity voice's level before the patch gain
@@ -111,8 +111,25 @@ class VoiceModel:
 
 @njit(cache=True, nogil=True)
 def note_frequency(params, note, bend):
-    """12-TET frequency in Hz of ``note`` (+ transpose, + ``bend`` semitones)."""
+    """12-TET frequency in Hz of ``note`` (+ transpose, + ``bend`` semitones).
+
+    The default of the per-note table ``T_FREQ`` (a patch without a tuning); the engine
+    plays from the table (see :func:`table_frequency`).
+    """
     return params[P.P_A4] * 2.0 ** ((note + params[P.P_TRANSPOSE] + bend - 69.0) / 12.0)
+
+
+@njit(cache=True, nogil=True)
+def table_frequency(params, base, tables, note, bend):
+    """Frequency in Hz of ``note`` from the per-note table, bent by ``bend`` semitones.
+
+    ``tables[T_FREQ, note] · 2^((bend + transpose - transpose₀)/12)``: the table holds each
+    note's frequency (12-TET from ``a4``, or a Scala tuning) with the patch's own transpose
+    ``base[P_TRANSPOSE]`` in; a live change of ``transpose`` (``params``) and the bend act as
+    frequency ratios, whatever the tuning. 0 for an unmapped key.
+    """
+    shift = bend + params[P.P_TRANSPOSE] - base[P.P_TRANSPOSE]
+    return tables[T_FREQ, int(note)] * 2.0 ** (shift / 12.0)
 
 
 @njit(cache=True, nogil=True)

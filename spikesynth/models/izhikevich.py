@@ -22,7 +22,7 @@ from ..dsp import model_voice as mv
 from ..dsp import voice as vk
 from ..dsp.izhikevich import CELL_CLASSES, PRESETS
 from ..schema import Spec
-from .base import T_DC, T_FREQ, T_SCALE, T_SUBSTEPS, VoiceModel, note_frequency, solo_fields
+from .base import T_DC, T_FREQ, T_SCALE, T_SUBSTEPS, VoiceModel, solo_fields
 
 MAX_SUBSTEPS = 32  # sub-steps per sample: beyond this, longer steps (real time)
 REST_MV = -65.0  # the papers' resting potential
@@ -66,12 +66,47 @@ class IzhikevichVoice(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
+def _calibrated_ratio(tables, note, freq):
+    """Model ms per sample per Hz at ``freq``: the note's own calibration at its frequency,
+    else interpolated (in log frequency) between the calibrated notes around ``freq``.
+
+    The discrete system's period is not exactly proportional to its time scale, so a note
+    bent (or gliding) far from its own frequency takes the calibration of the notes it
+    passes (those calibrated with the same sub-steps), whatever the tuning's order of keys.
+    """
+    f0 = tables[T_FREQ, note]
+    if f0 == freq:
+        return tables[T_SCALE, note] / f0
+    lo = -1
+    hi = -1
+    substeps = tables[T_SUBSTEPS, note]
+    for n in range(128):
+        f = tables[T_FREQ, n]
+        # Only notes calibrated with the voice's own sub-steps describe the same system.
+        if not (f > 0.0 and tables[T_SCALE, n] == tables[T_SCALE, n]
+                and tables[T_SUBSTEPS, n] == substeps):
+            continue
+        if f <= freq and (lo < 0 or f > tables[T_FREQ, lo]):
+            lo = n
+        if f >= freq and (hi < 0 or f < tables[T_FREQ, hi]):
+            hi = n
+    if lo < 0 or hi < 0:
+        return tables[T_SCALE, note] / f0
+    r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
+    r_hi = tables[T_SCALE, hi] / tables[T_FREQ, hi]
+    if lo == hi:
+        return r_lo
+    x = math.log(freq / tables[T_FREQ, lo]) / math.log(tables[T_FREQ, hi] / tables[T_FREQ, lo])
+    return r_lo + (r_hi - r_lo) * x
+
+
+@njit(cache=True, nogil=True)
 def _timescale(V, i, params, tables, sr, freq):
     """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz."""
     note = int(V[i, vk.F_NOTE])
     m = tables[T_SCALE, note]
     if params[P_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
-        return m * freq / note_frequency(params, note, 0.0), int(tables[T_SUBSTEPS, note])
+        return freq * _calibrated_ratio(tables, note, freq), int(tables[T_SUBSTEPS, note])
     m = freq / params[P_REF_RATE] * 1000.0 / sr
     return m, min(max(1, int(math.ceil(m / params[P_MAX_STEP]))), MAX_SUBSTEPS)
 
@@ -131,7 +166,8 @@ def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 def _solo(m, V, i, params, tables, sr, note):
     """Row ``i`` of ``V``: a lone voice on ``note``, at rest, as the papers start."""
     solo_fields(V, i, note)
-    tune(m, V, i, params, tables, sr, note_frequency(params, note, 0.0))
+    freq = tables[T_FREQ, int(note)]
+    tune(m, V, i, params, tables, sr, freq if freq > 0.0 else 440.0)  # unmapped: any rate
     rest(m, V, i, params)
 
 
@@ -152,7 +188,7 @@ def calibrate(m, params, sr, tables, V, spike_times):
         if tables[T_FREQ, note] < LOWEST_CALIBRATED_HZ:
             continue
         _solo(m, V, i, params, tables, sr, note)
-        target = sr / note_frequency(params, note, 0.0)
+        target = sr / tables[T_FREQ, note]
         scale, n = mv.calibrate_izhikevich(V, i, target, params[P_MAX_STEP], ref_ms / target,
                                            spike_times)
         tables[T_SCALE, note] = scale

@@ -1,0 +1,78 @@
+"""``spikesynth play --osc`` on a private JACK dummy server: OSC over UDP on localhost plays a
+note in tune, a parameter change is heard, a bundle's time tag is honoured within a block or
+so on JACK's frame clock, and malformed datagrams leave it playing (recorded from JACK)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from audio_analysis import cents, estimate_f0
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from test_play_jack import LATENCY_FRAMES, PERIOD, SR, rig, wait_sound  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.jack
+
+
+def message(address, *args):
+    builder = OscMessageBuilder(address=address)
+    for a in args:
+        builder.add_arg(a)
+    return builder.build().dgram
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_osc_note_param_bundle_and_malformed(rig):  # noqa: F811 - the imported fixture
+    port = free_port()
+    player, rec, _ = rig("--osc", str(port))
+    assert f"OSC on 127.0.0.1:{port}" in player.stderr
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(data):
+        frame = rec.now
+        udp.sendto(data, ("127.0.0.1", port))
+        return frame
+
+    try:
+        send(b"garbage")
+        send(message("/spikesynth/note_on", "x", 1))
+        sent = send(message("/spikesynth/note_on", 69, 100))
+        start = wait_sound(rec, sent)
+        rec.wait_until(sent + SR)
+        changed = send(message("/spikesynth/param", "transpose", 2.0))
+        rec.wait_until(changed + SR)
+        send(message("/spikesynth/note_off", 69))
+        rec.wait_until(rec.now + int(0.8 * SR))
+        wall, frame = time.time(), rec.now
+        bundle = OscBundleBuilder(wall + 0.3)
+        bundle.add_content(_note(57))
+        send(bundle.build().dgram)
+        expected = frame + int(0.3 * SR) + LATENCY_FRAMES
+        onset = wait_sound(rec, frame + int(0.1 * SR), timeout=3.0)
+        rec.wait_until(expected + SR // 2)
+        rec.stop()
+        audio, first = rec.recorded()
+        before = rec.clean(start + SR // 10, changed - first - SR // 50, SR // 4)
+        after = rec.clean(changed - first + SR // 5, changed - first + SR - SR // 20, SR // 4)
+        assert abs(cents(estimate_f0(audio[before], SR, 440.0), 440.0)) < 1.0
+        f = 440.0 * 2 ** (2 / 12)
+        assert abs(cents(estimate_f0(audio[after], SR, f), f)) < 1.0
+        late = onset + first - expected
+        print(f"bundle onset - (tag + MIDI latency): {late} frames")
+        assert -32 <= late <= PERIOD + 64, late  # as the MIDI latency bounds of test_play_jack
+    finally:
+        udp.close()
+
+
+def _note(note):
+    builder = OscMessageBuilder(address="/spikesynth/note_on")
+    builder.add_arg(note)
+    builder.add_arg(100)
+    return builder.build()
