@@ -30,6 +30,9 @@ _DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _META_LENGTH = {0x51: 3, 0x58: 4, 0x59: 2}  # tempo, time signature, key signature
 
 
+MAX_SYSEX = 1024  # longer SysEx (sample dumps) are skipped: no tuning change is that long
+
+
 class MidiFileError(ValueError):
     """A MIDI file that cannot be played; the message names the file and says why."""
 
@@ -100,10 +103,13 @@ def _parse_track(data: bytes, start: int, end: int, truncated: bool) -> _Track:
                                            <= 7 and payload[1] in (0, 1)):
                     broken += 1
                 status = 0  # meta and SysEx events cancel running status
-            elif byte in (0xF0, 0xF7):  # SysEx (or escape): F0/F7 length data, skipped
+            elif byte in (0xF0, 0xF7):  # SysEx (or escape): F0/F7 length data
                 length, pos = _vlq(data, pos + 1, end)
                 if pos + length > end:
                     raise IndexError
+                if byte == 0xF0 and length <= MAX_SYSEX:  # passed on: the engine keeps only
+                    # MIDI Tuning Standard changes and rejects (counts) any other SysEx
+                    events.append((tick, order, "msg", bytes([0xF0]) + data[pos:pos + length]))
                 pos += length
                 status = 0
             elif byte & 0x80:

@@ -139,3 +139,28 @@ def test_render_scl_option_tunes_the_render(tmp_path):
     assert abs(cents(estimate_f0(audio[int(0.25 * sr):int(0.75 * sr)], sr, f), f)) < 1.0
     assert main(["render", "--scl", str(tmp_path / "none.scl"), "-o", str(out), "-q"]) == 1
     assert math.isfinite(f)
+
+
+def test_mts_change_in_a_midi_file_retunes_the_render(tmp_path):
+    """A tuning change stored in a MIDI file (a SysEx event) reaches the engine offline."""
+    import mido
+
+    from spikesynth.offline import midi_file_events
+
+    sr = 48000
+    target = 311.127 * 2 ** (37.0 / 1200)
+    message = mts_message([(62, target)])
+    song = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    song.tracks.append(track)
+    track.append(mido.Message("sysex", data=list(message[1:-1]), time=0))
+    track.append(mido.Message("note_on", note=62, velocity=100, time=0))
+    track.append(mido.Message("note_off", note=62, velocity=0, time=960))  # 1 s at 120 bpm
+    path = tmp_path / "tuned.mid"
+    song.save(str(path))
+    events = midi_file_events(path, sr)
+    synth = Synth(load_patch(PATCH_DIR / "default.yaml"), sr, 4096)
+    assert events[0][1][0] == 0xF0  # the SysEx is passed on
+    audio = synth.process(2 * sr, events)
+    assert abs(cents(estimate_f0(audio[int(0.3 * sr):int(0.9 * sr)], sr, target), target)) \
+        < 1.0 + 100 / 16384
