@@ -33,6 +33,7 @@ from . import models
 from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
 from .events import EVENT_FIELDS, events_from_list
+from .listen import LS_FRAMES, LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
 from .master import CEILING, M_LIMITING, M_NONFINITE, master_reset, master_state
 from .models.base import N_TABLES, note_frequency, solo_fields
 from .params import P_GAIN_DB, P_NOISE
@@ -66,7 +67,9 @@ from .render import (
     Program,
     fade_all,
     render_block,
+    render_block_with,
     render_ring,
+    render_ring_with,
 )
 
 __all__ = ["CEILING", "ParamChange", "Prepared", "Synth", "note_frequency", "trace_voice"]
@@ -77,6 +80,7 @@ class Prepared(NamedTuple):
 
     patch: object  # spikesynth.patch.Patch
     program: Program
+    listen: object = None  # spikesynth.listen.ListenState (a patch with listen:), or None
 
 
 class ParamChange(NamedTuple):
@@ -156,7 +160,14 @@ class Synth:
     # -- main thread ------------------------------------------------------------------------
     def prepare_patch(self, patch) -> Prepared:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
-        return prepare(patch, self.samplerate)
+        prepared = prepare(patch, self.samplerate)
+        listen = build_listen(patch, self.samplerate, self.max_block)
+        return prepared if listen is None else prepared._replace(listen=listen)
+
+    @property
+    def listening(self) -> bool:
+        """Whether the current patch hears an input (a ``listen:`` section). Thread: any."""
+        return self._active.listen is not None
 
     def set_programs(self, prepared, current=None) -> None:
         """The programs that program change *n* selects (a sequence of :class:`Prepared`;
@@ -248,6 +259,9 @@ class Synth:
         S.G[G_ENTER] = 1.0  # the first block restores the patch's own values
         master_reset(S.M, float(self._active.program.base[P_GAIN_DB]))
         self._carry = self._carry[:0]
+        for prepared in (self._active, *self._bank):
+            if prepared is not None and prepared.listen is not None:
+                listen_reset(prepared.listen)
 
     def warm_up(self):
         """Compile (or load from the cache) what the audio thread runs, for every program.
@@ -301,20 +315,50 @@ class Synth:
         self._active = chosen
         G[G_ENTER] = 1.0
 
-    def _render(self, out, events, n_events, ring=None, block_start_ns=0, latency_ns=0):
+    def _hear(self, frames, audio_in):
+        """Copy this block's input (mono) into the ear and run it. Thread: audio."""
+        listen = self._active.listen
+        if listen is None:
+            return
+        if audio_in is None:
+            listen.input[:frames] = 0.0
+        elif audio_in.ndim == 1:
+            listen.input[:frames] = audio_in[:frames]
+        elif audio_in.shape[1] == 1:
+            listen.input[:frames] = audio_in[:frames, 0]
+        else:
+            listen_downmix(audio_in[:frames], listen.input)
+        listen_ear(listen, frames)
+
+    def _render(self, out, events, n_events, ring=None, block_start_ns=0, latency_ns=0,
+                audio_in=None):
         """Render all of ``out``, switching programs where a switch falls inside it."""
         G = self.state.G
         frames = out.shape[0]
         pos = 0
+        self._hear(frames, audio_in)
         while True:
             self._start_pending()
             program = self._current()
+            listen = self._active.listen
+            if listen is not None and listen.settings[LS_FRAMES] != frames:
+                listen = None  # switched to a listening program inside the block: next one
+            if listen is not None:
+                listen.settings[LS_OFFSET] = pos
             if ring is None:
-                done = render_block(out[pos:], events, n_events, self.state, program)
+                if listen is None:
+                    done = render_block(out[pos:], events, n_events, self.state, program)
+                else:
+                    done = render_block_with(out[pos:], events, n_events, self.state,
+                                             program, listen)
             else:
                 start = block_start_ns + int(pos * 1e9 / self.samplerate)
-                done = render_ring(out[pos:], ring.slots, ring.header, events, start,
-                                   latency_ns, self.state, program)
+                if listen is None:
+                    done = render_ring(out[pos:], ring.slots, ring.header, events, start,
+                                       latency_ns, self.state, program)
+                else:
+                    done = render_ring_with(out[pos:], ring.slots, ring.header, events, start,
+                                            latency_ns, self.state, program, listen)
             pos += done
             n_events = int(G[G_CARRY])
             if G[G_SWITCH] != 0.0 and G[G_SAMPLE] >= G[G_SWITCH_AT]:
@@ -323,18 +367,20 @@ class Synth:
             if pos >= frames:
                 return n_events
 
-    def process_block(self, out, events, n_events):
+    def process_block(self, out, events, n_events, audio_in=None):
         """Render into ``out`` (float32, shape (frames <= max_block, 2)). Thread: audio.
 
         ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
         :mod:`spikesynth.events`); events held back by a program switch are left at its
-        front, and their count returned. Allocates nothing in compiled code.
+        front, and their count returned. ``audio_in`` (float, shape (frames,) or
+        (frames, channels), mixed to mono): the input a listening patch hears (None:
+        silence; ignored by a patch without ``listen:``). Allocates nothing in compiled code.
         """
         if out.shape[0] > self.max_block:
             raise ValueError(f"block of {out.shape[0]} frames > max_block {self.max_block}")
-        return self._render(out, events, n_events)
+        return self._render(out, events, n_events, audio_in=audio_in)
 
-    def process_ring(self, out, ring, block_start_ns, latency_ns):
+    def process_ring(self, out, ring, block_start_ns, latency_ns, audio_in=None):
         """Drain ``ring`` and render one block into ``out``; never raises. Thread: audio.
 
         Messages play at their arrival time plus ``latency_ns``, at a sample offset inside the
@@ -346,23 +392,29 @@ class Synth:
                 out.fill(0.0)
                 self.faults += 1
                 return
-            self._render(out, self.events, 0, ring, block_start_ns, latency_ns)
+            self._render(out, self.events, 0, ring, block_start_ns, latency_ns, audio_in)
         except Exception:  # noqa: BLE001 - the audio thread must never raise
             out.fill(0.0)
             self.faults += 1
 
     # -- main thread, offline ---------------------------------------------------------------
-    def process(self, frames, events=()):
+    def process(self, frames, events=(), audio_in=None):
         """Render ``frames`` frames with ``events`` = ``[(sample_offset, message), ...]``.
 
         A message is MIDI bytes or a :class:`ParamChange`. Thread: main (allocates the
         returned float32 array of shape (frames, 2)). Malformed MIDI is skipped and counted
         in :attr:`rejected`. Any ``frames`` is allowed (rendered in chunks of ``max_block``);
-        a zero-frame call still applies its events.
+        a zero-frame call still applies its events. ``audio_in``: ``frames`` samples of
+        input, shape (frames,) or (frames, channels), for a patch with ``listen:``.
         """
         frames = int(frames)
         if frames < 0:
             raise ValueError("frames must be >= 0")
+        if audio_in is not None:
+            audio_in = np.asarray(audio_in, dtype=np.float64)
+            if audio_in.shape[0] != frames or audio_in.ndim not in (1, 2):
+                raise ValueError(f"audio_in must have {frames} frames (shape (frames,) or "
+                                 f"(frames, channels)), got shape {audio_in.shape}")
         out = np.zeros((frames, 2), dtype=np.float32)
         items = list(events)
         params = [(0, ParamChange(i, v)) for i, v in self._queued_params]
@@ -390,7 +442,8 @@ class Synth:
             chunk = evs[e:e_end].copy()
             chunk[:, 0] -= start
             chunk = np.concatenate([self._carry, chunk])
-            held = self.process_block(out[start:stop], chunk, len(chunk))
+            block_in = None if audio_in is None else audio_in[start:stop]
+            held = self.process_block(out[start:stop], chunk, len(chunk), block_in)
             self._carry = chunk[:held].copy()
             e = e_end
         return out
