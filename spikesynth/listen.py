@@ -12,6 +12,11 @@ signal of one ear channel:
     the engine holds one voice per ear channel, tuned to the channel's centre frequency, with
     no drive of its own (silent until the ear spikes): each channel's spikes excite its voice
     (``patches/ear_resynth.yaml``). MIDI notes play beside them.
+``routing: vocoder``
+    not a drive: the voices play the notes held as usual, and their sum is split by the same
+    gammatone bank; each band is weighted by ``gain`` times the input channel's spike rate
+    (the ``rate`` signal below) and the bands are summed (``patches/ear_vocoder.yaml``): the
+    output's partials are the held notes' harmonics, shaped by what the ear hears.
 
 ``listen.signal: spikes`` adds ``gain`` on each sample where the channel spiked; ``rate``
 adds ``gain`` times the channel's spike rate (a leaky average over ``listen.tau_ms``) as a
@@ -45,7 +50,7 @@ from .models import voice_trace
 from .models.base import note_frequency
 from .schema import Spec
 
-ROUTINGS = ("off", "per_note", "per_channel")
+ROUTINGS = ("off", "per_note", "per_channel", "vocoder")
 SIGNALS = ("spikes", "rate")
 
 LISTEN_KEYS = {
@@ -124,6 +129,9 @@ class ListenState(NamedTuple):
     drive: np.ndarray  # float64 (max_block,): one voice's drive_in
     no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
     settings: np.ndarray  # float64 (N_SETTINGS,): LS_*
+    carrier_state: np.ndarray  # float64 (channels, N_STATE): vocoder's bank on the voices
+    bands: np.ndarray  # float64 (channels, max_block) for the vocoder, else (channels, 0)
+    mono: np.ndarray  # float64 (max_block,): the voices' mono sum (vocoder)
 
 
 def ear_parameters(patch, samplerate):
@@ -164,12 +172,16 @@ def build_listen(patch, samplerate, max_block):
     settings[LS_RATE_JUMP] = (1.0 - decay) * sr / max_rate
     settings[LS_DRY] = v["listen.dry"]
     settings[LS_WET] = v["listen.wet"]
+    vocoder = v["listen.routing"] == "vocoder"
+    if vocoder:
+        settings[LS_SIGNAL] = SIGNALS.index("rate")
     return ListenState(
         ear.coeffs, ear.state, ear.compression, ear.lif_coeffs, ear.lif_states,
         ear.surf_decay, ear.surf_jump, ear.surf_state, ear.hop, ear.clock, ear._raster,
         ear._cont, ear._spk, np.ascontiguousarray(ear.cf_hz), np.zeros((ch, max_block)),
         np.zeros(ch), np.zeros(max_block), np.zeros(max_block),
-        np.zeros((0, vk.TRACE_FIELDS)), settings)
+        np.zeros((0, vk.TRACE_FIELDS)), settings, np.zeros((ch, K.N_STATE)),
+        np.zeros((ch, max_block if vocoder else 0)), np.zeros(max_block))
 
 
 def validate(values, given, network, fail):
@@ -191,6 +203,8 @@ def listen_reset(L):
     K.cochlea_reset(L.state, L.lif_states, L.surf_state, L.clock)
     for c in range(L.rate.shape[0]):
         L.rate[c] = 0.0
+        for k in range(L.carrier_state.shape[1]):
+            L.carrier_state[c, k] = 0.0
     L.settings[LS_DRONES] = 0.0
     L.settings[LS_OFFSET] = 0.0
     L.settings[LS_FRAMES] = 0.0
@@ -298,3 +312,26 @@ def listen_downmix(audio_in, mono):
         for c in range(channels):
             s += audio_in[n, c]
         mono[n] = s / channels
+
+
+@njit(cache=True, nogil=True)
+def listen_vocode(mix, L, frames):
+    """The vocoder: ``mix[:, n]`` = Σ_c band_c(voices' mono sum)[n] · ear_drive[c, n].
+
+    Thread: audio (once per rendered part of a block, before the master section).
+    """
+    off = int(L.settings[LS_OFFSET])
+    mono = L.mono[:frames]
+    for n in range(frames):
+        mono[n] = 0.5 * (mix[0, n] + mix[1, n])
+    K.filterbank_run(mono, L.coeffs, L.carrier_state, L.bands)
+    for n in range(frames):
+        mono[n] = 0.0
+    for c in range(L.bands.shape[0]):
+        band = L.bands[c]
+        weight = L.ear_drive[c]
+        for n in range(frames):
+            mono[n] += band[n] * weight[off + n]
+    for n in range(frames):
+        mix[0, n] = mono[n]
+        mix[1, n] = mono[n]

@@ -33,7 +33,7 @@ from . import params as P
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
 from .events import ring_drain
-from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_voices
+from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_vocode, listen_voices
 from .master import CEILING, master_process
 from .models import (
     voice_cut_drive,
@@ -82,6 +82,7 @@ C_SUSTAIN = 2  # 0 / 1
 C_PRESSURE = 3  # 0..1
 N_CHANNEL_FIELDS = 4
 ROUTING_PER_CHANNEL = 2.0  # spikesynth.listen.ROUTINGS.index("per_channel")
+ROUTING_VOCODER = 3.0  # spikesynth.listen.ROUTINGS.index("vocoder")
 
 
 class EngineState(NamedTuple):
@@ -519,6 +520,8 @@ def render_block_with(out, events, n_events, S, prog, L):
                 at_tick = True
         if L is None:
             render_voices(S, prog, pos, stop)
+        elif L.settings[LS_ROUTING] == ROUTING_VOCODER:
+            render_voices(S, prog, pos, stop)
         else:
             G[G_NAN_RESETS] += listen_voices(S, prog, L, pos, stop, int(G[G_SLOTS]), C_BEND)
         if at_tick:
@@ -535,6 +538,9 @@ def render_block_with(out, events, n_events, S, prog, L):
         events[k, 2] = events[e + k, 2]
         events[k, 3] = events[e + k, 3]
     G[G_CARRY] = carry
+    if L is not None:
+        if L.settings[LS_ROUTING] == ROUTING_VOCODER:
+            listen_vocode(S.mix, L, pos)
     master_process(out, S.mix, pos, S.M, prog.params[P.P_GAIN_DB], G[G_SR])
     if L is not None:
         listen_mix(out, L, pos, CEILING)
