@@ -116,7 +116,7 @@ def _cmd_play(args) -> int:
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval)
+                          status_interval=args.status_interval, input_device=args.input)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     try:
         try:
@@ -366,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", metavar="NAME|INDEX",
                    help="audio output device (see `spikesynth devices`; default: the default)")
     p.add_argument("--hostapi", metavar="NAME", help="audio host API, e.g. JACK, ALSA")
+    p.add_argument("--input", metavar="NAME|INDEX|default", default=None,
+                   help="audio input a patch with listen: hears (a duplex stream; on JACK "
+                        "the synth gets an input port)")
     p.add_argument("--samplerate", type=int, default=48000)
     p.add_argument("--blocksize", type=int, default=64,
                    help="frames per audio callback (0: the device chooses)")

@@ -160,8 +160,13 @@ class Synth:
     # -- main thread ------------------------------------------------------------------------
     def prepare_patch(self, patch) -> Prepared:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
-        prepared = prepare(patch, self.samplerate)
-        listen = build_listen(patch, self.samplerate, self.max_block)
+        return self._with_listen(prepare(patch, self.samplerate))
+
+    def _with_listen(self, prepared):
+        """``prepared`` with this synth's ear when its patch listens. Thread: main."""
+        if prepared is None or prepared.listen is not None:
+            return prepared
+        listen = build_listen(prepared.patch, self.samplerate, self.max_block)
         return prepared if listen is None else prepared._replace(listen=listen)
 
     @property
@@ -176,7 +181,7 @@ class Synth:
         ``current``: the number of the program playing now (for :attr:`program_number`).
         Thread: main (a new tuple is handed over; only the usable flags are written).
         """
-        bank = tuple(prepared)[:128]
+        bank = tuple(self._with_listen(p) for p in tuple(prepared)[:128])
         self._bank = bank
         for n in range(128):
             self.state.usable[n] = 1.0 if n < len(bank) and bank[n] is not None else 0.0
@@ -195,12 +200,13 @@ class Synth:
         carry on and retune at the next block. Otherwise every voice fades out over
         ``SWITCH_FADE_MS`` first, then the patch switches (no click). The latest request wins.
         """
+        prepared = self._with_listen(prepared)
         active = self._active
         same = type(active.program.model) is type(prepared.program.model)
         model = models.get(prepared.patch["model"])
         if self._pending is None and same and model.compatible(active.patch, prepared.patch):
             record = model.carry_over(active.program.model, prepared.program.model)
-            self._active = Prepared(prepared.patch, prepared.program._replace(model=record))
+            self._active = prepared._replace(program=prepared.program._replace(model=record))
         else:
             self._pending = prepared
 
@@ -274,12 +280,21 @@ class Synth:
         ring = EventRing(4)
         seen = set()
         for prepared in (self._active, *self._bank):
-            kind = type(prepared.program.model)
+            if prepared is None:
+                continue
+            listen = prepared.listen
+            kind = (type(prepared.program.model), listen is not None)
             if kind in seen:
                 continue
             seen.add(kind)
-            render_ring(out, ring.slots, ring.header, self.events, 0, 0, self.state,
-                        prepared.program)
+            if listen is None:
+                render_ring(out, ring.slots, ring.header, self.events, 0, 0, self.state,
+                            prepared.program)
+            else:
+                listen_downmix(np.zeros((1, 2)), listen.input)
+                listen_ear(listen, 1)
+                render_ring_with(out, ring.slots, ring.header, self.events, 0, 0, self.state,
+                                 prepared.program, listen)
             fade_all(self.state, 1.0)
         self.reset()
 
