@@ -33,7 +33,7 @@ from . import models
 from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
 from .events import EVENT_FIELDS, events_from_list
-from .listen import LS_FRAMES, LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
+from .listen import LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
 from .master import CEILING, M_LIMITING, M_NONFINITE, master_reset, master_state
 from .models.base import N_TABLES, note_frequency, solo_fields
 from .params import P_GAIN_DB, P_NOISE
@@ -204,7 +204,10 @@ class Synth:
         active = self._active
         same = type(active.program.model) is type(prepared.program.model)
         model = models.get(prepared.patch["model"])
-        if self._pending is None and same and model.compatible(active.patch, prepared.patch):
+        # A listening patch always switches (its channel voices and ear start afresh).
+        quiet = active.listen is None and prepared.listen is None
+        if (self._pending is None and same and quiet
+                and model.compatible(active.patch, prepared.patch)):
             record = model.carry_over(active.program.model, prepared.program.model)
             self._active = prepared._replace(program=prepared.program._replace(model=record))
         else:
@@ -328,13 +331,15 @@ class Synth:
             self.program_number = target - 1
         self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF
         self._active = chosen
+        if chosen.listen is not None:
+            listen_reset(chosen.listen)  # the ear from silence, the channel voices restart
         G[G_ENTER] = 1.0
 
     def _hear(self, frames, audio_in):
         """Copy this block's input (mono) into the ear and run it. Thread: audio."""
         listen = self._active.listen
         if listen is None:
-            return
+            return None
         if audio_in is None:
             listen.input[:frames] = 0.0
         elif audio_in.ndim == 1:
@@ -344,6 +349,7 @@ class Synth:
         else:
             listen_downmix(audio_in[:frames], listen.input)
         listen_ear(listen, frames)
+        return listen
 
     def _render(self, out, events, n_events, ring=None, block_start_ns=0, latency_ns=0,
                 audio_in=None):
@@ -351,12 +357,12 @@ class Synth:
         G = self.state.G
         frames = out.shape[0]
         pos = 0
-        self._hear(frames, audio_in)
+        heard = self._hear(frames, audio_in)
         while True:
             self._start_pending()
             program = self._current()
             listen = self._active.listen
-            if listen is not None and listen.settings[LS_FRAMES] != frames:
+            if listen is not heard:
                 listen = None  # switched to a listening program inside the block: next one
             if listen is not None:
                 listen.settings[LS_OFFSET] = pos

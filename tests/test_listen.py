@@ -91,3 +91,24 @@ def test_audio_in_must_match_the_frames():
         synth.process(100, [], audio_in=np.zeros(99))
     stereo = synth.process(100, [], audio_in=np.zeros((100, 2)))
     assert stereo.shape == (100, 2)
+
+
+def test_a_program_change_into_a_listening_patch_and_back_again():
+    default = load_patch(PATCHES / "default.yaml")
+    resynth = load_patch(PATCHES / "ear_resynth.yaml")
+    synth = Synth(default, SR, 512, programs=[default, resynth])
+    x = tone(440.0, -25, SR // 2)
+
+    def heard():
+        y = synth.process(SR // 2, [], audio_in=x)[SR // 5:, 0].astype(np.float64)
+        mag = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+        return np.sqrt(np.mean(y ** 2)), np.fft.rfftfreq(y.size, 1 / SR)[np.argmax(mag)]
+
+    assert heard()[0] == 0.0  # the default patch does not listen
+    for _ in range(2):  # in, out and in again: the channel voices restart each time
+        synth.process(1000, [(0, bytes([0xC0, 1]))])
+        level, peak = heard()
+        assert synth.patch.name == resynth.name and level > 0.01
+        assert abs(12 * np.log2(peak / 440.0)) < 1.0, peak
+        synth.process(1000, [(0, bytes([0xC0, 0]))])
+        assert heard()[0] < 1e-3
