@@ -37,7 +37,7 @@ VOICES = (1, 16, 64)
 BLOCKS = (64, 256)
 
 
-def worker(blocksize: int, duration: float) -> dict:
+def worker(blocksize: int, duration: float, callback: str = "compiled") -> dict:
     """Run in a fresh process whose environment points at the JACK server."""
     import numpy as np
 
@@ -53,24 +53,27 @@ def worker(blocksize: int, duration: float) -> dict:
         synth.warm_up()
         ring = EventRing(1024)
         device = resolve_output_device(None, "JACK")
-        host = AudioHost(synth, ring, samplerate=SR, blocksize=blocksize, device=device)
+        host = AudioHost(synth, ring, samplerate=SR, blocksize=blocksize, device=device,
+                         callback=callback)
         host.start()
         try:
             time.sleep(0.5)
             for k in range(voices):
                 ring.push(time.monotonic_ns(), [0x90, 36 + k, 100])
             time.sleep(1.0)
-            first, xruns0 = host.callbacks, host.underflows
+            s0 = host.stats()
             time.sleep(duration)
-            last, xruns = host.callbacks, host.underflows - xruns0
+            s1 = host.stats()
+            first, last, xruns = s0["callbacks"], s1["callbacks"], s1["xruns"] - s0["xruns"]
             active = synth.stats()["voices_active"]
+            history = host.loads()
         finally:
             host.close()
-        n = min(last - first, len(host.loads_ppm))
-        idx = (np.arange(last - n, last) & (len(host.loads_ppm) - 1))
-        loads = host.loads_ppm[idx] * 1e-6
+        n = min(last - first, len(history))
+        loads = history[np.arange(last - n, last) % len(history)]
         results.append({
             "voices": voices, "voices_active": active, "blocksize": blocksize,
+            "callback": host.callback_kind,
             "callbacks": int(n), "median": float(np.median(loads)),
             "p99": float(np.percentile(loads, 99)), "max": float(loads.max()),
             "xruns": int(xruns), "overruns": int((loads > 1.0).sum()),
@@ -84,10 +87,12 @@ def main(argv=None) -> int:
                         help="seconds measured per configuration (default 30)")
     parser.add_argument("--quick", action="store_true", help="3 s per configuration")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--callback", default="compiled", choices=("compiled", "python"),
+                        help="the audio callback to measure (default compiled)")
     args = parser.parse_args(argv)
     duration = 3.0 if args.quick else args.duration
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, duration)))
+        print(json.dumps(worker(args.worker, duration, args.callback)))
         return 0
 
     from jackserver import JackServer
@@ -99,7 +104,8 @@ def main(argv=None) -> int:
         with JackServer(samplerate=SR, period=blocksize) as server:
             env = dict(server.env, **env_extra)
             proc = subprocess.run([sys.executable, __file__, "--worker", str(blocksize),
-                                   "--duration", str(duration)], env=env, cwd=ROOT,
+                                   "--duration", str(duration), "--callback",
+                                   args.callback], env=env, cwd=ROOT,
                                   capture_output=True, text=True,
                                   timeout=60 + 3 * (duration + 5))
             if proc.returncode != 0:
@@ -107,8 +113,8 @@ def main(argv=None) -> int:
                 return 1
             rows += json.loads(proc.stdout.strip().splitlines()[-1])["results"]
 
-    print(f"live host on JACK (dummy driver), {SR} Hz, {duration:g} s per configuration; "
-          "callback duration as a fraction of the block period")
+    print(f"live host on JACK (dummy driver), {SR} Hz, {duration:g} s per configuration, "
+          f"{args.callback} callback; callback duration as a fraction of the block period")
     print(f"{'block':>5} {'voices':>6} {'active':>6} {'callbacks':>9} {'median':>7} "
           f"{'p99':>7} {'max':>7} {'>100%':>6} {'xruns':>5}")
     ok = True

@@ -5,7 +5,8 @@ network (all LIF, all Izhikevich, or mixed) with ~10 % random connectivity (~400
 delays up to 5 ms, 1 in 5 presynaptic neurons inhibitory), optionally with STDP on every
 synapse, and steps it through one second of samples (dt = 1/48 ms, model time = real time) from
 an ``@njit`` loop calling :func:`spikesynth.dsp.network.network_step` once per sample, as a
-voice would. Best of ``REPEATS`` timings after a warm-up (compilation). Reported: ns per
+voice would. Best of ``REPEATS`` timings (process CPU time: the machine is shared) after a
+warm-up (compilation). Reported: ns per
 neuron-sample, ns per synapse-sample (the same time divided by the synapse count), and the
 real-time factor of one network. Only a coarse floor is asserted (< 1 us per neuron-sample).
 """
@@ -30,19 +31,16 @@ FLOOR_NS = 1000.0
 
 
 @njit(nogil=True)  # not cached: numba would not notice changes in the kernels it inlines
-def _run(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock,
-         i_work, spiked, n_samples):  # fmt: skip
-    """Step the network ``n_samples`` times with a constant drive; return the spike count."""
+def run_steps(ext, lr, topology, state, n_steps):
+    """Step the network ``n_steps`` times with a constant drive; return the spike count."""
     spikes = 0
-    for _ in range(n_samples):
-        spikes += network_step(
-            ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock,
-            i_work, spiked,
-        )  # fmt: skip
+    for _ in range(n_steps):
+        spikes += network_step(ext, lr, topology, state)
     return spikes
 
 
-def _spec(models: str, plastic: bool, seed: int = 0) -> dict:
+def network_spec(models: str, plastic: bool, seed: int = 0) -> dict:
+    """The benchmark network: 64 neurons, ~10 % random wiring (428 synapses for seed 0)."""
     rng = np.random.default_rng(seed)
     neurons = []
     for j in range(N_NEURONS):
@@ -79,15 +77,12 @@ def _case(models: str, plastic: bool) -> tuple[float, int, float]:
     best = np.inf
     spikes = 0
     for rep in range(REPEATS + 1):
-        network = build_network(_spec(models, plastic), DT)
-        a = network.arrays
+        network = build_network(network_spec(models, plastic), DT)
         ext = np.ones(N_NEURONS)
-        args = (ext, 1.0, a.kind, a.ncoef, a.nstate, a.ninput, a.syn_idx, a.syn_par,
-                a.syn_state, a.hist, a.clock, a.i_work, a.spiked)  # fmt: skip
         n = 64 if rep == 0 else N_SAMPLES  # rep 0: compile
-        t0 = time.perf_counter()
-        spikes = _run(*args, n)
-        elapsed = time.perf_counter() - t0
+        t0 = time.process_time()
+        spikes = run_steps(ext, 1.0, network.topology, network.state, n)
+        elapsed = time.process_time() - t0
         if rep > 0:
             best = min(best, elapsed)
     return best, network.n_synapses, spikes

@@ -25,6 +25,9 @@ if [ "$dev" = 1 ]; then
     have_lib libjack.so || need+=(libjack-jackd2-0)
     have_lib libasound.so || need+=(libasound2)
     command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)  # the ear's demo input
+    # The browser tests of the UI (tests/test_ui_browser.py): headless Chromium + its driver.
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi
 if [ "$bench" = 1 ]; then
     have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
@@ -45,7 +48,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PY" -m venv .venv
 fi
-extras="live,plot"
+extras="live,plot,batch"
 [ "$dev" = 1 ] && extras="dev"
 stamp=".venv/.spikesynth-$extras-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then

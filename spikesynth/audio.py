@@ -3,14 +3,19 @@
 The only module that imports ``sounddevice``, and it does so lazily (:func:`_sounddevice`),
 so ``render`` and the tests that do not play live work without PortAudio.
 
-The audio callback
-------------------
-:meth:`AudioHost._callback` is a few Python lines around one compiled ``nogil`` call,
-:meth:`spikesynth.engine.Synth.process_ring`, which drains the MIDI ring and renders straight
-into PortAudio's buffer. Besides that call it reads two clocks, does integer arithmetic and
-writes preallocated counters: no allocation of containers, no lock, no print, no logging.
-(sounddevice itself wraps the buffer in a new ndarray for each call; that cannot be avoided
-from Python and is not cyclic garbage, so the collector never needs to run for it.)
+The audio callback: compiled (no GIL), or Python as a fallback
+---------------------------------------------------------------
+By default PortAudio calls compiled code directly: a numba ``@cfunc`` with PortAudio's
+``PaStreamCallback`` signature (:mod:`spikesynth.rtcallback`), opened through sounddevice's
+CFFI handles as python-rtmixer does in C. It rebuilds the synth's arrays from a table of
+addresses, drains the MIDI ring, renders, switches patches and writes the counters, all
+without the GIL: Python on other threads (a long YAML parse, a busy loop) cannot delay it.
+
+Where the compiled callback cannot be built (``NUMBA_DISABLE_JIT``, a monotonic clock that is
+not ``clock_gettime``, arrays it cannot address), or with ``callback="python"``, the stream
+runs :meth:`AudioHost._callback`: a few Python lines around one compiled ``nogil`` call,
+:meth:`spikesynth.engine.Synth.process_ring`. It needs the GIL for those lines, so another
+thread that holds the GIL delays it. :attr:`AudioHost.callback_kind` says which runs.
 
 Host time of a block: a frame-counter clock
 -------------------------------------------
@@ -45,8 +50,12 @@ When PortAudio calls back several times in a row for one larger hardware buffer,
 clock settles so that the *last* of those blocks starts at the callback time: the earlier
 ones lie in the past, which the latency absorbs.
 
-Thread: :class:`AudioHost` is created, started and closed on main; :meth:`AudioHost._callback`
-runs on the audio thread (PortAudio's; with JACK, the JACK process thread).
+The JACK client is named ``spikesynth`` (:data:`CLIENT_NAME`): PortAudio's
+``PaJack_SetClientName`` is called, and PortAudio re-initialised, when sounddevice is first
+imported.
+
+Thread: :class:`AudioHost` is created, started and closed on main; the callback runs on the
+audio thread (PortAudio's; with JACK, the JACK process thread).
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ __all__ = [
     "resolve_output_device",
 ]
 
+CLIENT_NAME = "spikesynth"  # the JACK client's name
+CALLBACK_KINDS = ("auto", "compiled", "python")
 LOAD_HISTORY = 1 << 16  # per-callback loads kept for percentiles (about 87 s at 64/48 kHz)
 LEAK_SHIFT = 4  # the clock anchor follows a late callback by error >> LEAK_SHIFT
 
@@ -101,6 +112,33 @@ def quiet_stderr():
 
 
 _SD = None
+_CLIENT_NAME_BUFFER = None  # PortAudio keeps the pointer: the buffer must stay alive
+JACK_CLIENT_NAMED = False  # whether PaJack_SetClientName was available and called
+
+
+def _name_jack_client(sd) -> None:
+    """Name PortAudio's JACK client :data:`CLIENT_NAME` (before Pa_Initialize). Thread: main.
+
+    sounddevice initialises PortAudio when imported, so this terminates it, sets the name and
+    initialises again. A PortAudio without JACK support has no ``PaJack_SetClientName``: then
+    nothing changes.
+    """
+    global _CLIENT_NAME_BUFFER, JACK_CLIENT_NAMED
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(sd._libname)  # the library sounddevice loaded (the same handle)
+        set_name = lib.PaJack_SetClientName
+    except (OSError, AttributeError, TypeError):
+        return
+    set_name.argtypes = [ctypes.c_char_p]
+    set_name.restype = ctypes.c_int
+    _CLIENT_NAME_BUFFER = ctypes.create_string_buffer(CLIENT_NAME.encode())
+    sd._terminate()
+    try:
+        JACK_CLIENT_NAMED = set_name(_CLIENT_NAME_BUFFER) == 0
+    finally:
+        sd._initialize()
 
 
 def _sounddevice():
@@ -121,6 +159,8 @@ def _sounddevice():
             raise AudioUnavailable(
                 f"PortAudio is not available ({e}); install it (Debian: apt-get install "
                 "libportaudio2) or write a file with `spikesynth render`") from e
+        with quiet_stderr():
+            _name_jack_client(sounddevice)
         _SD = sounddevice
     return _SD
 
@@ -300,6 +340,9 @@ class AudioHost:
     resync_ns : int, optional
         A callback this much later than the frame clock predicts re-anchors the clock
         (default: 4 blocks, at least 10 ms).
+    callback : {"auto", "compiled", "python"}
+        ``auto``: the compiled, GIL-free callback, or the Python one where it cannot be built
+        (:attr:`callback_note` says why); ``compiled``: that one or an error.
 
     Raises
     ------
@@ -309,8 +352,11 @@ class AudioHost:
 
     def __init__(self, synth, ring, *, samplerate: int = 48000, blocksize: int = 64,
                  latency="low", device: int | None = None, midi_latency_ns: int | None = None,
-                 resync_ns: int | None = None, input_device: int | None = None):
+                 resync_ns: int | None = None, callback: str = "auto",
+                 input_device: int | None = None):
         sd = _sounddevice()
+        if callback not in CALLBACK_KINDS:
+            raise AudioDeviceError(f"callback must be one of {', '.join(CALLBACK_KINDS)}")
         self.synth = synth
         self.ring = ring
         self.samplerate = int(samplerate)
@@ -354,6 +400,30 @@ class AudioHost:
         self._perf = time.perf_counter_ns
         self._clock = time.monotonic_ns
 
+        #: The compiled callback (:class:`spikesynth.rtcallback.EngineCallback`), or None.
+        self.rt = None
+        #: Why the Python callback runs ("" when the compiled one does).
+        self.callback_note = ""
+        if input_device is not None and callback == "compiled":
+            raise AudioDeviceError("the compiled audio callback takes no input: play --input "
+                                   "runs the Python callback")
+        if input_device is not None:
+            callback = "python"  # the duplex stream: the input reaches Synth.process_ring
+        if callback != "python":
+            from . import rtcallback
+
+            try:
+                self.rt = rtcallback.EngineCallback(
+                    synth, ring, samplerate=self.samplerate, latency_ns=self.midi_latency_ns,
+                    resync_ns=self.resync_ns)
+            except Exception as e:  # noqa: BLE001 - numba errors: fall back, say why
+                if callback == "compiled":
+                    raise AudioDeviceError(f"the compiled audio callback is not available: "
+                                           f"{e}") from None
+                self.callback_note = str(e).splitlines()[0] if str(e) else type(e).__name__
+        else:
+            self.callback_note = "requested" if input_device is None else "--input"
+
         self._stream = None
         self._indata = None  # the duplex callback's input block (None: output only)
         self.input_overflows = 0
@@ -361,9 +431,16 @@ class AudioHost:
             self._open_duplex(sd, input_device, latency)
             return
         try:
-            self._stream = sd.OutputStream(
-                samplerate=self.samplerate, blocksize=self.blocksize, device=device,
-                channels=2, dtype="float32", latency=latency, callback=self._callback)
+            if self.rt is not None:
+                self._stream = sd._StreamBase(
+                    kind="output", samplerate=self.samplerate, blocksize=self.blocksize,
+                    device=device, channels=2, dtype="float32", latency=latency,
+                    callback=sd._ffi.cast("PaStreamCallback *", self.rt.address),
+                    userdata=sd._ffi.cast("void *", self.rt.userdata), wrap_callback=None)
+            else:
+                self._stream = sd.OutputStream(
+                    samplerate=self.samplerate, blocksize=self.blocksize, device=device,
+                    channels=2, dtype="float32", latency=latency, callback=self._callback)
         except sd.PortAudioError as e:
             raise AudioDeviceError(f"cannot open the audio output: {e}") from None
 
@@ -386,6 +463,31 @@ class AudioHost:
             self.input_overflows += 1
         self._indata = indata
         self._callback(outdata, frames, time_info, status)
+
+    @property
+    def callback_kind(self) -> str:
+        """``"compiled"`` (GIL-free) or ``"python"``: which callback the stream runs."""
+        return "compiled" if self.rt is not None else "python"
+
+    def use_patch(self, prepared) -> bool:
+        """Switch to a prepared patch (``Synth.prepare_patch``); the audio thread retunes or
+        fades as ``Synth.use_patch`` describes. Thread: main or MIDI (callers serialise).
+
+        Returns False when the compiled callback did not take the switch (stream stopped).
+        """
+        if self.rt is None:
+            self.synth.use_patch(prepared)
+            return True
+        try:
+            self.rt.use_patch(prepared)
+        except (TimeoutError, ValueError):  # stopped, or a voice model the stream lacks
+            return False
+        return True
+
+    @property
+    def patch(self):
+        """The :class:`~spikesynth.patch.Patch` being played. Thread: main."""
+        return self.rt.patch if self.rt is not None else self.synth.patch
 
     # -- audio thread -------------------------------------------------------------------
     def _callback(self, outdata, frames, time_info, status):
@@ -464,13 +566,21 @@ class AudioHost:
 
     def loads(self) -> np.ndarray:
         """Recent per-callback loads as fractions of the block duration (a copy). Thread: any."""
+        if self.rt is not None:
+            return self.rt.loads()
         n = min(self.callbacks, LOAD_HISTORY)
         return self.loads_ppm[:n].astype(np.float64) * 1e-6
 
     def stats(self) -> dict:
         """Counters for the status line, tests and benchmarks. Thread: any (reads only)."""
+        if self.rt is not None:
+            s = self.rt.stats()
+            s["callback"] = "compiled"
+            return s
         n = self.callbacks
         return {
+            "callback": "python",
+            "faults": self.synth.faults,
             "callbacks": n,
             "xruns": self.underflows,
             "overflows": self.overflows,

@@ -1,4 +1,5 @@
-"""The command line: ``spikesynth render | check | play | devices | plot | listen | process``.
+"""The command line: ``spikesynth render | check | play | ui | devices | plot | listen | process |
+library | stems | sweep | cache-dir``.
 
 Top of the import graph.
 
@@ -35,14 +36,20 @@ def _cmd_check(args) -> int:
     return status
 
 
+def _warn(message: str) -> None:
+    print(f"spikesynth: warning: {message}", file=sys.stderr)
+
+
 def _cmd_render(args) -> int:
     from .offline import (
         RenderError,
+        controller_events,
         has_program_changes,
         load_programs,
         midi_file_events,
         note_events,
         parse_note,
+        release_hanging_notes,
         render_to_file,
     )
     from .patch import PatchError, load_patch
@@ -53,14 +60,22 @@ def _cmd_render(args) -> int:
             raise RenderError(f"samplerate {args.samplerate} Hz outside 8000..384000")
         if args.tail is not None and not 0 <= args.tail <= 600:
             raise RenderError("--tail must be between 0 and 600 seconds")
-        events = []
+        if not 0 < args.max_seconds <= 86400:
+            raise RenderError("--max-seconds must be more than 0 and at most 86400")
+        # Controllers first: at one time they apply before the notes that start then.
+        events = controller_events(args.cc, args.bend, args.pressure,
+                                   bend_range=patch["pitch_bend_range"],
+                                   samplerate=args.samplerate)
         if args.midi:
-            events += midi_file_events(args.midi, args.samplerate)
+            events += midi_file_events(args.midi, args.samplerate,
+                                       max_seconds=args.max_seconds, warn=_warn)
         notes = [parse_note(s) for s in args.note]
         if not notes and not args.midi:
             notes = [parse_note("C4")]  # a default: one second of middle C
         events += note_events(notes, args.samplerate)
-        events.sort(key=lambda e: e[0])
+        events, hanging = release_hanging_notes(events)
+        if hanging:
+            _warn(f"{hanging} note(s) never end: released after the last event")
         out = args.output or f"{Path(args.patch).stem if args.patch else 'default'}.wav"
         programs = None
         if has_program_changes(events):  # the same programs as play: the patch's folder
@@ -68,7 +83,8 @@ def _cmd_render(args) -> int:
                                      warn=lambda m: print(f"spikesynth: {m}", file=sys.stderr))
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
-                                 progress=not args.quiet, programs=programs)
+                                 progress=not args.quiet, max_seconds=args.max_seconds,
+                                 programs=programs)
     except (PatchError, RenderError) as e:
         return _fail(str(e), 1)
     except KeyboardInterrupt:
@@ -112,12 +128,21 @@ def _cmd_play(args) -> int:
     if not 0 <= args.blocksize <= 8192:
         return _fail("--blocksize must be 0 (the device chooses) up to 8192 frames")
     midi_in = None if args.midi_in.lower() == "off" else args.midi_in
+    tap = None
+    if args.ui:
+        try:
+            ui = _ui_modules()
+        except ImportError as e:
+            return _fail(str(e), 1)
+        tap = ui.OutputTap()
     session = LiveSession(args.patch, samplerate=args.samplerate, blocksize=args.blocksize,
                           latency=args.latency, device=args.device, hostapi=args.hostapi,
                           midi_in=midi_in, midi_api=args.midi_api, channel=args.channel,
                           keys=args.keys, midi_latency_ms=args.midi_latency,
-                          status_interval=args.status_interval, input_device=args.input)
+                          status_interval=args.status_interval, callback=args.callback,
+                          output_tap=tap, input_device=args.input)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
+    face = None
     try:
         try:
             session.open()
@@ -128,13 +153,121 @@ def _cmd_play(args) -> int:
         except (PatchError, AudioDeviceError, AudioUnavailable, MidiPortError,
                 KeysUnavailable, LiveError) as e:
             return _fail(str(e), 1)
+        if args.ui:
+            try:
+                face = _start_ui(ui, ui.Bridge.live(session, tap), args)
+            except ui.UIServerError as e:
+                return _fail(str(e), 1)
         session.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if face is not None:
+            face.stop()
         session.close()
         signal.signal(signal.SIGTERM, previous)
+        if args.stats_json:  # for benchmarks/soak.py: the final counters and load percentiles
+            import json
+            from pathlib import Path
+
+            from .fileio import atomic_output
+
+            stats = dict(session.stats(), load_percentiles={
+                str(q): v for q, v in session.load_percentiles().items()})
+            with atomic_output(args.stats_json) as tmp:
+                Path(tmp).write_text(json.dumps(stats, default=str))
     return 0
+
+
+class _UIModules:
+    """The UI's modules, imported only for ``--ui`` and ``ui`` (they need spikesynth[ui])."""
+
+    def __init__(self):
+        try:
+            from .ui.bridge import Bridge
+            from .ui.server import UIServer, UIServerError
+            from .ui.tap import OutputTap
+        except ImportError as e:
+            raise ImportError(f"the UI needs its extra packages ({e.name} is missing): "
+                              "pip install 'spikesynth[ui]'") from None
+        self.Bridge, self.UIServer, self.UIServerError = Bridge, UIServer, UIServerError
+        self.OutputTap = OutputTap
+
+
+def _ui_modules() -> _UIModules:
+    return _UIModules()
+
+
+class _Face:
+    """A running UI: its server and bridge, stopped together."""
+
+    def __init__(self, server, bridge):
+        self.server, self.bridge = server, bridge
+
+    def stop(self):
+        try:
+            self.server.stop()
+        finally:
+            self.bridge.close()
+
+
+def _start_ui(ui, bridge, args) -> _Face:
+    """Serve the page, print its one ``UI:`` line, open a browser unless ``--no-browser``."""
+    try:
+        server = ui.UIServer(bridge, host=args.ui_host, port=args.ui_port)
+    except BaseException:
+        bridge.close()
+        raise
+    url = server.start()
+    print(f"UI: {url}", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        try:
+            webbrowser.open(url, new=2)  # returns False (does nothing) where there is none
+        except Exception:  # noqa: BLE001 - no browser is not an error
+            pass
+    return _Face(server, bridge)
+
+
+def _cmd_ui(args) -> int:
+    """``spikesynth ui``: the page for a patch, with an offline preview and no audio."""
+    import signal
+    import threading
+
+    from .patch import PatchError
+
+    try:
+        ui = _ui_modules()
+    except ImportError as e:
+        return _fail(str(e), 1)
+    try:
+        bridge = ui.Bridge.preview(args.patch, samplerate=args.samplerate)
+        face = _start_ui(ui, bridge, args)
+    except (PatchError, ui.UIServerError) as e:
+        return _fail(str(e), 1)
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        face.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _add_ui_options(p, play: bool) -> None:
+    if play:
+        p.add_argument("--ui", action="store_true",
+                       help="serve a page to shape and watch the sound (prints its URL)")
+    p.add_argument("--ui-host", default="127.0.0.1", metavar="ADDRESS",
+                   help="address the page is served on (default loopback only)")
+    p.add_argument("--ui-port", type=int, default=0, metavar="PORT",
+                   help="port of the page (default: any free port)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
 
 def _cmd_devices(args) -> int:
@@ -318,6 +451,179 @@ def _add_process_parser(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_process)
 
+# -- library / stems / sweep (spikesynth.batch) -------------------------------------------
+def _say(message):
+    print(message, file=sys.stderr)
+
+
+def _run_batch(args, work) -> int:
+    """Open the runner for ``--scheduler`` / ``--workers``, run ``work(runner)``, report errors."""
+    from .batch import BatchError, open_runner
+    from .offline import RenderError
+    from .patch import PatchError
+    from .sfz import SfzError
+
+    try:
+        with open_runner(args.scheduler, args.workers, say=None if args.quiet else _say) \
+                as runner:
+            if not args.quiet:
+                _say(f"rendering {runner.description}")
+            return work(runner)
+    except (BatchError, PatchError, RenderError, SfzError) as e:
+        return _fail(str(e), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted: only complete files were written (a library rerun "
+                     "resumes)", 130)
+    except OSError as e:
+        return _fail(f"cannot write {args.output}: {e.strerror or e}", 1)
+
+
+def _batch_settings(args, length):
+    from .batch import RenderSettings
+    from .offline import RenderError
+
+    if not 8000 <= args.samplerate <= 384000:
+        raise RenderError(f"samplerate {args.samplerate} Hz outside 8000..384000")
+    if args.tail is not None and not 0 <= args.tail <= 600:
+        raise RenderError("--tail must be between 0 and 600 seconds")
+    if not 0 < length <= 600:
+        raise RenderError("--length must be more than 0 and at most 600 seconds")
+    return RenderSettings(samplerate=args.samplerate, length_s=length, tail_s=args.tail,
+                          subtype=args.subtype, format=args.format, seed=args.seed)
+
+
+def _cmd_library(args) -> int:
+    from .batch import parse_notes, parse_velocities, render_library
+
+    def work(runner):
+        settings = _batch_settings(args, args.length)
+        report = render_library(args.patches, args.output, parse_notes(args.notes),
+                                parse_velocities(args.velocities), settings, runner,
+                                quiet=args.quiet)
+        if not args.quiet:
+            print(f"{args.output}: {report.total} samples, {len(report.rendered)} rendered, "
+                  f"{report.up_to_date} up to date; "
+                  + ", ".join(str(p) for p in report.instruments))
+        return 0
+
+    return _run_batch(args, work)
+
+
+def _mapping(items, what, key_type=str):
+    """``NAME=PATCH`` options into a dict."""
+    from .batch import BatchError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise BatchError(f"bad --{what} {item!r}: expected {what.upper()}=PATCH")
+        try:
+            key = key_type(key.strip())
+        except ValueError:
+            raise BatchError(f"bad --{what} {item!r}: expected a channel number 1-16") \
+                from None
+        if key_type is int and not 1 <= key <= 16:
+            raise BatchError(f"bad --{what} {item!r}: expected a channel number 1-16")
+        out[key] = value.strip()
+    return out
+
+
+def _cmd_stems(args) -> int:
+    from .batch import render_stems
+
+    def work(runner):
+        settings = _batch_settings(args, 1.0)
+        report = render_stems(args.song, args.output, runner,
+                              tracks=_mapping(args.track, "track"),
+                              channels=_mapping(args.channel, "channel", int),
+                              default_patch=args.patch, samplerate=settings.samplerate,
+                              subtype=settings.subtype, fmt=settings.format,
+                              tail_s=settings.tail_s, seed=settings.seed, quiet=args.quiet)
+        if not args.quiet:
+            for name, patch, path in report.stems:
+                limited = report.limited[name]
+                note = f", its limiter acted on {limited} samples" if limited else ""
+                print(f"wrote {path} ({name}, patch {patch}{note})")
+            gain = (f", every stem and the mix at {report.headroom_db:+.2f} dB to stay under "
+                    "the ceiling" if report.headroom_db < 0 else "")
+            print(f"wrote {report.mix} (the sum of the stems, "
+                  f"{report.frames / settings.samplerate:.2f} s{gain})")
+        return 0
+
+    return _run_batch(args, work)
+
+
+def _cmd_sweep(args) -> int:
+    from .batch import parse_param, render_sweep
+    from .offline import parse_pitch
+
+    def work(runner):
+        settings = _batch_settings(args, args.length)
+        axes = [parse_param(p) for p in args.param]
+        report = render_sweep(args.patch, args.output, axes, runner,
+                              note=parse_pitch(args.note), velocity=args.velocity,
+                              settings=settings, quiet=args.quiet)
+        if not args.quiet:
+            sheet = report.contact_sheet or "no contact sheet (pip install 'spikesynth[plot]')"
+            print(f"{args.output}: {report.rows} renders, {report.features_csv}, {sheet}")
+        return 0
+
+    return _run_batch(args, work)
+
+
+def _add_batch_args(p, subtype="PCM_24"):
+    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default=subtype)
+    p.add_argument("--format", choices=("wav", "flac", "aiff"), default="wav",
+                   help="audio file format (default wav)")
+    p.add_argument("--tail", type=float, default=None, metavar="SECONDS",
+                   help="render this long after the note-off (default: until silence)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (renders are deterministic)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="an existing Dask cluster (default: a local one, a worker per core)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local Dask workers (default: one per core; 0: in this process)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _add_batch_parsers(sub):
+    p = sub.add_parser("library", help="render patches to multisample instruments (SFZ)")
+    p.add_argument("patches", nargs="+", metavar="PATCH")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--notes", default="21:108:1", metavar="LO:HI[:STEP]",
+                   help="notes to render (numbers or names, inclusive; default 21:108:1)")
+    p.add_argument("--velocities", default="32,64,96,127", metavar="V,V,...")
+    p.add_argument("--length", type=float, default=1.0, metavar="SECONDS",
+                   help="how long each note is held before its release (default 1 s)")
+    _add_batch_args(p)
+    p.set_defaults(func=_cmd_library)
+
+    p = sub.add_parser("stems", help="render a MIDI file's tracks (or channels) and the mix")
+    p.add_argument("song", metavar="SONG.mid")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--track", action="append", default=[], metavar="NAME=PATCH",
+                   help="the patch of a track (its name, or its number from 1); repeatable")
+    p.add_argument("--channel", action="append", default=[], metavar="N=PATCH",
+                   help="split by MIDI channel instead; the patch of channel N (1-16)")
+    p.add_argument("--patch", default=None,
+                   help="the patch of every other track or channel (default: the bundled one)")
+    _add_batch_args(p, subtype="FLOAT")
+    p.set_defaults(func=_cmd_stems)
+
+    p = sub.add_parser("sweep", help="render a grid of patch parameter values, measure each")
+    p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.add_argument("--param", action="append", default=[], metavar="KEY.PATH=LO:HI:N",
+                   help="a swept key: N values from LO to HI (N ending in 'log': geometric); "
+                        "repeatable (the grid of every combination)")
+    p.add_argument("--note", default="60", metavar="PITCH")
+    p.add_argument("--velocity", type=int, default=100, choices=range(1, 128),
+                   metavar="1-127")
+    p.add_argument("--length", type=float, default=1.0, metavar="SECONDS")
+    _add_batch_args(p)
+    p.set_defaults(func=_cmd_sweep)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -343,6 +649,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--programs", metavar="DIR", default=None,
                    help="program change n selects the n-th patch of DIR (default: the "
                         "patch's folder, as play does)")
+
+    p.add_argument("--max-seconds", type=float, default=600.0, metavar="SECONDS",
+                   help="refuse a render longer than this (default 600 s)")
+    p.add_argument("--cc", action="append", default=[], metavar="NUMBER:VALUE[:TIME]",
+                   help="a control change on channel 1 at TIME s (default 0); repeatable")
+    p.add_argument("--bend", action="append", default=[], metavar="SEMITONES[:TIME]",
+                   help="pitch bend, within the patch's pitch_bend_range; repeatable")
+    p.add_argument("--pressure", action="append", default=[], metavar="VALUE[:TIME]",
+                   help="channel pressure (aftertouch) 0-127; repeatable")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_render)
 
@@ -384,9 +699,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen to MIDI channel N (1-16) only (default: all)")
     p.add_argument("--keys", action="store_true",
                    help="play from the computer keyboard too (needs a terminal)")
+    p.add_argument("--callback", choices=("auto", "compiled", "python"), default="auto",
+                   help="audio callback: 'compiled' runs without the GIL, so other Python "
+                        "threads cannot delay the sound; 'python' is the fallback that needs "
+                        "the GIL; 'auto' (default) uses the compiled one where numba can build "
+                        "it. The start line and the status line (rt/py) say which runs")
     p.add_argument("--status-interval", type=float, default=0.25, metavar="SECONDS",
                    help=argparse.SUPPRESS)
+    p.add_argument("--stats-json", default=None, help=argparse.SUPPRESS)
+    _add_ui_options(p, play=True)
     p.set_defaults(func=_cmd_play)
+
+    p = sub.add_parser("ui", help="the play page for a patch, offline (no audio device)")
+    p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
+    p.add_argument("--samplerate", type=int, default=48000)
+    _add_ui_options(p, play=False)
+    p.set_defaults(func=_cmd_ui)
 
     p = sub.add_parser("devices", help="list audio output devices and MIDI input ports")
     p.set_defaults(func=_cmd_devices)
@@ -397,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cache_dir)
     _add_listen_parser(sub)
     _add_process_parser(sub)
+    _add_batch_parsers(sub)
     return parser
 
 
@@ -410,7 +739,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    if args.command in ("render", "plot", "listen", "process"):
+    if args.command in ("render", "plot", "listen", "process", "library", "stems", "sweep"):
         import signal
 
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)

@@ -8,17 +8,62 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def remove_stale_parts(path) -> list[Path]:
+    """Remove the temporary files of earlier writers of ``path`` that died. Thread: main.
+
+    A temporary file is named ``.NAME.PID.RANDOM.part`` after its writer's process id; one
+    whose writer no longer exists (killed with SIGKILL, or the machine lost power) is
+    removed. Files of live writers, and files named otherwise, are left alone. Returns the
+    removed paths.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    prefix = f".{path.name}."
+    removed = []
+    try:
+        candidates = [p for p in folder.iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(".part")]
+    except OSError:
+        return removed
+    for part in candidates:
+        pid_text = part.name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        try:
+            part.unlink()
+            removed.append(part)
+        except OSError:
+            pass
+    return removed
+
+
 @contextmanager
 def atomic_output(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path``.
 
     Thread: main. The temporary file gets the permissions a new file would (umask), is
     fsynced, then renamed over ``path`` with ``os.replace``. On any error or interruption
-    (``KeyboardInterrupt`` included) it is removed and ``path`` is untouched.
+    (``KeyboardInterrupt`` included) it is removed and ``path`` is untouched. Temporary
+    files that dead earlier writers left beside ``path`` are removed first
+    (:func:`remove_stale_parts`).
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    remove_stale_parts(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part",
+                               dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -4,14 +4,14 @@
 
     MIDI ports ──(MIDI thread: stamp, validate)──┐
     --keys terminal ──(main thread)──────────────┼─→ EventRing ─→ audio callback ─→ sound card
-                                                 ┘      (Synth.process_ring, one nogil call)
+    program change (seen on the MIDI thread) ────┘      (compiled, no GIL; see spikesynth.audio)
 
 Threads
 -------
 * main: :meth:`LiveSession.open`, :meth:`~LiveSession.run` (the status line, or the
   computer keyboard with ``--keys``), :meth:`~LiveSession.close`;
 * audio: :class:`spikesynth.audio.AudioHost`'s callback;
-* MIDI: :class:`spikesynth.midi.MidiInput`'s thread(s), which push into the ring;
+* MIDI: :class:`spikesynth.midi.MidiInput`'s thread(s), which call :meth:`ProgramRing.push`;
 * ``spikesynth-reload``: the patch watcher (:meth:`LiveSession._watch`);
 * ``spikesynth-status`` (``--keys`` only): the status line, since main reads the keys.
 
@@ -19,59 +19,146 @@ Programs
 --------
 Every ``*.yaml`` file in the folder of the patch being played is a program, in name order
 (:func:`spikesynth.patch.list_patches`): program change *n* (0-based) selects the *n*-th.
-All of them are loaded, validated and prepared (:func:`spikesynth.engine.prepare`) at
-start-up and handed to the engine (:meth:`Synth.set_programs`). Program change is an engine
-event, as in ``render --midi``: at its sample offset every voice fades out (4 ms), then the
-engine switches, restoring the program's own values and restarting the keys still held; MIDI
-arriving during the fade plays on the new program. A program number beyond the folder's
-files, or a file that did not validate, is ignored and counted. Files added to the folder
-later are not programs until the next start.
+All of them are loaded, validated and prepared (:meth:`Synth.prepare_patch`) at start-up, so
+a program change is only :meth:`spikesynth.audio.AudioHost.use_patch`: a row of addresses
+published to the compiled callback (or, with the Python callback, a reference swap).
+Program changes travel through the ring like every message, but the engine ignores them:
+they are acted on by :class:`ProgramRing`, a thin wrapper that :class:`MidiInput` pushes
+into instead of the ring.
+It looks at each message on the MIDI thread, switches the patch at once (at arrival, not at
+arrival + latency: notes already waiting in the ring, at most the MIDI latency ahead, sound
+with the new patch) and passes the message on. A program number beyond the folder's files,
+or a file that did not validate, is ignored and counted. Files added to the folder later are
+not programs until the next start.
 
 Hot reload
 ----------
-The watcher polls every program file's (mtime, size) every ``reload_interval`` s. A changed
-file is re-read once its signature has been stable for one poll (an editor that writes in
-several steps is not caught half-way), so a change applies within about two polls plus the
-prepare time (a few ms): well under 0.5 s. A valid file is prepared and, if it is the current
-program, switched to; an invalid one prints exactly ``spikesynth check``'s message
-(``spikesynth: error: FILE:LINE: key: what was expected``) and the old patch stays.
+The watcher polls every program file's (mtime, size, content hash) every
+``reload_interval`` s. A changed file is re-read once its signature has been stable for one
+poll (an editor that writes in several steps is not caught half-way), parsed and validated
+in a child process with time and memory limits (:mod:`spikesynth.patchworker`), so a change
+applies within about two polls plus the round trip and the prepare time: well under 0.5 s.
+An empty file is an error like any invalid one; the watcher survives any exception. A valid
+file is prepared and, if it is the current program, switched to; an invalid one prints
+exactly ``spikesynth check``'s message (``spikesynth: error: FILE:LINE: key: what was
+expected``) and the old patch stays.
 
-Garbage collection is frozen and disabled while playing (the callback creates no cyclic
-garbage, and a collection could stall the audio thread, which needs the GIL for its few
-Python lines); both are restored by :meth:`LiveSession.close`. The interpreter's thread
-switch interval is lowered at the same time, so that no other thread holds the GIL for
-long when the audio callback wants it.
+Garbage collection is frozen and disabled while playing, and the interpreter's thread switch
+interval lowered: the compiled callback needs neither, but the Python fallback needs the GIL
+for its few lines, and the MIDI thread's stamps are better for it too. Both are restored by
+:meth:`LiveSession.close`.
+
+Status line
+-----------
+:func:`format_status` fits the line to the terminal's width (``shutil.get_terminal_size``,
+read at each refresh): the full line, else a short form, else the short form cut, so a
+refresh never wraps and never adds a line. It says which audio callback runs (``rt``:
+compiled, GIL-free; ``py``: the Python fallback).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
+import shutil
 import sys
 import threading
 from pathlib import Path
 
-from .events import RING_WRITE, EventRing
-from .patch import DEFAULT_PATCH, PatchError, list_patches, load_patch
+import numpy as np
 
-__all__ = ["LiveError", "LiveSession", "format_status"]
+from .events import RING_WRITE, EventRing
+from .patch import DEFAULT_PATCH, MAX_PATCH_BYTES, PatchError, list_patches, load_patch
+
+__all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status", "status_width"]
 
 #: GIL switch interval while playing (s); Python's default is 5 ms, longer than a block.
 SWITCH_INTERVAL = 0.0005
+#: The JACK MIDI client's name (``--midi-api jack``): the audio client is ``spikesynth``
+#: (:data:`spikesynth.audio.CLIENT_NAME`) and JACK client names are unique.
+MIDI_JACK_CLIENT = "spikesynth-midi"
+LOAD_BIN = 0.001  # callback-load histogram bin (fraction of the block)
+LOAD_BINS = 20001  # up to 20 blocks; the last bin holds everything above
 
 
 class LiveError(RuntimeError):
     """A user-level problem that stops ``play`` (the message says what and what to do)."""
 
 
-def format_status(s: dict) -> str:
-    """One status line from :meth:`LiveSession.stats`. Thread: any (pure)."""
-    return (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
-            f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst  "
-            f"xruns {s['xruns']}  steals {s['steals']}  "
-            f"midi {s['midi_received']} in {s['midi_rejected']} rejected"
-            f"{' ' + str(s['midi_dropped']) + ' dropped' if s['midi_dropped'] else ''}  "
+class ProgramRing:
+    """The ring as :class:`~spikesynth.midi.MidiInput` sees it: watches for program changes.
+
+    Thread: :meth:`push` on the MIDI thread (MidiInput's single producer, under its lock).
+
+    Parameters
+    ----------
+    ring : spikesynth.events.EventRing
+        The real ring; every message is passed on to it unchanged.
+    on_program : callable
+        ``on_program(number)`` with the program number 0–127; must be quick and must not
+        block (it runs on the MIDI thread).
+    """
+
+    def __init__(self, ring, on_program):
+        self.ring = ring
+        self.on_program = on_program
+
+    def push(self, time_ns: int, message) -> bool:
+        """Pass ``message`` to the ring; act on it first if it is a program change."""
+        try:
+            if (len(message) == 2 and 0xC0 <= message[0] <= 0xCF
+                    and 0 <= message[1] < 0x80):
+                self.on_program(int(message[1]))
+        except (TypeError, IndexError, ValueError):
+            pass  # malformed: the ring validates and counts it
+        return self.ring.push(time_ns, message)
+
+    def __getattr__(self, name):  # rejected, dropped, pending, header, ... of the real ring
+        return getattr(self.ring, name)
+
+
+def format_status(s: dict, width: int | None = None, extra: str = "") -> str:
+    """One status line from :meth:`LiveSession.stats`, at most ``width`` characters.
+
+    Thread: any (pure). The full form when it fits, else a short one, else the short one cut
+    at ``width``; ``extra`` (the keyboard's state) is appended when there is room.
+    """
+    kind = "rt" if s.get("callback") == "compiled" else "py"
+    dropped = f" {s['midi_dropped']} dropped" if s.get("midi_dropped") else ""
+    full = (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
+            f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst "
+            f"({kind})  xruns {s['xruns']}  steals {s['steals']}  "
+            f"midi {s['midi_received']} in {s['midi_rejected']} rejected{dropped}  "
             f"prog {s['program']} {s['patch']}")
+    if extra:
+        full += "  | " + extra
+    if width is None or len(full) <= width:
+        return full
+    bad = s["midi_rejected"] + s.get("midi_dropped", 0)
+    short = (f"v{s['voices_active']}/{s['voices']} {100 * s['load_mean']:.0f}%"
+             f"/{100 * s['load_max']:.0f}% {kind} x{s['xruns']} m{s['midi_received']}"
+             f"{'!' + str(bad) if bad else ''} p{s['program']} {s['patch']}")
+    if extra and len(short) + 3 + len(extra) <= width:
+        short += " | " + extra
+    return short[:max(width, 0)]
+
+
+def status_width(stream) -> int | None:
+    """Columns available for the in-place status line on ``stream`` (None: not a terminal).
+
+    One less than the terminal's width: a line that fills the last column makes some
+    terminals wrap at the next character. Thread: any.
+    """
+    try:
+        if not stream.isatty():
+            return None
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = shutil.get_terminal_size((0, 0)).columns
+    if columns <= 0:  # a terminal that does not say its size (a bare pty): no limit
+        return None
+    return max(columns - 1, 10)
 
 
 class LiveSession:
@@ -107,6 +194,8 @@ class LiveSession:
         otherwise each is a new line.
     reload_interval : float
         Seconds between patch-file polls.
+    callback : {"auto", "compiled", "python"}
+        The audio callback (see :class:`spikesynth.audio.AudioHost`).
     """
 
     def __init__(self, patch=None, *, samplerate: int = 48000, blocksize: int = 64,
@@ -115,7 +204,9 @@ class LiveSession:
                  channel: int | None = None, keys: bool = False,
                  midi_latency_ms: float | None = None, status=None,
                  status_interval: float = 0.25, reload_interval: float = 0.1,
-                 input_device=None):
+                 callback: str = "auto", output_tap=None, input_device=None):
+        #: Optional :class:`spikesynth.ui.tap.OutputTap`: a copy of each output block (UI).
+        self.output_tap = output_tap
         self.patch_path = Path(patch) if patch is not None else DEFAULT_PATCH
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
@@ -131,6 +222,7 @@ class LiveSession:
         self.status = status if status is not None else sys.stderr
         self.status_interval = float(status_interval)
         self.reload_interval = float(reload_interval)
+        self.callback = callback
         try:
             self.tty = self.status.isatty()
         except (AttributeError, ValueError):
@@ -144,10 +236,12 @@ class LiveSession:
         #: Program files in program-number order, and their prepared patches (None: invalid).
         self.paths: list[Path] = []
         self.prepared: list = []
-        self.program = 0  # the program playing (the engine switches on program change)
+        self.program = 0
+        self.program_changes = 0  # applied
+        self.program_ignored = 0  # out of range or invalid file
         self.reloads = 0
         self.reload_errors = 0
-        self._program_lock = threading.Lock()  # the program list: reload vs other threads
+        self._program_lock = threading.Lock()  # program switches: MIDI vs reload thread
         self._print_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,6 +250,9 @@ class LiveSession:
         self._line_open = False
         self._reported_program = 0
         self._final: dict = {}  # the audio host's last counters, kept after close
+        #: Callback loads of the whole run, in bins of LOAD_BIN of the block (main thread).
+        self.load_histogram = np.zeros(LOAD_BINS, dtype=np.int64)
+        self._loads_seen = 0
 
     # -- start-up (main) ----------------------------------------------------------------
     def open(self) -> LiveSession:
@@ -186,17 +283,30 @@ class LiveSession:
         max_block = max(4096, self.blocksize)
         self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
         self.synth.use_patch(self.prepared[self.program])
-        # Program change is an engine event: the engine switches at its sample offset.
-        self.synth.set_programs(self.prepared, self.program)
-        self.synth.warm_up()  # compiled kernels (or the cache) of every program
+        # The programs' voice models (the compiled callback holds one of each); switching is
+        # the session's (ProgramRing), so the engine itself ignores program change here.
+        self.synth.set_programs(self.prepared, self.program, engine_switches=False)
+        self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
+        if self.output_tap is not None:
+            self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
         if self.midi_in is not None:
-            from .midi import MidiInput
+            from .midi import MidiInput, MidiUnavailable
 
-            with audio.quiet_stderr():  # the backend's own noise; failures raise with reasons
-                self.midi = MidiInput(self.ring, api=self.midi_api, connect=self.midi_in,
-                                      channel=self.channel, lock=lock)
+            try:
+                with audio.quiet_stderr():  # the backend's noise; failures raise with reasons
+                    self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
+                                          api=self.midi_api, connect=self.midi_in,
+                                          channel=self.channel, lock=lock,
+                                          **({"client_name": MIDI_JACK_CLIENT}
+                                             if self.midi_api == "jack" else {}))
+            except MidiUnavailable as e:
+                if not self.keys:
+                    raise
+                self.midi = None
+                self._message(f"spikesynth: note: MIDI input is off ({e}); "
+                              "playing from the keyboard only")
         if self.keys:
             from .keys import KeyboardInput
 
@@ -204,10 +314,12 @@ class LiveSession:
                                           channel=self.channel or 1)
         latency_ns = (None if self.midi_latency_ms is None
                       else int(self.midi_latency_ms * 1e6))
-        self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
-                                     blocksize=self.blocksize, latency=self.latency,
-                                     device=device, midi_latency_ns=latency_ns,
-                                     input_device=input_device)
+        with self._program_lock:  # a program change meanwhile goes to the synth, then here
+            self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
+                                         blocksize=self.blocksize, latency=self.latency,
+                                         device=device, midi_latency_ns=latency_ns,
+                                         callback=self._callback_choice(),
+                                         input_device=input_device)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -249,57 +361,125 @@ class LiveSession:
             f"MIDI in {self.midi_api}:{self.midi.port_name}"
             + (f" + {', '.join(self.midi.connected)}" if self.midi.connected else ""))
         self._message(
-            f"spikesynth: playing {self.synth.patch.name} ({self.paths[self.program].name}, "
+            f"spikesynth: playing {self.audio.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
             f"{self.samplerate} Hz, block {self.blocksize}, output latency "
             f"{1e3 * self.audio.output_latency:.1f} ms, "
             + (f"input latency {1e3 * self.audio.input_latency:.1f} ms, "
                if self.input_device is not None else "")
             + "MIDI latency "
-            f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}. Ctrl-C stops.")
+            f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
+            "Ctrl-C stops.")
+
+    def _callback_choice(self) -> str:
+        """The UI's output tap copies blocks in the Python callback: with --ui, ``auto``
+        means the Python one (the compiled callback has no tap yet)."""
+        if self.output_tap is not None and self.callback == "auto":
+            return "python"
+        return self.callback
+
+    def _callback_text(self) -> str:
+        if self.audio.callback_kind == "compiled":
+            return "audio callback compiled (GIL-free)"
+        return f"audio callback Python ({self.audio.callback_note or 'fallback'})"
 
     def _start_thread(self, target, name):
         thread = threading.Thread(target=target, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 
+    # -- MIDI thread --------------------------------------------------------------------
+    def _on_program(self, number: int) -> None:
+        """Switch to program ``number``. Thread: MIDI (via :class:`ProgramRing`)."""
+        with self._program_lock:
+            if number >= len(self.prepared) or self.prepared[number] is None:
+                self.program_ignored += 1
+                return
+            if self.audio is None:  # before the stream exists: the synth's first patch
+                self.synth.use_patch(self.prepared[number])
+            elif not self.audio.use_patch(self.prepared[number]):
+                self.program_ignored += 1
+                return
+            self.program = number
+            self.program_changes += 1
+
     # -- reload thread ------------------------------------------------------------------
     @staticmethod
     def _signature(path):
+        """(mtime, size, content hash) of a program file, None when it cannot be read."""
         try:
             st = os.stat(path)
+            digest = None
+            if st.st_size <= MAX_PATCH_BYTES:  # larger ones are refused unread by the worker
+                with open(path, "rb") as f:
+                    digest = hashlib.blake2b(f.read(MAX_PATCH_BYTES + 1),
+                                             digest_size=16).digest()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_mtime_ns, st.st_size, digest)
 
     def _watch(self):
-        """Poll the program files and reload changed ones. Thread: ``spikesynth-reload``."""
-        pending: dict[int, tuple] = {}  # program -> signature seen changing
-        while not self._stop.wait(self.reload_interval):
-            for i, path in enumerate(self.paths):
-                sig = self._signature(path)
-                if sig == self._signatures[i] and i not in pending:
-                    continue
-                if pending.get(i) != sig:  # still changing (or a first sighting): wait a poll
-                    pending[i] = sig
-                    continue
-                del pending[i]
-                self._signatures[i] = sig
-                self._reload(i, path)
+        """Poll the program files and reload changed ones. Thread: ``spikesynth-reload``.
 
-    def _reload(self, i, path):
+        Survives anything: an exception is reported (and counted in ``reload_errors``) and
+        the watching goes on. A changed file is read once it has been the same (time,
+        size and content) for two polls; it is parsed and validated in a
+        :class:`~spikesynth.patchworker.PatchWorker` child process, so neither a slow nor
+        a huge file holds this process's GIL; only a validated patch is prepared here.
+        """
+        from .patchworker import PatchWorker
+
+        worker = PatchWorker()
         try:
-            prepared = self.synth.prepare_patch(load_patch(path))
-        except PatchError as e:
+            worker.start()
+        except Exception as e:  # no child processes here: validate in this process
+            self._message(f"spikesynth: warning: hot reload validates in-process ({e})")
+            worker = None
+        pending: dict[int, tuple] = {}  # program -> signature seen changing
+        try:
+            while not self._stop.wait(self.reload_interval):
+                try:
+                    self._poll_programs(pending, worker)
+                except Exception as e:
+                    self.reload_errors += 1
+                    self._message(f"spikesynth: error: hot reload: {type(e).__name__}: {e} "
+                                  f"(still watching)")
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _poll_programs(self, pending, worker):
+        for i, path in enumerate(self.paths):
+            sig = self._signature(path)
+            if sig == self._signatures[i] and i not in pending:
+                continue
+            if pending.get(i) != sig:  # still changing (or a first sighting): wait a poll
+                pending[i] = sig
+                continue
+            del pending[i]
+            self._signatures[i] = sig
+            if sig is None:
+                continue  # removed (an editor's rename): the next version is read
+            self._reload(i, path, worker)
+
+    def _reload(self, i, path, worker=None):
+        if worker is not None:
+            patch, error = worker.load(path)
+        else:
+            try:
+                patch, error = load_patch(path), None
+            except PatchError as e:
+                patch, error = None, str(e)
+        if error is not None:
             self.reload_errors += 1
-            self._message(f"spikesynth: error: {e}")  # exactly as `spikesynth check`
+            self._message(f"spikesynth: error: {error}")  # exactly as `spikesynth check`
             return
+        prepared = self.synth.prepare_patch(patch)
         with self._program_lock:
             self.prepared[i] = prepared
-            current = i == self.synth.program_number
-            self.synth.set_programs(self.prepared)
-            if current:
-                self.synth.use_patch(prepared)
+            current = i == self.program
+            if current and self.audio is not None:
+                self.audio.use_patch(prepared)
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"
                       + (" (playing)" if current else f" (program {i})"))
@@ -310,20 +490,26 @@ class LiveSession:
         s = dict(self.synth.stats()) if self.synth is not None else {}
         s.update(self.audio.stats() if self.audio is not None else self._final)
         ring = self.ring
-        s["voices"] = int(self.synth.patch["voices"]) if self.synth is not None else 0
+        patch = self._patch()
+        s["voices"] = int(patch["voices"]) if patch is not None else 0
         s["midi_received"] = int(ring.header[RING_WRITE]) if ring is not None else 0
         s["midi_rejected"] = ring.rejected if ring is not None else 0
         s["midi_dropped"] = ring.dropped if ring is not None else 0
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
-        if self.synth is not None:
-            self.program = self.synth.program_number
         s["program"] = self.program
-        s["patch"] = self.synth.patch.name if self.synth is not None else ""
-        s["program_changes"] = s.get("program_changes", 0)
-        s["program_ignored"] = s.pop("programs_ignored", 0)
+        s["patch"] = patch.name if patch is not None else ""
+        s["program_changes"] = self.program_changes
+        s["program_ignored"] = self.program_ignored
         s["reloads"] = self.reloads
         s["reload_errors"] = self.reload_errors
         return s
+
+    def _patch(self):
+        """The patch being played (the audio thread's, once it has switched). Thread: main."""
+        audio = self.audio
+        if audio is not None:
+            return audio.patch
+        return self.synth.patch if self.synth is not None else None
 
     def _message(self, text: str) -> None:
         """Print a line, keeping the in-place status line intact. Thread: any but audio."""
@@ -341,11 +527,12 @@ class LiveSession:
         """Print the status line once. Thread: main or ``spikesynth-status``."""
         if self.program != self._reported_program:
             self._reported_program = self.program
-            self._message(f"spikesynth: program {self.program}: {self.synth.patch.name} "
+            name = self.prepared[self.program][0].name
+            self._message(f"spikesynth: program {self.program}: {name} "
                           f"({self.paths[self.program].name})")
-        line = format_status(self.stats())
-        if self.keyboard is not None:
-            line += "  | " + self.keyboard.mapper.status()
+        extra = self.keyboard.mapper.status() if self.keyboard is not None else ""
+        width = status_width(self.status) if self.tty else None
+        line = format_status(self.stats(), width, extra)
         with self._print_lock:
             try:
                 if self.tty:
@@ -359,7 +546,36 @@ class LiveSession:
 
     def _status_loop(self):
         while not self._stop.wait(self.status_interval):
+            self._collect_loads()
             self.show_status()
+
+    def _collect_loads(self) -> None:
+        """Add the callbacks since the last call to :attr:`load_histogram`. Thread: the status
+        loop's (main or ``spikesynth-status``). Callbacks beyond the host's load history
+        (87 s at 64 frames, 48 kHz) between two calls are lost, and counted as not seen."""
+        audio = self.audio
+        if audio is None:
+            return
+        count = audio.stats()["callbacks"]
+        loads = audio.loads()  # the last min(count, history) loads, by callback index
+        history = len(loads)
+        new = min(count - self._loads_seen, history)
+        if new <= 0:
+            return
+        idx = np.arange(count - new, count) % history
+        bins = np.minimum((loads[idx] / LOAD_BIN).astype(np.int64), LOAD_BINS - 1)
+        self.load_histogram += np.bincount(bins, minlength=LOAD_BINS)
+        self._loads_seen = count
+
+    def load_percentiles(self, quantiles=(0.5, 0.9, 0.99, 0.999, 1.0)) -> dict:
+        """Callback load percentiles of the whole run so far (upper bin edges, fractions of
+        the block), from :attr:`load_histogram`. Thread: main."""
+        total = int(self.load_histogram.sum())
+        if total == 0:
+            return {}
+        cumulative = np.cumsum(self.load_histogram)
+        return {q: float((np.searchsorted(cumulative, q * total) + 1) * LOAD_BIN)
+                for q in quantiles}
 
     def run(self) -> None:
         """Play until :meth:`stop`, Ctrl-C (KeyboardInterrupt propagates) or, with ``--keys``,
@@ -400,9 +616,11 @@ class LiveSession:
         finally:
             try:
                 if audio is not None:
-                    final = audio.stats()
                     audio.close()
-                    self._final = final
+                    self.audio = audio  # the last callbacks' loads, then the counters
+                    self._collect_loads()
+                    self.audio = None
+                    self._final = audio.stats()
             finally:
                 if self._switch_interval is not None:
                     sys.setswitchinterval(self._switch_interval)

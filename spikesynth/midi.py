@@ -39,17 +39,24 @@ lock-free.
 
 Filtering
 ---------
-System exclusive, MIDI clock/time code and active sensing are dropped inside rtmidi
-(``ignore_types``). Anything else reaches :meth:`EventRing.push`, which validates it with
+MIDI clock/time code and active sensing are dropped inside rtmidi (``ignore_types``).
+System exclusive is *not* ignored there: rtmidi's own SysEx filter treats everything after
+an unterminated SysEx (``F0 …`` without ``F7``) as continuation and swallows it until some
+message ends with ``F7``. Instead every port's bytes pass through a :class:`SysexSplitter`,
+which reads them as the MIDI 1.0 specification says: any status byte other than a realtime
+one (``F8``–``FF``) ends a SysEx, so the message it starts is kept; realtime bytes inside a
+SysEx are messages of their own and do not end it; the SysEx itself is dropped and counted
+(:attr:`MidiInput.sysex`). rtmidi's JACK backend still holds back what follows an
+unterminated SysEx until a message ending with ``F7`` arrives (then it is all delivered and
+split here, late but not lost); ALSA's sequencer ends the SysEx at the next status byte.
+Anything else reaches :meth:`EventRing.push`, which validates it with
 :func:`~spikesynth.events.parse_midi`: stray or malformed bytes are counted in the ring's
-``rejected`` counter, a full ring is counted in ``dropped``; neither is ever fatal. Known
-rtmidi quirk: an unterminated SysEx (``F0 …`` without ``F7``) makes rtmidi treat the
-following messages as SysEx continuation until one ends with ``F7``; they are swallowed
-inside rtmidi and never reach the ring.
+``rejected`` counter, a full ring is counted in ``dropped``; neither is ever fatal.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +67,7 @@ __all__ = [
     "MidiInput",
     "MidiPortError",
     "MidiUnavailable",
+    "SysexSplitter",
     "list_ports",
     "resolve_ports",
 ]
@@ -113,8 +121,9 @@ def _open_client(rtmidi, api: str, client_name: str, queue_size: int = 1024):
         raise MidiUnavailable(
             f"cannot open the {api} MIDI backend: {e} ({_HINTS[api.lower()]})"
         ) from e
-    # Ignore SysEx, clock/time code and active sensing (rtmidi's defaults, made explicit).
-    midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+    # Ignore clock/time code and active sensing; SysEx reaches SysexSplitter (see the module
+    # docstring: rtmidi's SysEx filter swallows what follows an unterminated SysEx).
+    midi_in.ignore_types(sysex=False, timing=True, active_sense=True)
     return midi_in
 
 
@@ -187,6 +196,114 @@ def _describe(available: Sequence[str]) -> str:
         return "no MIDI input ports exist (use --midi-in none and connect to our virtual port)"
     lines = "\n".join(f"  {i}: {name}" for i, name in enumerate(available))
     return f"available ports:\n{lines}"
+
+
+_STATUS_BYTE = re.compile(rb"[\x80-\xff]")
+
+# Data bytes after each status byte (system common included); SysEx (F0) is variable.
+_LENGTH = {**{s: 2 for s in range(0x80, 0xC0)}, **{s: 1 for s in range(0xC0, 0xE0)},
+           **{s: 2 for s in range(0xE0, 0xF0)}, 0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF4: 0, 0xF5: 0,
+           0xF6: 0, 0xF7: 0}
+
+
+class SysexSplitter:
+    """One port's MIDI byte stream read as the MIDI 1.0 specification says. Thread: MIDI.
+
+    :meth:`feed` takes what rtmidi delivered (usually one whole message, but after an
+    unterminated SysEx several messages run together) and returns the messages in it:
+
+    * ``F0`` starts a SysEx; its data bytes are dropped; ``F7`` ends it (counted in
+      :attr:`sysex`), and so does any other non-realtime status byte (counted in
+      :attr:`unterminated` too), which then starts its own message;
+    * realtime bytes ``F8``–``FF`` are one-byte messages wherever they appear, inside a
+      SysEx or a message included, and change nothing else;
+    * inside what follows a SysEx in one delivery, a channel message's running status is
+      followed; SysEx and system common messages cancel it; data bytes with no status to
+      belong to are dropped (:attr:`stray`).
+
+    A delivery that neither starts with ``F0`` nor comes while a SysEx is open, the usual
+    case, is returned as it is (a malformed message reaches the ring unchanged, which
+    rejects and counts it).
+    """
+
+    __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "_status", "_partial")
+
+    def __init__(self):
+        self.in_sysex = False
+        #: SysEx messages dropped (ended by F7 or by a status byte).
+        self.sysex = 0
+        #: Of those, the SysEx messages a status byte ended (no F7).
+        self.unterminated = 0
+        #: Data bytes dropped because no status byte came before them.
+        self.stray = 0
+        self._status = 0  # running status (channel messages only), 0: none
+        self._partial = bytearray()  # a message begun at the end of the previous feed
+
+    def feed(self, message) -> list[bytes]:
+        """The messages in ``message`` (a sequence of ints 0–255), in order."""
+        if not len(message):
+            return [message]  # the ring rejects and counts it
+        if not self.in_sysex and not self._partial and message[0] != 0xF0:
+            # No SysEx involved: the message as it came (the ring validates it). rtmidi
+            # delivers whole messages, so an F0 inside one that does not start with F0 is a
+            # malformed message, rejected and counted there, not the start of a SysEx.
+            if 0x80 <= message[0] < 0xF8:  # realtime leaves running status alone
+                self._status = message[0] if message[0] < 0xF0 else 0
+            return [message]
+        try:
+            data = bytes(message)
+        except (TypeError, ValueError):
+            return [message]  # not bytes at all: the ring rejects and counts it
+        out: list[bytes] = []
+        partial = self._partial
+        i, n = 0, len(data)
+        while i < n:
+            if self.in_sysex:  # skip the SysEx data at C speed: to the next status byte
+                found = _STATUS_BYTE.search(data, i)
+                if found is None:
+                    break
+                i = found.start()
+            b = data[i]
+            i += 1
+            if b >= 0xF8:  # realtime: a message of its own, anywhere
+                out.append(bytes([b]))
+                continue
+            if self.in_sysex:
+                if b == 0xF7:
+                    self.in_sysex = False
+                    continue
+                if b < 0x80:
+                    continue  # SysEx data
+                self.in_sysex = False  # any other status byte ends the SysEx ...
+                self.unterminated += 1  # ... and starts its own message below
+            if b == 0xF0:
+                if partial:
+                    out.append(bytes(partial))  # cut short: the ring rejects and counts it
+                    partial.clear()
+                self.in_sysex = True
+                self.sysex += 1
+                self._status = 0
+                continue
+            if b >= 0x80:
+                if partial:
+                    out.append(bytes(partial))
+                    partial.clear()
+                if b == 0xF7:
+                    continue  # a stray end of SysEx
+                self._status = b if b < 0xF0 else 0
+                partial.append(b)
+            elif partial:
+                partial.append(b)
+            elif self._status:
+                partial.append(self._status)
+                partial.append(b)
+            else:
+                self.stray += 1
+                continue
+            if partial and len(partial) == 1 + _LENGTH[partial[0]]:
+                out.append(bytes(partial))
+                partial.clear()
+        return out
 
 
 class DeltaClock:
@@ -316,7 +433,7 @@ class MidiInput:
         self.filtered = 0
         #: Names of the existing ports this input is connected to.
         self.connected: list[str] = []
-        self._clients = []   # [(rtmidi.MidiIn, DeltaClock)]
+        self._clients = []   # [(rtmidi.MidiIn, DeltaClock, SysexSplitter)]
         self._last_ns = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -338,9 +455,10 @@ class MidiInput:
 
     def _new_client(self, rtmidi):
         midi_in = _open_client(rtmidi, self.api, self.client_name, self.queue_size)
-        self._clients.append((midi_in, DeltaClock()))
+        splitter = SysexSplitter()
+        self._clients.append((midi_in, DeltaClock(), splitter))
         if self.delivery == "callback":
-            midi_in.set_callback(self._on_message)
+            midi_in.set_callback(lambda event, data=None: self._on_message(event, splitter))
         return midi_in
 
     def _is_own_port(self, name: str) -> bool:
@@ -365,9 +483,13 @@ class MidiInput:
         """rtmidi callback ("callback" delivery). Thread: MIDI (rtmidi's input thread).
 
         ``event`` is ``(message_bytes, delta_seconds)``; the delta is ignored: the message
-        is stamped now.
+        is stamped now. ``data`` is the port's :class:`SysexSplitter`.
         """
-        self._deliver(event[0], -1)
+        if data is None:
+            self._deliver(event[0], -1)
+            return
+        for message in data.feed(event[0]):
+            self._deliver(message, -1)
 
     def _deliver(self, message, time_ns: int):
         """Filter by channel, stamp (``time_ns < 0``: now) and push. Thread: MIDI.
@@ -393,7 +515,7 @@ class MidiInput:
         stop, clock, interval = self._stop, self.clock, self.poll_interval
         while not stop.is_set():
             idle = True
-            for midi_in, delta_clock in clients:
+            for midi_in, delta_clock, splitter in clients:
                 batch = []
                 while len(batch) < 4096:
                     item = midi_in.get_message()
@@ -404,7 +526,8 @@ class MidiInput:
                     idle = False
                     stamps = delta_clock.stamps([d for _, d in batch], clock())
                     for (message, _), t in zip(batch, stamps, strict=True):
-                        self._deliver(message, t)
+                        for part in splitter.feed(message):
+                            self._deliver(part, t)
             if idle:
                 stop.wait(interval)
 
@@ -424,7 +547,7 @@ class MidiInput:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         clients, self._clients = self._clients, []
-        for midi_in, _ in clients:
+        for midi_in, _, _ in clients:
             try:
                 midi_in.cancel_callback()
             except Exception:
@@ -433,6 +556,11 @@ class MidiInput:
                 midi_in.close_port()
             finally:
                 midi_in.delete()
+
+    @property
+    def sysex(self) -> int:
+        """SysEx messages received and dropped on every port (see :class:`SysexSplitter`)."""
+        return sum(splitter.sysex for _, _, splitter in self._clients)
 
     @property
     def closed(self) -> bool:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -102,24 +103,46 @@ def _unknown(d: Mapping, allowed: frozenset, key: str) -> None:
         )
 
 
-def _number(d: Mapping, name: str, key: str, default=None, *, lo=None, lo_open=False) -> float:
+def _number(d: Mapping, name: str, key: str, default=None, *, lo=None, lo_open=False,
+            hi=None, unit="") -> float:  # fmt: skip
     if name not in d:
         if default is None:
             raise NetworkSpecError(f"{key}.{name}", "missing (required)")
         return float(default)
     x = d[name]
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise NetworkSpecError(f"{key}.{name}", f"expected a number, got {x!r}")
+        hint = ""
+        if isinstance(x, str):
+            try:
+                float(x)
+                hint = " (YAML reads 1e9 as text: write 1.0e+9)"
+            except ValueError:
+                pass
+        raise NetworkSpecError(f"{key}.{name}", f"expected a number, got {x!r}{hint}")
     x = float(x)
     if not math.isfinite(x):
         raise NetworkSpecError(f"{key}.{name}", f"must be finite, got {x!r}")
     if lo is not None and (x <= lo if lo_open else x < lo):
-        raise NetworkSpecError(f"{key}.{name}", f"must be {'>' if lo_open else '>='} {lo}, got {x}")
+        op = ">" if lo_open else ">="
+        raise NetworkSpecError(f"{key}.{name}", f"must be {op} {lo:g}, got {x:g}")
+    if hi is not None and x > hi:
+        raise NetworkSpecError(f"{key}.{name}", f"must be <= {hi:g}{unit}, got {x:g}")
     return x
 
 
 # --------------------------------------------------------------------------------------------
 # The built network
+
+
+# Bounds of the spec's keys: with them, every network the spec layer accepts fits in
+# NETWORK_MEMORY_BUDGET at the largest polyphony (tests/test_network.py checks the worst case).
+MAX_DELAY_MS = 1000.0  # synaptic delay, ms of model time (and at most MAX_RING_STEPS - 1 steps)
+MAX_TAU_MS = 10000.0  # synaptic and STDP time constants, ms
+MAX_LEVEL = 1e4  # |gain|, |bias|, |E_syn| (unit of the neuron's input / potential)
+MAX_G = 1e3  # g_max and |w|
+MAX_STDP_AMPLITUDE = 1e3  # a_plus, a_minus, |w_min|, |w_max|, lr
+MAX_NETWORKS = 256  # running copies: the patch schema's largest polyphony
+NETWORK_MEMORY_BUDGET = 256 * 2**20  # bytes of all copies of one network's arrays
 
 
 @dataclass
@@ -128,8 +151,10 @@ class Network:
 
     Attributes
     ----------
-    arrays : spikesynth.dsp.network.NetworkArrays
-        The kernel arrays (state included: running the network advances it).
+    topology : spikesynth.dsp.network.NetworkTopology
+        The shared arrays (neurons' coefficients, synapses, their grouping).
+    state : spikesynth.dsp.network.NetworkState
+        The running state (running the network advances it).
     dt : float
         Step, ms.
     names : list of str
@@ -143,7 +168,8 @@ class Network:
         Learning rate from the spec.
     """
 
-    arrays: net.NetworkArrays
+    topology: net.NetworkTopology
+    state: net.NetworkState
     dt: float
     names: list[str]
     neurons: list[dict]
@@ -158,8 +184,20 @@ class Network:
     def n_synapses(self) -> int:
         return len(self.synapses)
 
+    @property
+    def ring_steps(self) -> int:
+        """Length of the spike ring: the longest delay in steps, plus one."""
+        return int(self.state.hist.shape[0])
 
-def _build_neuron(j: int, spec, dt: float, a: net.NetworkArrays) -> tuple[str, dict]:
+
+class _NeuronArrays(NamedTuple):
+    kind: np.ndarray
+    ncoef: np.ndarray
+    nstate: np.ndarray
+    ninput: np.ndarray
+
+
+def _build_neuron(j: int, spec, dt: float, a: _NeuronArrays) -> tuple[str, dict]:
     key = f"neurons[{j}]"
     spec = _mapping(spec, key)
     model = spec.get("model")
@@ -170,9 +208,9 @@ def _build_neuron(j: int, spec, dt: float, a: net.NetworkArrays) -> tuple[str, d
         raise NetworkSpecError(f"{key}.name", f"expected a non-empty string, got {name!r}")
     allowed = _NEURON_COMMON | (_LIF_KEYS if model == "lif" else _IZH_KEYS)
     _unknown(spec, allowed, key)
-    gain = _number(spec, "gain", key, 0.0)
-    bias = _number(spec, "bias", key, 0.0)
-    out = _number(spec, "out", key, 1.0, lo=0.0)
+    gain = _number(spec, "gain", key, 0.0, lo=-MAX_LEVEL, hi=MAX_LEVEL)
+    bias = _number(spec, "bias", key, 0.0, lo=-MAX_LEVEL, hi=MAX_LEVEL)
+    out = _number(spec, "out", key, 1.0, lo=0.0, hi=MAX_LEVEL)
     pan = _number(spec, "pan", key, 0.0)
     if not -1.0 <= pan <= 1.0:
         raise NetworkSpecError(f"{key}.pan", f"must be in -1..1, got {pan}")
@@ -208,7 +246,10 @@ def _build_neuron(j: int, spec, dt: float, a: net.NetworkArrays) -> tuple[str, d
 
 def _stdp_params(d: Mapping, key: str, base: STDPParameters) -> STDPParameters:
     d = _mapping(d, key)
-    values = {f: _number(d, f, key, getattr(base, f)) for f in STDPParameters._fields}
+    hi = {"tau_plus": MAX_TAU_MS, "tau_minus": MAX_TAU_MS}
+    values = {f: _number(d, f, key, getattr(base, f), lo=-MAX_STDP_AMPLITUDE,
+                         hi=hi.get(f, MAX_STDP_AMPLITUDE))
+              for f in STDPParameters._fields}  # fmt: skip
     p = STDPParameters(**values)
     for f in ("tau_plus", "tau_minus"):
         if not getattr(p, f) > 0.0:
@@ -231,15 +272,28 @@ def _neuron_index(value, key: str, index: dict[str, int], n: int) -> int:
     raise NetworkSpecError(key, f"expected a neuron name or an index in 0..{n - 1}, got {value!r}")
 
 
-def build_network(spec: Mapping, dt: float) -> Network:
+def build_network(spec: Mapping, dt: float, n_networks: int = 1) -> Network:
     """Validate a spec and build the kernel arrays for step ``dt`` (ms).
 
-    Thread: main (allocates).
+    Thread: main (allocates, after checking the memory budget).
+
+    Parameters
+    ----------
+    spec : mapping
+        The network spec (module docstring).
+    dt : float
+        Step, ms.
+    n_networks : int
+        Running copies the caller will make of the state (a voice pool's slots): the memory
+        budget :data:`NETWORK_MEMORY_BUDGET` is checked for all of them before allocating.
 
     Raises
     ------
     NetworkSpecError
-        Naming the offending key (``neurons[1].tau``, ``synapses[0].sign``, ...).
+        Naming the offending key (``neurons[1].tau``, ``synapses[0].sign``, ...), including
+        the bounds: at most :data:`~spikesynth.dsp.network.MAX_NEURONS` neurons and
+        :data:`~spikesynth.dsp.network.MAX_SYNAPSES` synapses, delays up to
+        :data:`MAX_DELAY_MS` and ``MAX_RING_STEPS - 1`` steps of ``dt``.
     """
     dt = float(dt)
     if not (dt > 0.0 and math.isfinite(dt)):
@@ -256,21 +310,45 @@ def build_network(spec: Mapping, dt: float) -> Network:
         synapses = []
     if not isinstance(synapses, list):
         raise NetworkSpecError("synapses", "expected a list of synapses")
+    if len(synapses) > net.MAX_SYNAPSES:
+        raise NetworkSpecError("synapses",
+                               f"at most {net.MAX_SYNAPSES} synapses, got {len(synapses)}")
     stdp_top = _mapping(spec.get("stdp", {}) or {}, "stdp")
     _unknown(stdp_top, _STDP_TOP_KEYS, "stdp")
-    lr = _number(stdp_top, "lr", "stdp", 1.0, lo=0.0)
+    lr = _number(stdp_top, "lr", "stdp", 1.0, lo=0.0, hi=MAX_STDP_AMPLITUDE)
     stdp_base = _stdp_params({k: v for k, v in stdp_top.items() if k != "lr"}, "stdp",
                              STDPParameters())  # fmt: skip
 
-    # Synapse delays first: they size the history ring.
-    n = len(neurons)
+    # Synapse delays first: they size the spike ring, checked before anything is allocated.
+    n, m = len(neurons), len(synapses)
+    max_steps = net.MAX_RING_STEPS - 1
     delays = []
     for s, syn in enumerate(synapses):
         key = f"synapses[{s}]"
         syn = _mapping(syn, key)
         _unknown(syn, _SYN_KEYS, key)
-        delays.append(int(round(_number(syn, "delay", key, 0.0, lo=0.0) / dt)))
-    a = net.allocate_network(n, len(synapses), max(delays, default=0))
+        delay = _number(syn, "delay", key, 0.0, lo=0.0, hi=MAX_DELAY_MS, unit=" ms")
+        steps = int(round(delay / dt))
+        if steps > max_steps:
+            raise NetworkSpecError(
+                f"{key}.delay",
+                f"must be <= {max_steps * dt:g} ms at a step of {dt:g} ms (at most {max_steps} "
+                f"steps), got {delay:g}")  # fmt: skip
+        delays.append(steps)
+    ring = max(delays, default=0) + 1
+    n_networks = max(int(n_networks), 1)
+    need = net.network_memory_bytes(n, m, ring, n_networks)
+    if need > NETWORK_MEMORY_BUDGET:
+        raise NetworkSpecError(
+            "synapses",
+            f"{n} neurons, {m} synapses and a {ring}-step delay ring for {n_networks} voices "
+            f"need {need / 2**20:.0f} MiB, over the {NETWORK_MEMORY_BUDGET / 2**20:.0f} MiB "
+            "budget: use shorter delays, a longer step_ms or fewer voices")  # fmt: skip
+    a = _NeuronArrays(np.zeros(n, dtype=np.int64), np.zeros((n, net.N_COEFF_WIDTH)),
+                      np.zeros((n, net.N_STATE_WIDTH)), np.zeros((n, net.IN_N)))
+    syn_idx = np.zeros((m, net.SI_N), dtype=np.int64)
+    syn_par = np.zeros((m, net.SP_N))
+    w0 = np.zeros(m)
 
     names, resolved_neurons, index = [], [], {}
     for j, nspec in enumerate(neurons):
@@ -289,14 +367,14 @@ def build_network(spec: Mapping, dt: float) -> Network:
                 raise NetworkSpecError(f"{key}.{req}", "missing (required)")
         pre = _neuron_index(syn["pre"], f"{key}.pre", index, n)
         post = _neuron_index(syn["post"], f"{key}.post", index, n)
-        g_max = _number(syn, "g_max", key, lo=0.0)
-        tau = _number(syn, "tau", key, lo=0.0, lo_open=True)
-        w = _number(syn, "w", key, 1.0)
+        g_max = _number(syn, "g_max", key, lo=0.0, hi=MAX_G)
+        tau = _number(syn, "tau", key, lo=0.0, lo_open=True, hi=MAX_TAU_MS, unit=" ms")
+        w = _number(syn, "w", key, 1.0, lo=-MAX_G, hi=MAX_G)
         if ("sign" in syn) == ("E_syn" in syn):
             raise NetworkSpecError(f"{key}.sign", "give exactly one of 'sign' or 'E_syn'")
         post_n = resolved_neurons[post]
         if "E_syn" in syn:
-            e_syn = _number(syn, "E_syn", key)
+            e_syn = _number(syn, "E_syn", key, lo=-MAX_LEVEL, hi=MAX_LEVEL)
         else:
             sign = syn["sign"]
             if sign not in SIGNS:
@@ -317,12 +395,15 @@ def build_network(spec: Mapping, dt: float) -> Network:
             raise NetworkSpecError(
                 f"{key}.w", f"must be within [w_min, w_max] = [{stdp.w_min}, {stdp.w_max}]"
             )
-        a.syn_idx[s] = (pre, post, delays[s], int(plastic))
-        a.syn_par[s, net.SP_G_MAX] = g_max
-        a.syn_par[s, net.SP_G_DECAY] = math.exp(-dt / tau)
-        a.syn_par[s, net.SP_E] = e_syn
-        prepare_stdp(stdp, dt, out=a.syn_par[s, net.SP_STDP :])
-        a.syn_state[s, net.SS_W] = w
+        syn_idx[s, net.SI_PRE] = pre
+        syn_idx[s, net.SI_POST] = post
+        syn_idx[s, net.SI_DELAY] = delays[s]
+        syn_idx[s, net.SI_PLASTIC] = int(plastic)
+        syn_par[s, net.SP_G_MAX] = g_max
+        syn_par[s, net.SP_G_DECAY] = math.exp(-dt / tau)
+        syn_par[s, net.SP_E] = e_syn
+        prepare_stdp(stdp, dt, out=syn_par[s, net.SP_STDP :])
+        w0[s] = w
         resolved_synapses.append(
             {
                 "pre": pre, "post": post, "g_max": g_max, "tau": tau, "E_syn": e_syn, "w": w,
@@ -330,7 +411,11 @@ def build_network(spec: Mapping, dt: float) -> Network:
                 **stdp._asdict(),
             }
         )  # fmt: skip
-    return Network(a, dt, names, resolved_neurons, resolved_synapses, lr)
+    topology = net.build_topology(a.kind, a.ncoef, a.ninput, syn_idx, syn_par)
+    state = net.allocate_state(topology, ring)
+    state.nstate[:] = a.nstate
+    state.syn_state[:, net.SS_W] = w0
+    return Network(topology, state, dt, names, resolved_neurons, resolved_synapses, lr)
 
 
 def load_network_spec(path) -> dict:
@@ -468,7 +553,6 @@ def simulate_network(
     lr = network.lr if lr is None else float(lr)
     if not (lr >= 0.0 and math.isfinite(lr)):
         raise ValueError(f"lr must be >= 0 and finite, got {lr!r}")
-    a = network.arrays
     n, m = network.n_neurons, network.n_synapses
     drive = _as_drive(current, n)
     n_steps = drive.shape[0]
@@ -481,11 +565,8 @@ def simulate_network(
     ev_offset = np.empty(cap)
     k, n_events = 0, 0
     while True:
-        k, n_events = net.network_run(
-            drive, k, lr, a.kind, a.ncoef, a.nstate, a.ninput, a.syn_idx, a.syn_par,
-            a.syn_state, a.hist, a.clock, a.i_work, a.spiked, v_out, g_out, w_out,
-            ev_step, ev_neuron, ev_offset, n_events,
-        )  # fmt: skip
+        k, n_events = net.network_run(drive, k, lr, network.topology, network.state, v_out,
+                                      g_out, w_out, ev_step, ev_neuron, ev_offset, n_events)
         if k >= n_steps:
             break
         cap *= 2
@@ -506,5 +587,82 @@ def simulate_network(
         traces["w"] = w_out
     return NetworkResult(
         network.dt, list(network.names), spike_times, spike_steps, traces,
-        a.syn_state[:, net.SS_W].copy(), network, n_steps,
+        network.state.syn_state[:, net.SS_W].copy(), network, n_steps,
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Voice pools
+
+
+def network_arrays(patch, n_slots: int):
+    """The :class:`~spikesynth.dsp.network_voice.NetworkArrays` of a patch (prepare time).
+
+    Thread: main (allocates, after checking the memory budget for ``n_slots`` voices).
+
+    Parameters
+    ----------
+    patch : spikesynth.patch.Patch
+        Any patch: its ``network`` spec (``None`` unless the model is ``network``) and its
+        ``network.step_ms``. Patches that are not networks get a one-neuron placeholder of the
+        same array types, so every kernel compiles once.
+    n_slots : int
+        Voice slots, each with its own network state.
+
+    Raises
+    ------
+    NetworkSpecError
+        An invalid spec (the patch layer has normally checked it already).
+    """
+    from .dsp import model_voice as mv
+    from .dsp import network_voice as nv
+
+    if patch.network is None:
+        n, slots, lr, step = 1, 1, 0.0, 1.0
+        topology = net.build_topology(
+            np.zeros(n, dtype=np.int64), np.zeros((n, net.N_COEFF_WIDTH)),
+            np.zeros((n, net.IN_N)), np.zeros((0, net.SI_N), dtype=np.int64),
+            np.zeros((0, net.SP_N)))  # fmt: skip
+        state0 = net.allocate_state(topology, 1)
+        out_l = np.zeros(n)
+        out_r = np.zeros(n)
+    else:
+        step = float(patch["network.step_ms"])
+        slots = int(n_slots)
+        built = build_network(patch.network, step, n_networks=slots)
+        topology, state0 = built.topology, built.state
+        n = built.n_neurons
+        out_l = np.zeros(n)
+        out_r = np.zeros(n)
+        for j, neuron in enumerate(built.neurons):
+            if neuron["model"] == "lif":
+                scale = 1.0 / (neuron["v_th"] - neuron["v_reset"])
+            else:
+                scale = mv.IZH_AUDIO_SCALE
+            angle = (neuron["pan"] + 1.0) * 0.25 * math.pi
+            out_l[j] = neuron["out"] * scale * math.cos(angle) * math.sqrt(2.0)
+            out_r[j] = neuron["out"] * scale * math.sin(angle) * math.sqrt(2.0)
+        lr = built.lr
+
+    def per_slot(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a[None], slots, axis=0)
+
+    return nv.NetworkArrays(
+        topology=topology,
+        nstate=per_slot(state0.nstate),
+        syn_state=per_slot(state0.syn_state),
+        rec_g=per_slot(state0.rec_g),
+        trace_state=per_slot(state0.trace_state),
+        hist=per_slot(state0.hist),
+        clock=per_slot(state0.clock),
+        spiked=state0.spiked.copy(),
+        arrived=state0.arrived.copy(),
+        ext=np.zeros(n),
+        out_l=out_l,
+        out_r=out_r,
+        mean_v=np.zeros(n),
+        nstate0=state0.nstate.copy(),
+        syn_state0=state0.syn_state.copy(),
+        w_learned=state0.syn_state[:, net.SS_W].copy(),
+        meta=np.array([lr, step, 0.0, 0.0]),
+    )

@@ -7,10 +7,13 @@ any earlier file intact and no partial file behind.
 
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,7 +24,9 @@ BLOCK = 512
 SILENCE = 10 ** (-90 / 20)  # the auto tail ends after this much quiet ...
 SILENCE_HOLD_S = 0.05  # ... held this long
 MAX_AUTO_TAIL_S = 60.0
+MAX_SECONDS = 600.0  # the longest render unless --max-seconds says otherwise
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+_SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}
 
 _NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NOTE_RE = re.compile(r"^([A-Ga-g])([#b]?)(-?\d+)$")
@@ -87,46 +92,218 @@ def note_events(notes, samplerate) -> list[tuple[int, bytes]]:
     return events
 
 
-def midi_file_events(path, samplerate) -> list[tuple[int, bytes]]:
-    """Every channel message of a MIDI file at its absolute sample (tempo changes honoured)."""
+def midi_file_events(path, samplerate, max_seconds: float | None = None,
+                     warn=None) -> list[tuple[int, bytes]]:
+    """Every channel message of a MIDI file at its absolute sample (tempo changes honoured).
+
+    Read by :func:`spikesynth.smf.read_midi_file` (any broken file is a :class:`RenderError`
+    naming it). ``warn(text)`` hears about skipped broken meta events and cut-short tracks.
+    """
+    from .smf import MidiFileError, read_midi_file
+
+    try:
+        data = read_midi_file(path, max_seconds=max_seconds)
+    except MidiFileError as e:
+        raise RenderError(str(e)) from None
+    if warn is not None and data.broken_meta:
+        warn(f"{path}: skipped {data.broken_meta} broken meta event(s)")
+    if warn is not None and data.truncated_tracks:
+        warn(f"{path}: {data.truncated_tracks} track(s) cut short by the end of the file: "
+             f"played up to the cut")
+    return [(int(round(t * samplerate)), message) for t, message in data.events]
+
+
+def controller_events(cc=(), bend=(), pressure=(), bend_range=2.0, samplerate=48000):
+    """Absolute-sample controller events (channel 1) from ``render``'s option strings.
+
+    ``cc``: ``NUMBER:VALUE[:TIME]`` (0–127, 0–127, seconds); ``bend``: ``SEMITONES[:TIME]``
+    within the patch's ``pitch_bend_range``; ``pressure``: ``VALUE[:TIME]`` (channel
+    aftertouch 0–127). Raises :class:`RenderError`.
+    """
+    events = []
+
+    def when(text, spec, option):
+        try:
+            t = float(text) if text else 0.0
+        except ValueError:
+            raise RenderError(f"bad {option} {spec!r}: the time must be seconds") from None
+        if not (np.isfinite(t) and t >= 0):
+            raise RenderError(f"bad {option} {spec!r}: the time must be >= 0 s")
+        return int(round(t * samplerate))
+
+    def whole(text, lo, hi, spec, option, what):
+        try:
+            value = int(text)
+        except ValueError:
+            raise RenderError(f"bad {option} {spec!r}: {what} must be a whole number "
+                              f"{lo}-{hi}") from None
+        if not lo <= value <= hi:
+            raise RenderError(f"bad {option} {spec!r}: {what} must be {lo}-{hi}")
+        return value
+
+    for spec in cc:
+        parts = spec.split(":")
+        if not 2 <= len(parts) <= 3:
+            raise RenderError(f"bad --cc {spec!r}: expected NUMBER:VALUE[:TIME]")
+        number = whole(parts[0], 0, 127, spec, "--cc", "the controller number")
+        value = whole(parts[1], 0, 127, spec, "--cc", "the value")
+        events.append((when(parts[2] if len(parts) > 2 else "", spec, "--cc"),
+                       bytes([0xB0, number, value])))
+    for spec in bend:
+        parts = spec.split(":")
+        if not 1 <= len(parts) <= 2:
+            raise RenderError(f"bad --bend {spec!r}: expected SEMITONES[:TIME]")
+        try:
+            semitones = float(parts[0])
+        except ValueError:
+            raise RenderError(f"bad --bend {spec!r}: semitones must be a number") from None
+        if not np.isfinite(semitones) or abs(semitones) > bend_range + 1e-9:
+            raise RenderError(f"bad --bend {spec!r}: the patch bends at most "
+                              f"{bend_range:g} semitones (its pitch_bend_range)")
+        if bend_range > 0:
+            value = 8192 + int(round(semitones / bend_range * (8191 if semitones > 0
+                                                               else 8192)))
+        else:
+            value = 8192
+        value = min(max(value, 0), 16383)
+        events.append((when(parts[1] if len(parts) > 1 else "", spec, "--bend"),
+                       bytes([0xE0, value & 0x7F, value >> 7])))
+    for spec in pressure:
+        parts = spec.split(":")
+        if not 1 <= len(parts) <= 2:
+            raise RenderError(f"bad --pressure {spec!r}: expected VALUE[:TIME]")
+        value = whole(parts[0], 0, 127, spec, "--pressure", "the value")
+        events.append((when(parts[1] if len(parts) > 1 else "", spec, "--pressure"),
+                       bytes([0xD0, value])))
+    return events
+
+
+class MidiPart(NamedTuple):
+    """The channel messages of one track (or one channel) of a MIDI file, for stems."""
+
+    name: str  # the track's name (or "track N"), or "channel N"
+    track: int | None  # 0-based track index (split by track)
+    channel: int | None  # MIDI channel 1..16 (split by channel)
+    events: list  # [(absolute sample, MIDI bytes)], sorted by sample
+
+
+_NOT_CHANNEL = ("sysex", "clock", "start", "stop", "continue", "songpos", "song_select",
+                "tune_request", "reset", "active_sensing", "quarter_frame")
+
+
+def midi_file_parts(path, samplerate, by="track") -> list[MidiPart]:
+    """A MIDI file's channel messages split by track (``by="track"``) or by channel.
+
+    Times come from the tempo map of the whole file (every track's tempo changes), computed
+    exactly as :func:`midi_file_events` does, so the parts together hold the same events at
+    the same samples. Parts with no note-on are left out; parts are in track (channel) order.
+    """
     import mido
 
+    if by not in ("track", "channel"):
+        raise ValueError("by must be 'track' or 'channel'")
     try:
         midi = mido.MidiFile(str(path))
     except FileNotFoundError:
         raise RenderError(f"{path}: no such MIDI file") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
         raise RenderError(f"{path}: not a readable MIDI file ({e})") from None
-    events = []
+    names = {}
+    stamped = []  # (absolute tick, track, message): merged as mido merges them (stable)
+    for index, track in enumerate(midi.tracks):
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "track_name" and index not in names and msg.name.strip():
+                names[index] = msg.name.strip()
+            stamped.append((tick, index, msg))
+    stamped.sort(key=lambda item: item[0])
+    parts: dict[int, list] = {}
+    has_notes: set[int] = set()
+    tempo = 500000  # µs per beat until the first set_tempo
     t = 0.0
+    previous = 0
     try:
-        for msg in midi:  # merged tracks, delta times in seconds through every tempo change
-            t += msg.time
-            if msg.is_meta or msg.type in ("sysex", "clock", "start", "stop", "continue",
-                                           "songpos", "song_select", "tune_request", "reset",
-                                           "active_sensing", "quarter_frame"):
+        for tick, index, msg in stamped:
+            if tick > previous:
+                t += mido.tick2second(tick - previous, midi.ticks_per_beat, tempo)
+            previous = tick
+            if msg.type == "set_tempo":
+                tempo = msg.tempo
+            if msg.is_meta or msg.type in _NOT_CHANNEL:
                 continue
-            events.append((int(round(t * samplerate)), bytes(msg.bytes())))
+            key = index if by == "track" else msg.channel + 1
+            parts.setdefault(key, []).append((int(round(t * samplerate)), bytes(msg.bytes())))
+            if msg.type == "note_on" and msg.velocity > 0:
+                has_notes.add(key)
     except (EOFError, ValueError, KeyError, IndexError) as e:
         raise RenderError(f"{path}: corrupt MIDI file ({e})") from None
-    events.sort(key=lambda e: e[0])
-    return events
+    out = []
+    for key in sorted(parts):
+        if key not in has_notes:
+            continue
+        events = sorted(parts[key], key=lambda e: e[0])
+        if by == "track":
+            out.append(MidiPart(names.get(key, f"track {key + 1}"), key, None, events))
+        else:
+            out.append(MidiPart(f"channel {key}", None, key, events))
+    return out
+
+
+def release_hanging_notes(events) -> tuple[list, int]:
+    """Events with a note-off added at the end for every note that never ends.
+
+    A note-on (velocity > 0) without a later note-off (or velocity-0 note-on, or all notes
+    off / all sound off on its channel) would hold a voice for ever; each is released at
+    the last event's time, as is a sustain pedal left down. Returns the events (sorted by
+    time, stable) and how many notes were released.
+    """
+    events = sorted(events, key=lambda e: e[0])
+    held: dict[tuple[int, int], int] = {}
+    pedal: set[int] = set()
+    for _, message in events:
+        if len(message) < 3:
+            continue
+        kind, channel = message[0] & 0xF0, message[0] & 0x0F
+        if kind == 0x90 and message[2] > 0:
+            held[(channel, message[1])] = held.get((channel, message[1]), 0) + 1
+        elif kind == 0x80 or kind == 0x90:
+            held.pop((channel, message[1]), None)
+        elif kind == 0xB0 and message[1] in (120, 123):
+            for key in [k for k in held if k[0] == channel]:
+                del held[key]
+        elif kind == 0xB0 and message[1] == 64:
+            (pedal.add if message[2] >= 64 else pedal.discard)(channel)
+    end = _last_note_end(events)
+    extra = [(end, bytes([0x80 | channel, note, 0])) for channel, note in sorted(held)]
+    extra += [(end, bytes([0xB0 | channel, 64, 0])) for channel in sorted(pedal)]
+    return events + extra, len(held)
 
 
 def _last_note_end(events) -> int:
     return max((t for t, _ in events), default=0)
 
 
-def render_events(synth: Synth, events, tail=None, sink=None, progress=False) -> int:
+def check_length(events, samplerate, tail=None, max_seconds=MAX_SECONDS) -> None:
+    """Refuse a render longer than ``max_seconds``. Raises :class:`RenderError`."""
+    seconds = _last_note_end(events) / samplerate + (tail or 0.0)
+    if seconds > max_seconds:
+        raise RenderError(f"the render would last {seconds:.4g} s, longer than the "
+                          f"{max_seconds:g} s limit (--max-seconds raises it)")
+
+
+def render_events(synth: Synth, events, tail=None, sink=None, progress=False,
+                  max_seconds=MAX_SECONDS) -> int:
     """Render ``events`` (absolute samples) through ``synth`` in blocks; return frames rendered.
 
     Runs until the last event, then for ``tail`` seconds, or (``tail=None``) until every voice
-    has finished and the output has been silent for ``SILENCE_HOLD_S``. ``sink(block)``
-    receives each float32 (frames, 2) block.
+    has finished and the output has been silent for ``SILENCE_HOLD_S``; never beyond
+    ``max_seconds`` in all. ``sink(block)`` receives each float32 (frames, 2) block.
     """
     sr = synth.samplerate
     end = _last_note_end(events)
     hard_end = end + int((tail if tail is not None else MAX_AUTO_TAIL_S) * sr)
+    hard_end = min(hard_end, max(int(max_seconds * sr), 0))
     hold = int(SILENCE_HOLD_S * sr)
     bar = None
     if progress and end > 5 * sr:
@@ -183,11 +360,20 @@ def write_atomic(path, samplerate, subtype, produce):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise RenderError(f"{folder}: no such folder")
-    with atomic_output(path) as tmp:
-        with sf.SoundFile(tmp, "w", samplerate=int(samplerate), channels=2, format=fmt,
-                          subtype=subtype) as f:
-            result = produce(f.write)
-            f.flush()
+    try:
+        with atomic_output(path) as tmp:
+            with sf.SoundFile(tmp, "w", samplerate=int(samplerate), channels=2, format=fmt,
+                              subtype=subtype) as f:
+                result = produce(f.write)
+                f.flush()
+    except sf.LibsndfileError as e:  # libsndfile reports a full disk as its own error
+        if _disk_full(folder):
+            raise RenderError(f"{path}: the disk is full (nothing written)") from None
+        raise RenderError(f"cannot write {path}: {e}") from None
+    except OSError as e:
+        if e.errno == errno.ENOSPC or _disk_full(folder):
+            raise RenderError(f"{path}: the disk is full (nothing written)") from None
+        raise
     return result
 
 
@@ -224,17 +410,74 @@ def has_program_changes(events) -> bool:
     return any(len(m) == 2 and 0xC0 <= m[0] <= 0xCF for _, m in events)
 
 
+def encode_audio(audio, samplerate, subtype="PCM_24", ext="wav") -> bytes:
+    """An audio file's bytes, made in memory: ``audio`` float32 (frames, channels).
+
+    The same bytes :func:`write_atomic` writes for the same samples (libsndfile converts
+    each sample the same way whether it streams blocks to a file or writes it at once).
+    ``ext``: wav, flac or aiff. Raises :class:`RenderError` for an unknown format or FLAC
+    with FLOAT samples.
+    """
+    import io
+
+    import soundfile as sf
+
+    fmt = {"wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "aif": "AIFF"}.get(ext.lower())
+    if fmt is None:
+        raise RenderError(f"unknown audio format {ext!r} (use wav, flac or aiff)")
+    if subtype not in SUBTYPES:
+        raise RenderError(f"unknown subtype {subtype!r}: expected one of {', '.join(SUBTYPES)}")
+    if subtype == "FLOAT" and fmt == "FLAC":
+        raise RenderError("FLAC cannot store FLOAT samples: use PCM_16 or PCM_24")
+    audio = np.asarray(audio, dtype=np.float32)
+    buffer = io.BytesIO()
+    buffer.name = f"audio.{ext}"
+    with sf.SoundFile(buffer, "w", samplerate=int(samplerate), channels=audio.shape[1],
+                      format=fmt, subtype=subtype) as f:
+        f.write(audio)
+    return buffer.getvalue()
+
+
+def _disk_full(folder, reserve=65536) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < reserve
+    except OSError:
+        return False
+
+
+def check_free_space(path, frames, subtype, channels=2) -> None:
+    """Refuse to start a render whose output cannot fit on the disk. Raises RenderError.
+
+    The estimate is the uncompressed size (an upper bound for FLAC) plus 1 MB.
+    """
+    folder = Path(path).parent if str(Path(path).parent) else Path(".")
+    need = frames * channels * _SAMPLE_BYTES.get(subtype, 4) + 1_000_000
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the writer reports a full disk if it happens
+    if need > free:
+        raise RenderError(f"not enough free space in {folder}: the render needs about "
+                          f"{need / 1e6:.1f} MB, {free / 1e6:.1f} MB free")
+
+
 def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail=None, seed=0,
-                   progress=False, programs=None) -> float:
+                   progress=False, max_seconds=MAX_SECONDS, programs=None) -> float:
     """Render ``events`` with ``patch`` into ``path`` atomically; return the duration in seconds.
 
-    ``programs``: what program change *n* selects (see :func:`load_programs`).
+    Refuses (:class:`RenderError`) a render longer than ``max_seconds`` and one whose
+    output the disk cannot hold, before anything is written. ``programs``: what program
+    change *n* selects (see :func:`load_programs`).
     """
     if subtype not in SUBTYPES:
         raise RenderError(f"unknown subtype {subtype!r}: expected one of {', '.join(SUBTYPES)}")
+    check_length(events, samplerate, tail, max_seconds)
+    expected = _last_note_end(events) + int((tail if tail is not None else 1.0) * samplerate)
+    check_free_space(path, expected, subtype)
     synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed, programs=programs)
     frames = write_atomic(path, samplerate, subtype,
-                          lambda sink: render_events(synth, events, tail, sink, progress))
+                          lambda sink: render_events(synth, events, tail, sink, progress,
+                                                     max_seconds))
     return frames / samplerate
 
 

@@ -154,15 +154,96 @@ def _unflatten(values: dict) -> dict:
     return out
 
 
-def _line_map(text: str) -> dict:
-    """Map key paths ("a.b", "controllers[0].cc") to 1-based line numbers."""
+# libyaml's parser when PyYAML was built with it (about 10x faster); the same safe rules.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: Input bounds, checked before anything walks the document.
+MAX_PATCH_BYTES = 1_000_000  # a patch file's size (the bundled ones are about 1 KB)
+MAX_NESTING = 32  # mappings and lists inside each other
+MAX_NODES = 100_000  # YAML nodes, counting every alias as the nodes it stands for
+MAX_CONTROLLERS = 256
+MAX_STRING = 10_000  # characters of a string value (name, description)
+
+
+def _parse_bounded(text: str, path):
+    """Compose ``text`` into a YAML node graph within the bounds above, or raise PatchError.
+
+    The events are counted first (nesting depth, aliases), then the node graph is composed
+    (aliases stay shared nodes) and its expanded size is counted without expanding it, each
+    shared node once; so a "billion laughs" file is rejected in the time its few hundred
+    bytes take to scan. Returns the root node (None for an empty document).
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATCH_BYTES:
+        raise PatchError(path, f"file is too large ({size} bytes): a patch is at most "
+                               f"{MAX_PATCH_BYTES} bytes")
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise PatchError(path, f"nested more than {MAX_NESTING} levels deep",
+                                 event.start_mark.line + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if root is None:
+        return None
+    expanded: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def count(node) -> int:  # nodes this one stands for, aliases expanded (memoised)
+        key = id(node)
+        if key in expanded:
+            return expanded[key]
+        if key in open_nodes:
+            raise PatchError(path, "an alias refers to itself (a recursive structure)",
+                             node.start_mark.line + 1)
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += count(k) + count(v)
+                if total > MAX_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += count(item)
+                if total > MAX_NODES:
+                    break
+        open_nodes.discard(key)
+        expanded[key] = total
+        if total > MAX_NODES:
+            raise PatchError(path, f"too large: more than {MAX_NODES} values once its "
+                                   f"aliases are expanded", node.start_mark.line + 1)
+        return total
+
+    count(root)
+    return root
+
+
+def _line_map(root) -> dict:
+    """Map key paths ("a.b", "controllers[0].cc") to 1-based line numbers.
+
+    ``root`` is a composed node graph. A node reached a second time (through an alias) is
+    not walked again, so the map stays as small as the file.
+    """
     lines: dict = {}
+    seen: set[int] = set()
 
     def walk(node, prefix):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-                if key in lines:
+                name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                key = f"{prefix}.{name}" if prefix else str(name)
+                if key in lines and isinstance(key_node, yaml.ScalarNode):
                     raise PatchError(None, "duplicate key", key_node.start_mark.line + 1, key)
                 lines[key] = key_node.start_mark.line + 1
                 walk(value_node, key)
@@ -172,7 +253,6 @@ def _line_map(text: str) -> dict:
                 lines[key] = item.start_mark.line + 1
                 walk(item, key)
 
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is not None:
         walk(root, "")
     return lines
@@ -192,21 +272,34 @@ def _fmt(x) -> str:
     return f"{x:g}"
 
 
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a message stays one readable line)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return f"a {type(value).__name__} too long to show"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _check_value(spec: Spec, value, fail):
     if spec.kind == "str":
         if not isinstance(value, str):
-            fail(f"expected {_describe(spec)}, got {value!r}")
+            fail(f"expected {_describe(spec)}, got {_short(value)}")
+        if len(value) > MAX_STRING:
+            fail(f"expected a string of at most {MAX_STRING} characters, got {len(value)}")
         return value
     if spec.kind == "choice":
-        if value not in spec.choices:
-            fail(f"expected {_describe(spec)}, got {value!r}")
+        if not isinstance(value, (str, int, float)) or value not in spec.choices:
+            fail(f"expected {_describe(spec)}, got {_short(value)}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(f"expected {_describe(spec)}, got {value!r}")
+        fail(f"expected {_describe(spec)}, got {_short(value)}")
+    if isinstance(value, int) and not spec.lo <= value <= spec.hi:  # before float(): 10**400
+        fail(f"expected {_describe(spec)}, got {_short(value)}")
     if spec.kind == "int" and not float(value).is_integer():
-        fail(f"expected {_describe(spec)}, got {value!r}")
+        fail(f"expected {_describe(spec)}, got {_short(value)}")
     if not math.isfinite(value) or not spec.lo <= value <= spec.hi:
-        fail(f"expected {_describe(spec)}, got {value!r}")
+        fail(f"expected {_describe(spec)}, got {_short(value)}")
     return int(value) if spec.kind == "int" else float(value)
 
 
@@ -224,7 +317,7 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
         raise PatchError(source, message, line, key)
 
     if raw is None:
-        raw = {}
+        fail("file is empty: expected a patch mapping")
     if not isinstance(raw, dict):
         fail(f"expected a mapping of patch keys at the top level, got {type(raw).__name__}")
 
@@ -233,12 +326,12 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
     network = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            fail(f"keys must be strings, got {key!r}")
+            fail(f"keys must be strings, got {_short(key)}")
         if key == "controllers":
             continue
         if key in _SECTIONS:
             if not isinstance(value, dict):
-                fail(f"expected a mapping of {key}.* keys, got {value!r}", key)
+                fail(f"expected a mapping of {key}.* keys, got {_short(value)}", key)
             for sub, subvalue in value.items():
                 path = f"{key}.{sub}"
                 if sub in _SECTION_SPEC_KEYS.get(key, ()):
@@ -266,6 +359,9 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
     raw_ctl = raw.get("controllers", []) or []
     if not isinstance(raw_ctl, list):
         fail("expected a list of controller mappings", "controllers")
+    if len(raw_ctl) > MAX_CONTROLLERS:
+        fail(f"expected at most {MAX_CONTROLLERS} controller mappings, got {len(raw_ctl)}",
+             "controllers")
     for i, item in enumerate(raw_ctl):
         at = f"controllers[{i}]"
         if not isinstance(item, dict):
@@ -278,26 +374,27 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
         if "cc" in item:
             cc = item["cc"]
             if isinstance(cc, bool) or not isinstance(cc, int) or not 0 <= cc <= 127:
-                fail(f"expected a CC number from 0 to 127, got {cc!r}", f"{at}.cc")
+                fail(f"expected a CC number from 0 to 127, got {_short(cc)}", f"{at}.cc")
             if cc in (64, 120, 121, 123):
                 fail(f"CC {cc} is reserved (sustain / channel mode)", f"{at}.cc")
             src = cc
         else:
             name = item["source"]
             if not isinstance(name, str) or name not in P.SOURCE_NAMES:
-                fail(f"expected one of {', '.join(P.SOURCE_NAMES)}, got {name!r}", f"{at}.source")
+                fail(f"expected one of {', '.join(P.SOURCE_NAMES)}, got {_short(name)}",
+                     f"{at}.source")
             src = P.SOURCE_NAMES[name]
         param = item.get("param")
         targets = param_index(values["model"])
         if not isinstance(param, str) or param not in targets or not SCHEMA[param].controllable:
             ok = ", ".join(k for k in targets if SCHEMA[k].controllable)
-            fail(f"expected a controllable parameter ({ok}), got {param!r}", f"{at}.param")
+            fail(f"expected a controllable parameter ({ok}), got {_short(param)}", f"{at}.param")
         spec = SCHEMA[param]
         lo = _check_value(spec, item.get("min", spec.lo), lambda m, k=f"{at}.min": fail(m, k))
         hi = _check_value(spec, item.get("max", spec.hi), lambda m, k=f"{at}.max": fail(m, k))
         curve = item.get("curve", "linear")
         if curve not in ("linear", "exp"):
-            fail(f"expected linear or exp, got {curve!r}", f"{at}.curve")
+            fail(f"expected linear or exp, got {_short(curve)}", f"{at}.curve")
         if curve == "exp" and (lo <= 0 or hi <= 0):
             fail("an exp curve needs positive min and max", f"{at}.curve")
         controllers.append(Controller(src, param, float(lo), float(hi), curve))
@@ -313,6 +410,9 @@ def load_patch(path=None) -> Patch:
     """
     path = Path(path) if path is not None else DEFAULT_PATCH
     try:
+        if path.is_file() and path.stat().st_size > MAX_PATCH_BYTES:
+            raise PatchError(path, f"file is too large ({path.stat().st_size} bytes): a patch "
+                                   f"is at most {MAX_PATCH_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PatchError(path, "no such patch file") from None
@@ -323,19 +423,47 @@ def load_patch(path=None) -> Patch:
     return patch_from_text(text, path)
 
 
+def _yaml_problem(e) -> str:
+    """A YAML error's problem in one line."""
+    if isinstance(e, yaml.reader.ReaderError):
+        return f"a character YAML does not allow ({e.reason}, #x{e.character:04x})" if \
+            isinstance(e.character, int) else f"unreadable text ({e.reason})"
+    problem = getattr(e, "problem", None) or str(e).split("\n", 1)[0]
+    return " ".join(str(problem).split())
+
+
+def _yaml_line(text: str, e):
+    mark = getattr(e, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    position = getattr(e, "position", None)
+    if isinstance(position, int):
+        return text.count("\n", 0, position) + 1
+    return None
+
+
 def patch_from_text(text: str, path="<patch>") -> Patch:
-    """Parse and validate YAML text. Raises :class:`PatchError`."""
+    """Parse and validate YAML text within the input bounds. Raises :class:`PatchError`."""
+    if not text.strip():
+        raise PatchError(path, "file is empty: expected a patch mapping")
     try:
-        lines = _line_map(text)
-        raw = yaml.safe_load(text)
+        root = _parse_bounded(text, path)
+        if root is None:  # only comments, or an empty document
+            raise PatchError(path, "file is empty: expected a patch mapping")
+        lines = _line_map(root)
+        loader = yaml.SafeLoader("")
+        try:
+            raw = loader.construct_document(root)
+        finally:
+            loader.dispose()
     except PatchError as e:
         raise PatchError(path, e.message, e.line, e.key) from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
-        raise PatchError(path, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+        raise PatchError(path, f"broken YAML: {_yaml_problem(e)}", _yaml_line(text, e)) from None
     except RecursionError:
-        raise PatchError(path, "broken YAML: an alias refers to itself") from None
+        raise PatchError(path, "broken YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. an integer of 5000 digits
+        raise PatchError(path, f"broken YAML: a value cannot be read ({e})") from None
     return patch_from_dict(raw, source=path, lines=lines)
 
 
@@ -351,9 +479,18 @@ def read_network_section(path) -> dict:
     except OSError as e:
         raise PatchError(path, f"cannot read: {e.strerror or e}") from None
     try:
-        doc = yaml.safe_load(text)
+        root = _parse_bounded(text, path)
+        loader = yaml.SafeLoader("")
+        try:
+            doc = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except PatchError as e:
+        raise PatchError(path, e.message, e.line, e.key) from None
     except yaml.YAMLError as e:
-        raise PatchError(path, f"invalid YAML: {e}") from None
+        raise PatchError(path, f"invalid YAML: {_yaml_problem(e)}", _yaml_line(text, e)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise PatchError(path, f"invalid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(doc, dict) or "network" not in doc:
         raise PatchError(path, "missing: expected a top-level 'network:' key", key="network")
     section = doc["network"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .dsp.lif import lif_period
+from .dsp.model_voice import steady_period
 from .dsp.voice import FIRING, REFRACTORY, RESTING, period_for_drive
 from .engine import Synth, note_frequency, trace_voice
 from .fileio import atomic_output
@@ -143,15 +144,27 @@ def voice_data(patch, note=60, seconds=None, current=None, samplerate=SAMPLERATE
     model = patch["model"]
     drive = None if current is None else np.full(frames, current)
     tr = trace_voice(patch, sr, frames, note, current=drive)
-    onsets = np.asarray(tr["spikes"][0])  # the first neuron's spikes set the rate
-    spike_trains = [np.asarray(s) / sr for s in tr["spikes"]]
+    spikes = [np.asarray(t) for t in tr["spikes"]]
+    if model in ("lif", "izhikevich") and current is None:
+        # A played note starts the membrane at its cut-off (the note speaks at once): the
+        # reset in the first sample is that start, not a spike of the dynamics, and the
+        # traced membrane (after the reset) shows none.
+        spikes[0] = spikes[0][spikes[0] > 0]
+    onsets = spikes[0]  # the first neuron's spikes set the rate
+    spike_trains = [t / sr for t in spikes]
     if patch.network is not None:
         names = [n.get("name", f"n{j}") for j, n in enumerate(patch.network["neurons"])]
     else:
         names = ["voice"]
-    rate = None
+    rate = None  # the repetition rate of the first neuron's spike pattern (a burst: its cycle)
+    spike_rate = None  # its spikes per second
     if len(onsets) >= 2:
-        rate = (len(onsets) - 1) * sr / float(onsets[-1] - onsets[0])
+        spike_rate = (len(onsets) - 1) * sr / float(onsets[-1] - onsets[0])
+        rate = spike_rate
+        if len(onsets) >= 8:
+            cycle = steady_period(onsets.astype(np.float64), len(onsets), 32)
+            if cycle == cycle and cycle > 0.0:
+                rate = sr / cycle
     drive_level = tr["drive_level"] if current is None else current
     rate_theory = None
     reset = None
@@ -184,8 +197,8 @@ def voice_data(patch, note=60, seconds=None, current=None, samplerate=SAMPLERATE
         signal = audio.astype(np.float64).mean(axis=1)
         period = sr / target
         window = min(seconds, TRACE_PERIODS / target)
-        title = (f"{patch.name} ({model}): note {label}, f0 = {target:.2f} Hz "
-                 f"(drive I = {drive_level:.3g}), {sr / 1000:g} kHz")
+        title = (f"{patch.name} ({model}): note {label}, target f0 = {target:.2f} Hz (12-TET), "
+                 f"drive I = {drive_level:.3g}, {sr / 1000:g} kHz")
         spectrum_title = f"Output spectrum (whole {seconds:g} s render of {label}, velocity 100)"
         marks = f"harmonics of {label} (k·{f0:.1f} Hz, k ≤ {MAX_HARMONIC_MARKS})"
     else:
@@ -210,7 +223,7 @@ def voice_data(patch, note=60, seconds=None, current=None, samplerate=SAMPLERATE
         "spring": tr["spring"], "window": window,
         "spike_trains": spike_trains, "neuron_names": names, "model": model,
         "freqs": freqs, "level": level, "f0": f0, "target_hz": target,
-        "rate": rate, "rate_theory": rate_theory,
+        "rate": rate, "rate_theory": rate_theory, "spike_rate": spike_rate,
         "threshold_high": v_high, "threshold_low": v_low, "reset": reset,
         "title": title, "spectrum_title": spectrum_title, "harmonic_label": marks,
         "f_max": min(0.5 * sr, SPECTRUM_MAX_HZ),
@@ -289,9 +302,14 @@ def _draw_raster(ax, d):
     total = sum(len(s) for s in trains)
     rate = d["rate"]
     theory = d["rate_theory"]
-    whose = f" ({d['neuron_names'][0]}'s own rate)" if len(d["neuron_names"]) > 1 else ""
+    whose = f"{d['neuron_names'][0]}'s" if len(d["neuron_names"]) > 1 else "the"
+    spike_rate = d.get("spike_rate")
+    per_cycle = ""
+    if rate is not None and spike_rate is not None and spike_rate > 1.5 * rate:
+        per_cycle = f", {spike_rate / rate:.1f} spikes per cycle"
     what = (f"{total} spike{'s' if total != 1 else ''} in {d['seconds']:g} s"
-            + (f", {rate:.2f} Hz measured{whose}" if rate is not None else "")
+            + (f"; {whose} spike pattern repeats at {rate:.2f} Hz{per_cycle}"
+               if rate is not None else "")
             + (f" (closed form {theory:.2f} Hz)" if rate is not None and theory else ""))
     ax.set_title(f"{TITLES[1]} ({what})")
 
@@ -378,3 +396,45 @@ def plot_voice(patch, path, note=60, seconds=None, current=None, samplerate=SAMP
     data = voice_data(patch, note, seconds, current, samplerate)
     write_figure(build_figure(data), path)
     return data
+
+
+CELL_INCHES = (1.7, 1.25)  # contact sheet: one spectrogram's size
+
+
+def contact_sheet(thumbs, row_labels, col_labels, f_max_hz, seconds, title=""):
+    """A grid of small spectrograms (a parameter sweep's contact sheet); returns a Figure.
+
+    ``thumbs[r][c]``: float32 dB arrays of shape (bands, frames) from
+    :func:`spikesynth.analysis.spectrogram_thumb` (row 0 the lowest band), drawn with a
+    shared colour scale; ``row_labels`` / ``col_labels`` name each row / column (the swept
+    values); the axes span 0..``seconds`` and 0..``f_max_hz``. Raises
+    :class:`MissingMatplotlib` without matplotlib.
+    """
+    Figure = require_matplotlib()
+    rows, cols = len(row_labels), len(col_labels)
+    fig = Figure(figsize=(1.2 + CELL_INCHES[0] * cols, 0.9 + CELL_INCHES[1] * rows), dpi=DPI,
+                 layout="constrained")
+    axes = np.atleast_2d(np.asarray(fig.subplots(rows, cols, squeeze=False)))
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(thumbs[r][c], origin="lower", aspect="auto", cmap="magma",
+                              vmin=-90.0, vmax=0.0,
+                              extent=(0.0, seconds, 0.0, f_max_hz / 1000.0))
+            ax.tick_params(labelsize=6, length=2)
+            if r == 0:
+                ax.set_title(col_labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(f"{row_labels[r]}\nkHz" if row_labels[r] else "kHz", fontsize=7)
+            else:
+                ax.set_yticklabels([])
+            if r == rows - 1:
+                ax.set_xlabel("s", fontsize=7)
+            else:
+                ax.set_xticklabels([])
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="dBFS").ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9, fontweight="bold")
+    return fig

@@ -73,7 +73,9 @@ G_ENTER = 15  # 1: the program was just switched to (restore parameters, restart
 G_PARAMS_SET = 16  # parameter events applied
 G_PROGRAM_CHANGES = 17  # program changes that started a switch
 G_PROGRAMS_IGNORED = 18  # program changes to a program that does not exist or did not load
-N_GLOBALS = 19
+G_TOP = 19  # 1 + the highest slot used since reset: voice loops stop there (a free slot is
+#            always the lowest, so this stays near twice the polyphony, not MAX_VOICES × 2)
+N_GLOBALS = 20
 
 # Channel state columns (C).
 C_BEND = 0  # semitones
@@ -149,7 +151,7 @@ def retune(S, prog, i, now):
 @njit(cache=True, nogil=True)
 def retune_all(S, prog, now):
     """Retune every sounding voice."""
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_ENV_STAGE] != ENV_OFF:
             retune(S, prog, i, now)
 
@@ -157,7 +159,7 @@ def retune_all(S, prog, now):
 @njit(cache=True, nogil=True)
 def retune_channel(S, prog, now, channel):
     """Retune every sounding voice of ``channel``."""
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_ENV_STAGE] != ENV_OFF and S.V[i, vk.F_CHANNEL] == channel:
             retune(S, prog, i, now)
 
@@ -210,6 +212,8 @@ def voice_begin(S, prog, i, now, channel, note, velocity):
     G = S.G
     params = prog.params
     sr = G[G_SR]
+    if i + 1 > G[G_TOP]:
+        G[G_TOP] = i + 1
     for k in range(vk.N_FIELDS):
         V[i, k] = 0.0
     G[G_AGE] += 1
@@ -263,7 +267,7 @@ def controller(S, prog, now, source, value):
 @njit(cache=True, nogil=True)
 def fade_all(S, fade_samples):
     """Fade out every playing voice (a program switch)."""
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if is_playing(S.V, i):
             fade_out(S.V, i, fade_samples)
 
@@ -271,14 +275,14 @@ def fade_all(S, fade_samples):
 @njit(cache=True, nogil=True)
 def fade_channel(S, fade_samples, channel):
     """Fade out every playing voice of ``channel`` (all sound off)."""
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if is_playing(S.V, i) and S.V[i, vk.F_CHANNEL] == channel:
             fade_out(S.V, i, fade_samples)
 
 
 @njit(cache=True, nogil=True)
 def _release_sustained(S, prog, ch):
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_SUSTAINED] != 0.0 and S.V[i, vk.F_CHANNEL] == ch:
             release(S, prog, i)
 
@@ -293,7 +297,7 @@ def apply_event(S, prog, now, status, d1, d2):
     sr = G[G_SR]
     kind = status & 0xF0
     ch = status & 0x0F
-    n_slots = int(G[G_SLOTS])
+    n_slots = int(G[G_TOP])  # the slots that may sound
     G[G_EVENTS] += 1
     if status == STATUS_PARAM:
         if 0 <= d1 < params.shape[0]:
@@ -386,7 +390,7 @@ def _vibrato_tick(S, prog, now):
     V = S.V
     params = prog.params
     sr = S.G[G_SR]
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
             continue
         cents = vibrato_cents(V, i, params, S.C, sr, now)
@@ -403,7 +407,7 @@ def render_voices(S, prog, start, stop):
     """Add samples ``start..stop-1`` of every sounding voice into the mix."""
     V = S.V
     mix = S.mix
-    for i in range(int(S.G[G_SLOTS])):
+    for i in range(int(S.G[G_TOP])):
         if V[i, vk.F_ENV_STAGE] == ENV_OFF:
             continue
         if not voice_render(prog.model, V, i, S.rng, mix[0], mix[1], start, stop):
@@ -523,7 +527,7 @@ def render_block_with(out, events, n_events, S, prog, L):
         elif L.settings[LS_ROUTING] == ROUTING_VOCODER:
             render_voices(S, prog, pos, stop)
         else:
-            G[G_NAN_RESETS] += listen_voices(S, prog, L, pos, stop, int(G[G_SLOTS]), C_BEND)
+            G[G_NAN_RESETS] += listen_voices(S, prog, L, pos, stop, int(G[G_TOP]), C_BEND)
         if at_tick:
             _vibrato_tick(S, prog, t0 + stop)
         pos = stop
@@ -547,7 +551,7 @@ def render_block_with(out, events, n_events, S, prog, L):
         L.settings[LS_OFFSET] += pos
     G[G_SAMPLE] += pos
     active = 0
-    for i in range(int(G[G_SLOTS])):
+    for i in range(int(G[G_TOP])):
         if S.V[i, vk.F_ENV_STAGE] != ENV_OFF:
             active += 1
     G[G_ACTIVE] = active

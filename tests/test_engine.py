@@ -9,6 +9,7 @@ from audio_analysis import cents, estimate_f0
 from rendering import render_in_blocks
 
 from spikesynth import Synth, load_patch
+from spikesynth.dsp import blep
 from spikesynth.engine import CEILING
 from spikesynth.models.spiking import P_SPRING_HZ
 from spikesynth.params import P_GAIN_DB
@@ -51,11 +52,18 @@ def test_same_events_any_block_size_identical_output(patch):
 
 
 def test_event_applies_at_its_exact_sample(patch):
+    """The note starts exactly the voice's constant latency after its event's sample (the
+    band-limited events reach blep.HALF_WIDTH samples ahead: only their faint pre-ringing
+    comes earlier, never before the event)."""
+    W = blep.HALF_WIDTH
     for offset in (0, 1, 37, 511):
-        synth = Synth(patch, SR, 512)
-        out = synth.process(512, [(offset, on(60))])
+        synth = Synth(patch, SR, 1024)
+        out = synth.process(1024, [(offset, on(60))])
         nonzero = np.nonzero(np.abs(out[:, 0]) > 0)[0]
-        assert nonzero[0] == offset
+        assert offset <= nonzero[0] <= offset + W
+        assert out[offset + W, 0] != 0.0
+        early = np.abs(out[:offset + W, 0]).max()
+        assert early < 0.01 * np.abs(out[offset + W:offset + W + 96, 0]).max()
 
 
 def test_zero_length_block_applies_events(patch):

@@ -33,7 +33,8 @@ from spikesynth.midi import DeltaClock
 #: One status update as :func:`spikesynth.live.format_status` writes it.
 STATUS = re.compile(
     r"voices +(?P<voices>\d+)/(?P<max>\d+) +load +(?P<load>[\d.]+)% mean +[\d.]+% worst +"
-    r"xruns (?P<xruns>\d+) +steals \d+ +midi (?P<midi>\d+) in (?P<rejected>\d+) rejected"
+    r"(?:\((?:rt|py)\) +)?xruns (?P<xruns>\d+) +steals \d+ +midi (?P<midi>\d+) in "
+    r"(?P<rejected>\d+) rejected"
     r"(?: \d+ dropped)? +prog \d+ \S.*")
 CLEAR = "\r\x1b[K"  # carriage return + erase line: how the status line is redrawn in place
 
@@ -165,7 +166,7 @@ class TerminalPlayer:
         def ready():
             if self.proc.poll() is not None:
                 pytest.fail(f"play exited with {self.proc.returncode}:\n{self.text}")
-            outs = client.get_ports("PortAudio", is_audio=True, is_output=True)
+            outs = client.get_ports("spikesynth:", is_audio=True, is_output=True)
             return sorted(p.name for p in outs) if len(outs) == 2 else None
 
         return wait_for(ready, timeout, lambda: f"play's JACK ports; terminal:\n{self.text}")
@@ -276,7 +277,7 @@ def test_status_line_is_redrawn_in_place_on_a_terminal(terminal):
 
     source = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "status-test")
     try:
-        source.open_port(source.get_ports().index("spikesynth:spikesynth"))
+        source.open_port(source.get_ports().index("spikesynth-midi:spikesynth"))
         source.send_message([0x90, 69, 100])
         held = player.wait_update(lambda u: fields(u)["voices"] == 1, 3.0, "one voice")
         assert fields(held)["midi"] == 1 and fields(held)["rejected"] == 0, held

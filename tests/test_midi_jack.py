@@ -387,7 +387,9 @@ class FakeMidiIn:
         FakeMidiIn.instances.append(self)
 
     def ignore_types(self, sysex, timing, active_sense):
-        self.ignored = sysex and timing and active_sense
+        # SysEx reaches spikesynth's own SysexSplitter (rtmidi's filter swallows what follows
+        # an unterminated SysEx); clock and active sensing are dropped inside rtmidi.
+        self.ignored = not sysex and timing and active_sense
 
     def get_ports(self):
         return list(self.sources)

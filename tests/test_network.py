@@ -443,3 +443,94 @@ def test_kernels_run_without_jit_and_agree():
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(pure["w"], r.weights)
     np.testing.assert_array_equal(pure["v"], r.traces["v"][::37])
+
+
+# --------------------------------------------------------------------------------------------
+# Bounds: every accepted network fits the memory budget; the rest get one clear message.
+
+
+def _delay_spec(delay, n_synapses=1):
+    syn = {"pre": 0, "post": 1, "g_max": 0.1, "tau": 5.0, "delay": delay, "sign": "excitatory"}
+    return {"neurons": [{"model": "lif"}, {"model": "lif"}], "synapses": [syn] * n_synapses}
+
+
+@pytest.mark.parametrize("delay", [1000.5, 1e6, 1e9, 1e300])
+def test_delays_over_a_second_are_rejected_before_allocating(delay):
+    with pytest.raises(NetworkSpecError, match=r"must be <= 1000 ms") as info:
+        build_network(_delay_spec(delay), 0.005)
+    assert info.value.key == "synapses[0].delay"
+
+
+def test_delays_longer_than_the_ring_at_a_fine_step_are_rejected():
+    from spikesynth.dsp.network import MAX_RING_STEPS
+
+    longest = (MAX_RING_STEPS - 1) * 0.005
+    assert build_network(_delay_spec(longest), 0.005).ring_steps == MAX_RING_STEPS
+    with pytest.raises(NetworkSpecError, match=r"must be <= 327.675 ms at a step of 0.005 ms"):
+        build_network(_delay_spec(longest + 0.01), 0.005)
+    assert build_network(_delay_spec(1000.0), 0.1).ring_steps == 10001  # coarse step: 1 s fits
+
+
+def test_synapse_count_is_bounded():
+    from spikesynth.dsp.network import MAX_SYNAPSES
+
+    assert build_network(_delay_spec(1.0, MAX_SYNAPSES), 0.1).n_synapses == MAX_SYNAPSES
+    with pytest.raises(NetworkSpecError, match=f"at most {MAX_SYNAPSES} synapses"):
+        build_network(_delay_spec(1.0, MAX_SYNAPSES + 1), 0.1)
+
+
+def test_the_largest_accepted_network_fits_the_budget_at_full_polyphony():
+    """The bounds are chosen so that the budget check can never refuse a valid patch."""
+    from spikesynth.dsp.network import (
+        MAX_NEURONS,
+        MAX_RING_STEPS,
+        MAX_SYNAPSES,
+        network_memory_bytes,
+    )
+    from spikesynth.network import MAX_NETWORKS, NETWORK_MEMORY_BUDGET
+
+    worst = network_memory_bytes(MAX_NEURONS, MAX_SYNAPSES, MAX_RING_STEPS, MAX_NETWORKS)
+    assert worst <= NETWORK_MEMORY_BUDGET
+
+
+def test_the_memory_estimate_bounds_the_arrays_a_voice_pool_allocates():
+    from spikesynth.dsp.network import network_memory_bytes
+    from spikesynth.network import network_arrays
+
+    spec = _random_spec(n=64, p=0.1, seed=1)
+
+    class Patch:  # what network_arrays reads of a patch
+        network = spec
+
+        def __getitem__(self, key):
+            return {"network.step_ms": 0.02}[key]
+
+    arrays = network_arrays(Patch(), 8)
+    total = sum(a.nbytes for a in arrays.topology) + sum(
+        a.nbytes for a in arrays[1:] if isinstance(a, np.ndarray)
+    )
+    ring = arrays.hist.shape[1]
+    estimate = network_memory_bytes(64, len(spec["synapses"]), ring, 8)
+    assert total <= estimate < 4 * total
+
+
+@pytest.mark.parametrize("delay", ["1000000", "1e9", "1.0e+9"])
+def test_check_rejects_a_huge_delay_in_one_line(tmp_path, capsys, delay):
+    from spikesynth.cli import main
+
+    text = (NETWORKS / "half_centre.yaml").read_text()
+    text = text.replace("step_ms: 0.1", "step_ms: 0.005").replace("delay: 1.0,", f"delay: {delay},")
+    path = tmp_path / "long_delay.yaml"
+    path.write_text(text)
+    assert main(["check", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert f"{path}:" in err[0] and "network.synapses[0].delay" in err[0]
+
+
+def test_the_budget_is_checked_for_every_copy_before_allocating():
+    from spikesynth.dsp.network import MAX_RING_STEPS
+
+    spec = _delay_spec((MAX_RING_STEPS - 1) * 0.005)
+    with pytest.raises(NetworkSpecError, match=r"need \d+ MiB, over the 256 MiB budget"):
+        build_network(spec, 0.005, n_networks=100_000)

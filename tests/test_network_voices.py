@@ -58,7 +58,7 @@ def test_gated_burst_bursts_only_after_the_drive_stops():
 
 
 def _weights(synth):
-    return synth.program.model.net[17].copy()  # the weights the next note starts from
+    return synth.program.model.net.w_learned.copy()  # the weights the next note starts from
 
 
 def test_plastic_chain_learns_across_notes_and_freezes_at_rate_zero():
@@ -83,7 +83,7 @@ def test_network_weights_follow_stdp_while_playing():
     synth = Synth(patch, SR, 4096)
     synth.process(SR // 2, [(0, bytes([0x90, 48, 100]))])
     slot = int(np.nonzero(synth.state.V[:, 6] != 0)[0][0])
-    w_now = synth.program.model.net[6][slot][:, dnet.SS_W]
+    w_now = synth.program.model.net.syn_state[slot][:, dnet.SS_W]
     assert not np.allclose(w_now, _weights(synth))
 
 
@@ -159,8 +159,8 @@ def test_hot_reload_of_a_network_patch_keeps_its_running_state():
     synth = Synth(patch, SR, 512)
     before = synth.process(SR // 2, [(0, bytes([0x90, 48, 100]))])
     slot = int(np.nonzero(synth.state.V[:, 6] != 0)[0][0])
-    state = synth.program.model.net[5][slot].copy()
+    state = synth.program.model.net.nstate[slot].copy()
     synth.set_patch(patch.replace(gain_db=patch["gain_db"] - 1.0))
-    np.testing.assert_array_equal(synth.program.model.net[5][slot], state)
+    np.testing.assert_array_equal(synth.program.model.net.nstate[slot], state)
     after = synth.process(512)
     assert np.abs(after[0] - before[-1]).max() < 0.05  # continues, no jump

@@ -85,9 +85,9 @@ class Player:
             if self.proc.poll() is not None:
                 self._reader.join(2)
                 pytest.fail(f"play exited with {self.proc.returncode}:\n{self.stderr}")
-            outs = [p.name for p in client.get_ports("PortAudio", is_audio=True,
+            outs = [p.name for p in client.get_ports("spikesynth:", is_audio=True,
                                                      is_output=True)]
-            midi = client.get_ports("spikesynth:spikesynth", is_midi=True, is_input=True)
+            midi = client.get_ports("spikesynth-midi:spikesynth", is_midi=True, is_input=True)
             return sorted(outs) if len(outs) == 2 and midi else None
 
         return wait_for(ready, timeout, lambda: f"play's JACK ports; stderr:\n{self.stderr}")
@@ -240,7 +240,7 @@ class Keyboard:
         self.rec = rec
         self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-keyboard")
         ports = self.out.get_ports()
-        index = ports.index("spikesynth:spikesynth")
+        index = ports.index("spikesynth-midi:spikesynth")
         self.out.open_port(index, "out")
         rec.client.connect("test-keyboard:out", rec.midi_in)
 
@@ -490,7 +490,8 @@ def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
     assert elapsed < 1.0, f"took {elapsed:.2f} s to exit"
     assert "Traceback" not in player.stderr
     names = [p.name for p in rec.client.get_ports()]
-    assert not [n for n in names if n.startswith(("PortAudio", "spikesynth:"))], names
+    own = ("PortAudio", "spikesynth:", "spikesynth-midi:")
+    assert not [n for n in names if n.startswith(own)], names
 
 
 def write_patch(path: Path, **values):

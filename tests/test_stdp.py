@@ -141,7 +141,12 @@ def test_network_and_standalone_kernel_agree_on_spike_trains():
     p = STDPParameters(**STDP)
     w_out = np.empty(n)
     stdp_run(pre, post, prepare_stdp(p, DT), 0.5, 0.5, w_out)
-    np.testing.assert_array_equal(r.traces["w"][:, 0], w_out)
+    # The network decays its traces in closed form (decay ** steps, at the spikes) where
+    # stdp_run multiplies once per step: equal to float rounding (weights are of order 1).
+    np.testing.assert_allclose(r.traces["w"][:, 0], w_out, rtol=0.0, atol=1e-14)
+    changed = np.flatnonzero(np.diff(w_out) != 0.0) + 1
+    np.testing.assert_array_equal(np.flatnonzero(np.diff(r.traces["w"][:, 0]) != 0.0) + 1,
+                                  changed)  # the weight moves at the same steps
 
 
 def test_weights_stay_within_bounds_and_repeated_pairings_converge_to_them():

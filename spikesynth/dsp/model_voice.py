@@ -23,11 +23,20 @@ Tuning
   (``f / reference_rate``) and the rate follows the drive: class 1 glides up from zero,
   class 2 jumps to a finite rate, bursters and chaotic cells keep their own patterns.
 
-Anti-aliasing
--------------
-A reset is a step in the membrane at a known sub-sample time; a two-sample polyBLEP removes
-most of its aliasing. It needs the sample after the step, so these voices sound one sample
-later than the spiking voice (constant, and far below a block).
+Anti-aliasing (band-limited events, :mod:`spikesynth.dsp.blep`)
+-----------------------------------------------------------------
+* **LIF**: between events the membrane is an exact exponential; a reset jumps the membrane,
+  its slope and its curvature, the end of a refractory time its slope and curvature. Each
+  jump is placed at its exact sub-sample time as windowed-sinc step, ramp and parabola
+  residuals: the sampled result is the ideal low-passed membrane.
+* **Izhikevich**: the upstroke before the cut-off is too fast for any Taylor expansion at
+  high notes, so the membrane is taken as the piecewise-linear path through its sub-steps
+  (and the interpolated crossing), the reset as a step there: every slope change larger
+  than ``KNOT_MIN`` becomes a band-limited ramp, the reset a band-limited step. The rest of
+  the aperiodicity is the discrete model's own (the sub-step grid against the spike phase):
+  a patch lowers it with a shorter ``izhikevich.max_step_ms``.
+
+Both voices sound ``blep.HALF_WIDTH`` samples late (constant, and far below a block).
 """
 
 from __future__ import annotations
@@ -36,12 +45,14 @@ import math
 
 from numba import njit
 
+from . import blep, lif
 from . import izhikevich as izh
-from . import lif
 from .voice import (
     ENV_OFF,
     F_AMP,
     F_ATT_STEP,
+    F_BL_POS,
+    F_BL_RING,
     F_DC,
     F_DEC_COEF,
     F_DRIVE,
@@ -66,7 +77,7 @@ from .voice import (
 # LIF voice slots.
 L_COEFFS = F_M  # lif.LIF_N_COEFFS slots
 L_STATE = L_COEFFS + lif.LIF_N_COEFFS  # lif.LIF_N_STATE slots
-L_HELD = L_STATE + lif.LIF_N_STATE  # the sample held back for the polyBLEP
+L_HELD = L_STATE + lif.LIF_N_STATE  # (unused: was the polyBLEP's held sample)
 L_SCALE = L_HELD + 1  # 1 / (v_th - v_reset): membrane to audio
 
 # Izhikevich voice slots.
@@ -76,30 +87,49 @@ Z_SUBSTEPS = Z_STATE + izh.IZH_N_STATE
 Z_CURRENT = Z_SUBSTEPS + 1
 Z_HELD = Z_CURRENT + 1
 Z_SCALE = Z_HELD + 1  # membrane (mV) to audio
+Z_KNOT_T = Z_SCALE + 1  # the last knot of the piecewise-linear membrane: time (samples, from
+Z_KNOT_X = Z_KNOT_T + 1  # the sample counter), value (audio units) ...
+Z_KNOT_SLOPE = Z_KNOT_X + 1  # ... and the slope of the segment that ends there
+#: Slope changes (audio units per sample) below this are left to the plain samples.
+KNOT_MIN = 1e-4
+#: Sub-steps per sample at most for a calibrated note (bounds the cost of the top notes,
+#: whose sub-steps then grow past ``max_step_ms``).
+MAX_CALIBRATED_SUBSTEPS = 40
 
 IZH_AUDIO_SCALE = 1.0 / 100.0  # mV → audio before level normalisation
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _blep(held, out, step, s):
-    """Two-sample polyBLEP for a step of height ``step`` at ``s`` samples before ``out``'s
-    sample time (0 <= s < 1): corrects the held previous sample and the current one."""
-    held += step * (s * s * 0.5)
-    out -= step * ((1.0 - s) * (1.0 - s) * 0.5)
-    return held, out
+def _event(ring, pos, s, d0, d1, d2):
+    """Band-limit an event ``s`` in [0, 2] samples before sample ``pos`` (see dsp.blep)."""
+    if s < 0.0:
+        s = 0.0
+    elif s > 2.0:
+        s = 2.0
+    blep.ring_add_event(ring, pos, s, d0, d1, d2)
 
 
 @njit(cache=True, nogil=True)
 def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
-    """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`)."""
+    """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`).
+
+    Band-limited: each reset (a jump of the membrane from ``v_th`` to ``v_reset``, and of its
+    slope and curvature) and each end of a refractory time (a jump of slope and curvature) is
+    placed at its exact sub-sample time as windowed-sinc residuals (:mod:`spikesynth.dsp.blep`);
+    the output is delayed by ``blep.HALF_WIDTH`` samples.
+    """
     coeffs = V[i, L_COEFFS:L_COEFFS + lif.LIF_N_COEFFS]
     state = V[i, L_STATE:L_STATE + lif.LIF_N_STATE]
+    ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
+    pos = int(V[i, F_BL_POS])
     drive = V[i, F_DRIVE]
     noise = V[i, F_NOISE]
-    held = V[i, L_HELD]
     scale = V[i, L_SCALE]
     v_th = coeffs[lif.LIF_V_TH]
     v_reset = coeffs[lif.LIF_V_RESET]
+    inv_tau = coeffs[lif.LIF_INV_TAU]
+    t_ref = coeffs[lif.LIF_T_REF]
+    dt = coeffs[lif.LIF_DT]
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
     env = V[i, F_ENV]
@@ -117,28 +147,64 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         current = drive_in[n] if probe else drive
         if noise != 0.0:
             current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+        ref0 = state[lif.LIF_REF]
         spiked = lif.lif_step(state, current, coeffs)
+        # Slope and curvature (per sample, audio units) of the free membrane leaving v_reset.
+        k1 = (current - v_reset) * inv_tau * dt * scale
+        k2 = -k1 * inv_tau * dt
+        if 0.0 < ref0 < dt:  # a refractory time ended inside this step: a kink
+            _event(ring, pos, 1.0 - ref0 / dt, 0.0, k1, k2)
+        if spiked:  # the reset happened at the spike offset inside this step
+            offset = state[lif.LIF_SPIKE_OFFSET] / dt
+            j1 = (current - v_th) * inv_tau * dt * scale
+            j2 = -j1 * inv_tau * dt
+            if t_ref > 0.0:
+                _event(ring, pos, 1.0 - offset, (v_reset - v_th) * scale, -j1, -j2)
+                if state[lif.LIF_REF] == 0.0:  # ... and its refractory time too
+                    _event(ring, pos, 1.0 - offset - t_ref / dt, 0.0, k1, k2)
+            else:
+                _event(ring, pos, 1.0 - offset, (v_reset - v_th) * scale, k1 - j1, k2 - j2)
         x = (state[lif.LIF_V] - dc) * scale
-        if spiked:  # the reset from v_th to v_reset happened (1 - offset) before this sample
-            held, x = _blep(held, x, (v_reset - v_th) * scale, 1.0 - state[lif.LIF_SPIKE_OFFSET])
+        y = blep.ring_take(ring, pos, x)
+        pos += 1
         env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
                                        fade_step)
-        out = held * env
+        out = y * env
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
         if tracing:
             trace[n, TR_V] = state[lif.LIF_V]
             trace[n, TR_STATE] = 1.0 if spiked else (2.0 if state[lif.LIF_REF] > 0.0 else 0.0)
             trace[n, TR_DRIVE] = current
-            trace[n, TR_SPRING] = held
+            trace[n, TR_SPRING] = x
             trace[n, TR_OUT] = out * amp
-        held = x
         if env_stage == ENV_OFF:
             break
-    V[i, L_HELD] = held
+    V[i, F_BL_POS] = pos & blep.RING_MASK
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
-    return math.isfinite(state[lif.LIF_V]) and math.isfinite(held)
+    return math.isfinite(state[lif.LIF_V]) and math.isfinite(ring[0])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _izh_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """:func:`izhikevich_substep`, also returning ``u`` at the crossing (before ``+ d``)."""
+    v1 = v + h * (e * (v * v) + f * v + g - u + current)
+    u1 = u + (h * a) * (b * (v1 - u_vref) - u_leak * u)
+    if v1 < v_peak:
+        return v1, u1, -1.0, 0.0, 0.0
+    theta = (v_peak - v) / (v1 - v) if v1 > v else 1.0
+    if theta < 0.0:
+        theta = 0.0
+    u_cross = u + theta * (u1 - u)
+    u = u_cross + d
+    v = c
+    r = (1.0 - theta) * h
+    if r > 0.0:
+        v2 = v + r * (e * (v * v) + f * v + g - u + current)
+        u = u + (r * a) * (b * (v2 - u_vref) - u_leak * u)
+        v = v2
+    return v, u, theta, v_peak, u_cross
 
 
 @njit(cache=True, nogil=True)
@@ -149,21 +215,9 @@ def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_
     Returns ``(v, u, theta, v_cross)``: ``theta`` in (0, 1] is where in the sub-step the spike
     happened (-1: no spike), ``v_cross`` the membrane just before its reset.
     """
-    v1 = v + h * (e * (v * v) + f * v + g - u + current)
-    u1 = u + (h * a) * (b * (v1 - u_vref) - u_leak * u)
-    if v1 < v_peak:
-        return v1, u1, -1.0, 0.0
-    theta = (v_peak - v) / (v1 - v) if v1 > v else 1.0
-    if theta < 0.0:
-        theta = 0.0
-    u = u + theta * (u1 - u) + d
-    v = c
-    r = (1.0 - theta) * h
-    if r > 0.0:
-        v2 = v + r * (e * (v * v) + f * v + g - u + current)
-        u = u + (r * a) * (b * (v2 - u_vref) - u_leak * u)
-        v = v2
-    return v, u, theta, v_peak
+    v, u, theta, v_cross, _ = _izh_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref,
+                                           u_leak, v_peak)
+    return v, u, theta, v_cross
 
 
 @njit(cache=True, nogil=True)
@@ -185,7 +239,11 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     substeps = int(V[i, Z_SUBSTEPS])
     drive = V[i, Z_CURRENT]
     noise = V[i, F_NOISE]
-    held = V[i, Z_HELD]
+    ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
+    pos = int(V[i, F_BL_POS])
+    x_prev = V[i, Z_KNOT_X]
+    slope_prev = V[i, Z_KNOT_SLOPE]
+    t_prev = V[i, Z_KNOT_T] + pos  # stored relative to the sample counter
     scale = V[i, Z_SCALE]
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
@@ -206,18 +264,35 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         if noise != 0.0:
             current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
         spiked = False
-        step = 0.0
-        s = 0.0
         for k in range(substeps):
-            v, u, theta, v_cross = izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g,
-                                                      u_vref, u_leak, v_peak)
+            v, u, theta, v_cross, _ = _izh_substep(v, u, current, h, a, b, c, d, e, f, g,
+                                                   u_vref, u_leak, v_peak)
+            t = pos - 1.0 + (k + 1) * inv_n  # this sub-step's end, in samples
             if theta >= 0.0:
                 spiked = True
-                step = (c - v_cross) * scale
-                s = 1.0 - (k + theta) * inv_n  # time from the reset to this sample's end
+                t_c = t - (1.0 - theta) * inv_n
+                x_c = (v_cross - dc) * scale
+                if t_c - t_prev > 1e-9:
+                    slope = (x_c - x_prev) / (t_c - t_prev)
+                    kink = slope - slope_prev
+                    if abs(kink) > KNOT_MIN:
+                        _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
+                    slope_prev = slope
+                _event(ring, pos, pos - t_c, (c - v_cross) * scale, 0.0, 0.0)
+                t_prev = t_c
+                x_prev = (c - dc) * scale
+            x_k = (v - dc) * scale
+            if t - t_prev > 1e-9:
+                slope = (x_k - x_prev) / (t - t_prev)
+                kink = slope - slope_prev
+                if abs(kink) > KNOT_MIN:
+                    _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
+                slope_prev = slope
+                t_prev = t
+                x_prev = x_k
         x = (v - dc) * scale
-        if spiked:
-            held, x = _blep(held, x, step, s)
+        held = blep.ring_take(ring, pos, x)
+        pos += 1
         env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
                                        fade_step)
         out = held * env
@@ -229,12 +304,14 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
             trace[n, TR_DRIVE] = current
             trace[n, TR_SPRING] = u
             trace[n, TR_OUT] = out * amp
-        held = x
         if env_stage == ENV_OFF:
             break
     V[i, Z_STATE + izh.IZH_V] = v
     V[i, Z_STATE + izh.IZH_U] = u
-    V[i, Z_HELD] = held
+    V[i, Z_KNOT_X] = x_prev
+    V[i, Z_KNOT_SLOPE] = slope_prev
+    V[i, Z_KNOT_T] = t_prev - pos
+    V[i, F_BL_POS] = pos & blep.RING_MASK
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     return math.isfinite(v) and math.isfinite(u) and abs(v) < 1e6
@@ -330,7 +407,7 @@ def calibrate_izhikevich(V, i, target, max_step_ms, guess_ms_per_sample, spike_t
     v0 = V[i, Z_STATE + izh.IZH_V]
     u0 = V[i, Z_STATE + izh.IZH_U]
     m = guess_ms_per_sample
-    substeps = max(1, int(math.ceil(m / max_step_ms)))
+    substeps = min(max(1, int(math.ceil(m / max_step_ms))), MAX_CALIBRATED_SUBSTEPS)
     for _ in range(6):
         V[i, Z_STATE + izh.IZH_V] = v0
         V[i, Z_STATE + izh.IZH_U] = u0

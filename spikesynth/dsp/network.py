@@ -1,4 +1,4 @@
-"""Small spiking networks: conductance synapses with delays and STDP, one step kernel per dt.
+"""Small spiking networks: conductance synapses with delays and STDP, delivered when spikes arrive.
 
 A network is up to :data:`MAX_NEURONS` neurons, each a LIF (:mod:`spikesynth.dsp.lif`) or an
 Izhikevich neuron (:mod:`spikesynth.dsp.izhikevich`), advanced by the same step kernels the
@@ -19,44 +19,88 @@ Equations of one step ``[t_k, t_{k+1})``, ``t_k = k dt``
 ---------------------------------------------------------
 ::
 
-    i_n   = bias_n + gain_n ext_n(k) + sum_{s: post(s) = n} g_s(t_k) (E_s - v_n(t_k))
+    i_n   = bias_n + gain_n ext_n(k) + sum_{r: post(r) = n} G_r(t_k) (E_r - v_n(t_k))
     neuron n: one step of its own kernel with i_n held over the step -> spiked_n
-    g_s(t_{k+1}) = g_s(t_k) exp(-dt/tau_s) + [pre(s) spiked at step k - D_s] w_s g_max_s
+    G_r(t_{k+1}) = G_r(t_k) exp(-dt/tau_r) + sum_{s in r: pre(s) spiked at step k - D_s} w_s g_max_s
     STDP (plastic synapses): see spikesynth.dsp.stdp
 
-* The synaptic current is evaluated with ``g`` and ``v`` at the start of the step and held
+``G_r`` is the summed conductance of a *receptor* ``r``: all synapses onto the same post
+neuron with the same reversal potential ``E`` and the same decay ``tau`` share one state and
+one exponential decay per step (``sum_s g_s`` obeys the same linear equation as each ``g_s``,
+so this equals the per-synapse sum up to float rounding; synapses with distinct taus or
+reversal potentials form distinct receptors, each decayed exactly).
+
+* The synaptic current is evaluated with ``G`` and ``v`` at the start of the step and held
   over it (explicit, first order in ``dt``; the neuron kernels need a constant input over the
   step). At audio rate (``dt = 1/48`` ms) this is far below the synaptic time scales; for
   Izhikevich neurons keep ``g dt`` well below 1.
-* ``g`` itself is exact on the grid: a spike at the end of step ``k`` (time ``t_{k+1}``)
-  reaches the synapse at ``t_{k+1} + D_s dt`` and from then on ``g = w g_max
+* ``G`` itself is exact on the grid: a spike at the end of step ``k`` (time ``t_{k+1}``)
+  reaches its synapse at ``t_{k+1} + D_s dt`` and from then on contributes ``w g_max
   exp(-(t - t_arrival)/tau)`` at every step end, to rounding.
 * Threshold and reset are those of the neuron models. Transmission uses the step grid: a
   spike anywhere inside step ``k`` (the exact LIF knows its sub-step time) is sent at
   ``t_{k+1}``; delays are whole steps ``D_s = round(delay / dt) >= 0``. A delay of 0 acts on
-  the next step.
+  the next step. The weight that scales an arrival is the one before that step's plasticity.
+
+Event-driven delivery
+---------------------
+Each step writes one 64-bit word into the spike ring ``hist`` (bit ``j``: neuron ``j``
+spiked). Synapses are grouped by (delay, presynaptic neuron) in CSR form (``fan_start``,
+``fan_syn``): per step and per *distinct* delay ``d`` the kernel reads the ring word of ``d``
+steps back, masks it with the neurons that have synapses of that delay, and delivers only
+the synapses of the neurons found there (each their ``w g_max`` into their receptor, and the
+STDP update if plastic). No per-synapse work happens on steps without arrivals.
+
+STDP traces are kept per synapse (presynaptic, updated at its arrivals) and per (post
+neuron, ``tau_minus``) (postsynaptic, updated at the post neuron's spikes), each as a value
+and the step it refers to, decayed on reading by ``decay ** (steps since)``: the closed form
+of the per-step decay, equal to it up to float rounding. On a post spike the kernel visits
+that neuron's incoming plastic synapses (``plast_start``, ``plast_syn``).
 
 Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only writes)
 ----------------------------------------------------------------------------------------
+:class:`NetworkTopology` (shared, read-only while running; ``n`` neurons, ``m`` synapses,
+``nr`` receptors, ``nd`` distinct delays, ``nt`` post traces, ``mp`` plastic synapses):
+
 =================  ====================  =====================================================
 ``kind``           (n,) int64            :data:`KIND_LIF` or :data:`KIND_IZHIKEVICH`
 ``ncoef``          (n, N_COEFF_WIDTH)    the neuron's coefficient vector (``LIF_*``/``IZH_*``)
-``nstate``         (n, N_STATE_WIDTH)    the neuron's state; slot 0 is ``v`` for both models
 ``ninput``         (n, IN_N)             ``IN_GAIN``, ``IN_BIAS``
 ``syn_idx``        (m, SI_N) int64       ``SI_PRE``, ``SI_POST``, ``SI_DELAY`` (steps),
-                                         ``SI_PLASTIC`` (0/1)
+                                         ``SI_PLASTIC`` (0/1), ``SI_RECEPTOR``, ``SI_TRACE``
+                                         (post trace of a plastic synapse, else -1)
 ``syn_par``        (m, SP_N)             ``SP_G_MAX``, ``SP_G_DECAY`` (``exp(-dt/tau)``),
                                          ``SP_E``, then the STDP coefficients at
                                          ``SP_STDP + STDP_*``
-``syn_state``      (m, SS_N)             ``SS_G``, ``SS_W``, ``SS_X_PRE``, ``SS_X_POST``
-``hist``           (n, L) uint8          spike history ring, ``L = max delay steps + 1``
-``clock``          (1,) int64            position in the history ring (steps done, mod L)
-``i_work``         (n,)                  scratch: the input of each neuron
-``spiked``         (n,) uint8            out: which neurons spiked in the last step
+``rec_start``      (n + 1,) int64        receptors of neuron ``j``: ``rec_start[j]..[j+1]``
+``rec_par``        (nr, RP_N)            ``RP_E``, ``RP_DECAY``
+``delays``         (nd,) int64           the distinct delays, steps
+``delay_pre``      (nd,) uint64          bit ``j``: neuron ``j`` has synapses of that delay
+``fan_start``      (nd n + 1,) int64     synapses of (delay ``q``, pre ``j``):
+``fan_syn``        (m,) int64            ``fan_syn[fan_start[q n + j] : fan_start[q n + j + 1]]``
+``plast_start``    (n + 1,) int64        incoming plastic synapses of neuron ``j``:
+``plast_syn``      (mp,) int64           ``plast_syn[plast_start[j] : plast_start[j + 1]]``
+``trace_start``    (n + 1,) int64        post traces of neuron ``j``
+``trace_decay``    (nt,)                 ``exp(-dt/tau_minus)`` of each post trace
+``bits``           (n,) uint64           ``1 << j``
 =================  ====================  =====================================================
 
-The history ring is the delay line: each step writes one byte per neuron, a synapse reads its
-presynaptic row ``D_s`` steps back. It cannot overflow and costs one load per synapse-step.
+:class:`NetworkState` (one running network; ``L`` = longest delay + 1):
+
+=================  ====================  =====================================================
+``nstate``         (n, N_STATE_WIDTH)    the neuron's state; slot 0 is ``v`` for both models
+``syn_state``      (m, SS_N)             ``SS_W`` weight, ``SS_X_PRE`` presynaptic trace at
+                                         step ``SS_T_PRE``, ``SS_JUMP`` (``w g_max`` of the
+                                         last arrival), ``SS_G`` (per-synapse conductance:
+                                         an observable kept by :func:`network_run` only)
+``rec_g``          (nr,)                 receptor conductances at the end of the last step
+``trace_state``    (nt, TS_N)            ``TS_X`` post trace at step ``TS_T``
+``hist``           (L,) uint64           spike ring, one word per step
+``clock``          (CLK_N,) int64        ``CLK_POS`` (ring position), ``CLK_STEP`` (steps
+                                         done), ``CLK_ARRIVED`` (arrivals in the last step)
+``spiked``         (n,) uint8            out: which neurons spiked in the last step
+``arrived``        (m,) int64            out: the synapses that received a spike in it
+=================  ====================  =====================================================
 """
 
 from __future__ import annotations
@@ -64,7 +108,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import config, njit
 
 from .izhikevich import (
     IZH_ADT,
@@ -111,7 +155,17 @@ from .stdp import (
     stdp_update,
 )
 
-MAX_NEURONS = 64  # the real-time budget the kernel is sized and benchmarked for
+if config.DISABLE_JIT:  # plain Python: the same count on Python integers
+
+    def trailing_zeros(x):
+        """Index of the lowest set bit of ``x`` (> 0)."""
+        x = int(x)
+        return (x & -x).bit_length() - 1
+
+else:
+    from numba.cpython.unsafe.numbers import trailing_zeros
+
+MAX_NEURONS = 64  # the real-time budget the kernel is sized for (and one 64-bit spike word)
 
 KIND_LIF = 0
 KIND_IZHIKEVICH = 1
@@ -131,7 +185,9 @@ SI_PRE = 0
 SI_POST = 1
 SI_DELAY = 2  # whole steps, 0 <= D < L
 SI_PLASTIC = 3  # 1 if STDP applies
-SI_N = 4
+SI_RECEPTOR = 4  # the receptor (post neuron, E, tau) this synapse adds into
+SI_TRACE = 5  # the post trace (post neuron, tau_minus) of a plastic synapse, -1 otherwise
+SI_N = 6
 
 # syn_par columns (float64)
 SP_G_MAX = 0  # conductance jump per arrival at w = 1 (LIF: dimensionless, Izhikevich: 1/ms)
@@ -141,137 +197,248 @@ SP_STDP = 3  # first STDP slot: syn_par[s, SP_STDP + STDP_*]
 SP_N = SP_STDP + STDP_N_COEFFS
 
 # syn_state columns (float64)
-SS_G = 0  # conductance at the end of the last step
+SS_G = 0  # conductance of this synapse (observable: kept by network_run, not network_step)
 SS_W = 1  # weight (dimensionless)
-SS_X_PRE = 2  # presynaptic STDP trace
-SS_X_POST = 3  # postsynaptic STDP trace
-SS_N = 4
+SS_X_PRE = 2  # presynaptic STDP trace, at step SS_T_PRE
+SS_T_PRE = 3  # the step SS_X_PRE refers to (its last arrival; -1 before the first)
+SS_JUMP = 4  # w g_max of the last arrival
+SS_N = 5
+
+# rec_par columns
+RP_E = 0
+RP_DECAY = 1
+RP_N = 2
+
+# trace_state columns
+TS_X = 0  # postsynaptic trace at step TS_T
+TS_T = 1
+TS_N = 2
+
+# clock slots
+CLK_POS = 0  # position in the spike ring (steps done mod L)
+CLK_STEP = 1  # steps done
+CLK_ARRIVED = 2  # synapses that received a spike in the last step (arrived[:count])
+CLK_N = 3
+
+# Memory budget of one network's arrays (checked by the spec layer before allocating).
+MAX_SYNAPSES = 4096  # 64 x 64: every pair once
+MAX_RING_STEPS = 1 << 16  # spike ring length, steps: 512 KiB of uint64 per running network
 
 
-class NetworkArrays(NamedTuple):
-    """All arrays of one network, as :func:`network_step` takes them (see the module table)."""
+class NetworkTopology(NamedTuple):
+    """The shared, read-only arrays of a network (module table)."""
 
     kind: np.ndarray
     ncoef: np.ndarray
-    nstate: np.ndarray
     ninput: np.ndarray
     syn_idx: np.ndarray
     syn_par: np.ndarray
+    rec_start: np.ndarray
+    rec_par: np.ndarray
+    delays: np.ndarray
+    delay_pre: np.ndarray
+    fan_start: np.ndarray
+    fan_syn: np.ndarray
+    plast_start: np.ndarray
+    plast_syn: np.ndarray
+    trace_start: np.ndarray
+    trace_decay: np.ndarray
+    bits: np.ndarray
+
+
+class NetworkState(NamedTuple):
+    """The state of one running network, and its per-step outputs (module table)."""
+
+    nstate: np.ndarray
     syn_state: np.ndarray
+    rec_g: np.ndarray
+    trace_state: np.ndarray
     hist: np.ndarray
     clock: np.ndarray
-    i_work: np.ndarray
     spiked: np.ndarray
+    arrived: np.ndarray
 
 
-def allocate_network(n_neurons: int, n_synapses: int, max_delay_steps: int) -> NetworkArrays:
-    """Allocate zeroed arrays for a network (prepare time).
+def ring_length(syn_idx: np.ndarray) -> int:
+    """Spike ring length ``L`` for these synapses: the longest delay in steps, plus one."""
+    return int(syn_idx[:, SI_DELAY].max()) + 1 if syn_idx.shape[0] else 1
+
+
+def network_memory_bytes(n_neurons: int, n_synapses: int, ring_steps: int,
+                         n_networks: int = 1) -> int:  # fmt: skip
+    """Bytes of the arrays of ``n_networks`` running copies of a network (an upper bound).
+
+    Thread: any (pure). The spec layer checks this against its budget before allocating.
+    """
+    n, m, length = int(n_neurons), int(n_synapses), int(ring_steps)
+    shared = 8 * (n * (1 + N_COEFF_WIDTH + IN_N + 6) + m * (SI_N + SP_N + 3)
+                  + m * (1 + RP_N + 2) + m * n + 4 * n)  # fmt: skip
+    per_network = 8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N) + n
+    return shared + int(n_networks) * per_network
+
+
+def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
+    """Group the synapses for event-driven delivery (prepare time).
 
     Thread: main (allocates).
 
     Parameters
     ----------
-    n_neurons : int
-        1 to :data:`MAX_NEURONS`.
-    n_synapses : int
-        >= 0.
-    max_delay_steps : int
-        Longest synaptic delay in steps, >= 0 (sets the history ring length).
+    kind, ncoef, ninput : ndarray
+        The neurons (module table).
+    syn_idx : ndarray, shape (m, SI_N), int64
+        ``SI_PRE``, ``SI_POST``, ``SI_DELAY``, ``SI_PLASTIC`` filled in; ``SI_RECEPTOR`` and
+        ``SI_TRACE`` are written here.
+    syn_par : ndarray, shape (m, SP_N)
+        Filled in.
+
+    Returns
+    -------
+    NetworkTopology
+        Receptors group synapses by (post, ``E``, decay) in order of post neuron; post traces
+        group plastic synapses by (post, ``tau_minus`` decay).
     """
-    if not 1 <= n_neurons <= MAX_NEURONS:
-        raise ValueError(f"n_neurons must be in 1..{MAX_NEURONS}, got {n_neurons}")
-    if n_synapses < 0 or max_delay_steps < 0:
-        raise ValueError("n_synapses and max_delay_steps must be >= 0")
-    n, m = int(n_neurons), int(n_synapses)
-    return NetworkArrays(
-        kind=np.zeros(n, dtype=np.int64),
-        ncoef=np.zeros((n, N_COEFF_WIDTH)),
+    n = int(kind.shape[0])
+    m = int(syn_idx.shape[0])
+    if not 1 <= n <= MAX_NEURONS:
+        raise ValueError(f"n_neurons must be in 1..{MAX_NEURONS}, got {n}")
+    rec_keys: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+    trace_keys: list[list[float]] = [[] for _ in range(n)]
+    for s in range(m):
+        post = int(syn_idx[s, SI_POST])
+        key = (float(syn_par[s, SP_E]), float(syn_par[s, SP_G_DECAY]))
+        if key not in rec_keys[post]:
+            rec_keys[post].append(key)
+        if syn_idx[s, SI_PLASTIC]:
+            post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
+            if post_decay not in trace_keys[post]:
+                trace_keys[post].append(post_decay)
+    rec_start = np.zeros(n + 1, dtype=np.int64)
+    trace_start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(n):
+        rec_start[j + 1] = rec_start[j] + len(rec_keys[j])
+        trace_start[j + 1] = trace_start[j] + len(trace_keys[j])
+    rec_par = np.zeros((int(rec_start[n]), RP_N))
+    trace_decay = np.zeros(int(trace_start[n]))
+    for j in range(n):
+        for r, (e, decay) in enumerate(rec_keys[j]):
+            rec_par[rec_start[j] + r] = (e, decay)
+        trace_decay[trace_start[j] : trace_start[j + 1]] = trace_keys[j]
+    for s in range(m):
+        post = int(syn_idx[s, SI_POST])
+        key = (float(syn_par[s, SP_E]), float(syn_par[s, SP_G_DECAY]))
+        syn_idx[s, SI_RECEPTOR] = rec_start[post] + rec_keys[post].index(key)
+        if syn_idx[s, SI_PLASTIC]:
+            post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
+            syn_idx[s, SI_TRACE] = trace_start[post] + trace_keys[post].index(post_decay)
+        else:
+            syn_idx[s, SI_TRACE] = -1
+    delays = np.unique(syn_idx[:, SI_DELAY]).astype(np.int64)
+    nd = delays.shape[0]
+    delay_pre = np.zeros(nd, dtype=np.uint64)
+    fan_lists: list[list[int]] = [[] for _ in range(nd * n)]
+    q_of = {int(d): q for q, d in enumerate(delays)}
+    for s in range(m):
+        q = q_of[int(syn_idx[s, SI_DELAY])]
+        pre = int(syn_idx[s, SI_PRE])
+        fan_lists[q * n + pre].append(s)
+        delay_pre[q] |= np.uint64(1) << np.uint64(pre)
+    fan_start = np.zeros(nd * n + 1, dtype=np.int64)
+    for b, lst in enumerate(fan_lists):
+        fan_start[b + 1] = fan_start[b] + len(lst)
+    fan_syn = np.array([s for lst in fan_lists for s in lst], dtype=np.int64)
+    plast_lists: list[list[int]] = [[] for _ in range(n)]
+    for s in range(m):
+        if syn_idx[s, SI_PLASTIC]:
+            plast_lists[int(syn_idx[s, SI_POST])].append(s)
+    plast_start = np.zeros(n + 1, dtype=np.int64)
+    for j in range(n):
+        plast_start[j + 1] = plast_start[j] + len(plast_lists[j])
+    plast_syn = np.array([s for lst in plast_lists for s in lst], dtype=np.int64)
+    bits = np.array([1 << j for j in range(n)], dtype=np.uint64)
+    return NetworkTopology(kind, ncoef, ninput, syn_idx, syn_par, rec_start, rec_par, delays,
+                           delay_pre, fan_start, fan_syn, plast_start, plast_syn, trace_start,
+                           trace_decay, bits)  # fmt: skip
+
+
+def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
+    """Zeroed state for one running network (prepare time); weights and neurons to be set.
+
+    Thread: main (allocates). ``ring_steps`` is :func:`ring_length` of the synapses.
+    """
+    n = topology.kind.shape[0]
+    m = topology.syn_idx.shape[0]
+    syn_state = np.zeros((m, SS_N))
+    syn_state[:, SS_T_PRE] = -1.0
+    return NetworkState(
         nstate=np.zeros((n, N_STATE_WIDTH)),
-        ninput=np.zeros((n, IN_N)),
-        syn_idx=np.zeros((m, SI_N), dtype=np.int64),
-        syn_par=np.zeros((m, SP_N)),
-        syn_state=np.zeros((m, SS_N)),
-        hist=np.zeros((n, int(max_delay_steps) + 1), dtype=np.uint8),
-        clock=np.zeros(1, dtype=np.int64),
-        i_work=np.zeros(n),
+        syn_state=syn_state,
+        rec_g=np.zeros(topology.rec_par.shape[0]),
+        trace_state=np.zeros((topology.trace_decay.shape[0], TS_N)),
+        hist=np.zeros(int(ring_steps), dtype=np.uint64),
+        clock=np.zeros(CLK_N, dtype=np.int64),
         spiked=np.zeros(n, dtype=np.uint8),
+        arrived=np.zeros(m, dtype=np.int64),
     )
 
 
-@njit(cache=True, nogil=True)
-def _synapse_step(g, w, x_pre, x_post, arrived, post_spiked, lr, plastic, g_max, g_decay,
-                  pre_decay, post_decay, a_plus, a_minus, w_min, w_max):  # fmt: skip
-    """Decay, arrival jump and STDP of one synapse, on scalars only (see network_step).
-
-    Kept free of array arguments so that the synapse loop of :func:`network_step` reads every
-    slot first and writes every slot last, with no branch around an array access (the
-    reference-counting trap described in :mod:`spikesynth.dsp.lif`).
-    """
-    g = g * g_decay
-    x_pre = x_pre * pre_decay
-    x_post = x_post * post_decay
-    if arrived:
-        g += w * g_max  # the weight before this step's plasticity
-    if plastic:
-        w = stdp_update(w, x_pre, x_post, arrived, post_spiked, lr, a_plus, a_minus, w_min,
-                        w_max)  # fmt: skip
-    if arrived:
-        x_pre += 1.0
-    if post_spiked:
-        x_post += 1.0
-    return g, w, x_pre, x_post
-
-
-@njit(cache=True, nogil=True)
-def network_step(
-    ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock, i_work, spiked
-):
+@njit(cache=True, nogil=True, inline="always")
+def network_step(ext, lr, topology, state):
     """Advance the whole network by one step of ``dt``.
 
-    Thread: audio (or any; no allocation).
+    Thread: audio (or any; no allocation). Inlined into its callers (a call passing two
+    records of arrays would cost more in reference counting than a small network's maths).
 
-    Equations (module docstring): ``i_n = bias_n + gain_n ext_n + sum_s g_s (E_s - v_n)`` with
-    ``g`` and ``v`` at the start of the step, held over it; each neuron takes one step of its
-    model (LIF: ``tau v' = i - v``, threshold ``v >= v_th``, reset ``v <- v_reset`` plus
-    refractory time; Izhikevich: ``v' = 0.04 v^2 + 5 v + 140 - u + i``,
-    ``u' = a (b v - u)``, threshold ``v >= v_peak``, reset ``v <- c, u <- u + d``); the spikes
-    are written into the history ring; every synapse then decays ``g`` and its STDP traces by
-    one step, adds ``w g_max`` if its presynaptic spike from ``D_s`` steps ago arrives now,
-    and (if plastic) applies :func:`spikesynth.dsp.stdp.stdp_update`.
+    Equations (module docstring): ``i_n = bias_n + gain_n ext_n + sum_r G_r (E_r - v_n)``
+    with ``G`` and ``v`` at the start of the step, held over it; each neuron takes one step
+    of its model (LIF: ``tau v' = i - v``, threshold ``v >= v_th``, reset ``v <- v_reset``
+    plus refractory time; Izhikevich: ``v' = 0.04 v^2 + 5 v + 140 - u + i``,
+    ``u' = a (b v - u)``, threshold ``v >= v_peak``, reset ``v <- c, u <- u + d``); the step's
+    spike word enters the ring; every receptor decays by one step; the synapses whose
+    presynaptic spike from ``D_s`` steps ago arrives now add ``w g_max`` to their receptor and
+    (if plastic) depress by the post trace (:func:`spikesynth.dsp.stdp.stdp_update`); the
+    incoming plastic synapses of the neurons that spiked potentiate by their pre traces;
+    then the traces are incremented.
 
     Parameters
     ----------
     ext : ndarray, shape (n,), float64
-        External drive of each neuron over this step (multiplied by its gain). A voice
-        passes one value broadcast to all neurons (e.g. a stride-0 view).
+        External drive of each neuron over this step (multiplied by its gain).
     lr : float
         Global STDP learning rate (0 freezes all weights).
-    kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist, clock, i_work, spiked
-        The network (module table); ``nstate``, ``syn_state``, ``hist``, ``clock``,
-        ``i_work`` and ``spiked`` are updated in place.
+    topology : NetworkTopology
+    state : NetworkState
+        Updated in place.
 
     Returns
     -------
     int
         Number of neurons that spiked during this step.
     """
+    kind = topology.kind
+    ncoef = topology.ncoef
+    ninput = topology.ninput
+    rec_start = topology.rec_start
+    rec_par = topology.rec_par
+    nstate = state.nstate
+    rec_g = state.rec_g
+    spiked = state.spiked
+    hist = state.hist
+    clock = state.clock
+    bits = topology.bits
     n = kind.shape[0]
-    m = syn_idx.shape[0]
-    # Input of each neuron from the state at the start of the step.
-    for j in range(n):
-        i_work[j] = ninput[j, IN_BIAS] + ninput[j, IN_GAIN] * ext[j]
-    for s in range(m):
-        post = syn_idx[s, SI_POST]
-        i_work[post] += syn_state[s, SS_G] * (syn_par[s, SP_E] - nstate[post, V_SLOT])
-    # Neurons.
-    L = hist.shape[1]
-    pos = clock[0]  # kept in [0, L): a division here, on the step-to-step chain, cost ~90 ns
+    # Neurons, each on its input from the state at the start of the step.
+    word = np.uint64(0)
     n_spikes = 0
     for j in range(n):
+        v = nstate[j, V_SLOT]
+        i = ninput[j, IN_BIAS] + ninput[j, IN_GAIN] * ext[j]
+        for r in range(rec_start[j], rec_start[j + 1]):
+            i += rec_g[r] * (rec_par[r, RP_E] - v)
         # Scalar steps on 2-D indexing: a row view per neuron would cost reference counting.
         if kind[j] == KIND_LIF:
             v, ref, offset, z = lif_scalar_step(
-                nstate[j, LIF_V], nstate[j, LIF_REF], nstate[j, LIF_SPIKE_OFFSET], i_work[j],
+                v, nstate[j, LIF_REF], nstate[j, LIF_SPIKE_OFFSET], i,
                 ncoef[j, LIF_DT], ncoef[j, LIF_DECAY], ncoef[j, LIF_V_TH], ncoef[j, LIF_V_RESET],
                 ncoef[j, LIF_TAU], ncoef[j, LIF_INV_TAU], ncoef[j, LIF_T_REF],
                 ncoef[j, LIF_METHOD] != 0.0)  # fmt: skip
@@ -280,69 +447,103 @@ def network_step(
             nstate[j, LIF_SPIKE_OFFSET] = offset
         else:
             v, u, z = izhikevich_scalar_step(
-                nstate[j, IZH_V], nstate[j, IZH_U], i_work[j], ncoef[j, IZH_DT],
+                v, nstate[j, IZH_U], i, ncoef[j, IZH_DT],
                 ncoef[j, IZH_ADT], ncoef[j, IZH_B], ncoef[j, IZH_C], ncoef[j, IZH_D],
                 ncoef[j, IZH_E], ncoef[j, IZH_F], ncoef[j, IZH_G], ncoef[j, IZH_U_VREF],
                 ncoef[j, IZH_U_LEAK], ncoef[j, IZH_V_PEAK])  # fmt: skip
             nstate[j, IZH_V] = v
             nstate[j, IZH_U] = u
         spiked[j] = z
-        hist[j, pos] = z
-        n_spikes += z
-    # Synapses: conductance, delayed arrival, plasticity.
-    for s in range(m):
-        pre = syn_idx[s, SI_PRE]
-        post = syn_idx[s, SI_POST]
-        back = pos - syn_idx[s, SI_DELAY]
+        if z:
+            word |= bits[j]
+            n_spikes += 1
+    pos = clock[CLK_POS]  # kept in [0, L): no division on the step-to-step chain
+    hist[pos] = word
+    for r in range(rec_g.shape[0]):
+        rec_g[r] *= rec_par[r, RP_DECAY]
+    # Arrivals: per distinct delay, the ring word of that many steps back (written here, not
+    # in a helper: a call binding this many arrays kept their reference counts in the loop).
+    now = float(clock[CLK_STEP])
+    any_spike = n_spikes > 0
+    plast_start = topology.plast_start
+    plast_syn = topology.plast_syn
+    trace_start = topology.trace_start
+    syn_idx = topology.syn_idx
+    syn_par = topology.syn_par
+    delays = topology.delays
+    delay_pre = topology.delay_pre
+    fan_start = topology.fan_start
+    fan_syn = topology.fan_syn
+    trace_decay = topology.trace_decay
+    syn_state = state.syn_state
+    trace_state = state.trace_state
+    arrived = state.arrived
+    L = hist.shape[0]
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    n_arrived = 0
+    for q in range(delays.shape[0]):
+        back = pos - delays[q]
         if back < 0:
             back += L
-        arrived = hist[pre, back] != 0
-        post_spiked = spiked[post] != 0
-        plastic = syn_idx[s, SI_PLASTIC] != 0
-        g, w, x_pre, x_post = _synapse_step(
-            syn_state[s, SS_G], syn_state[s, SS_W], syn_state[s, SS_X_PRE],
-            syn_state[s, SS_X_POST], arrived, post_spiked, lr, plastic,
-            syn_par[s, SP_G_MAX], syn_par[s, SP_G_DECAY],
-            syn_par[s, SP_STDP + STDP_PRE_DECAY], syn_par[s, SP_STDP + STDP_POST_DECAY],
-            syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
-            syn_par[s, SP_STDP + STDP_W_MIN], syn_par[s, SP_STDP + STDP_W_MAX],
-        )  # fmt: skip
-        syn_state[s, SS_G] = g
-        syn_state[s, SS_W] = w
-        syn_state[s, SS_X_PRE] = x_pre
-        syn_state[s, SS_X_POST] = x_post
-    clock[0] = pos + 1 if pos + 1 < L else 0
+        hits = hist[back] & delay_pre[q]
+        while hits != zero:
+            base = q * n + np.int64(trailing_zeros(hits))
+            hits &= hits - one
+            for f in range(fan_start[base], fan_start[base + 1]):
+                s = fan_syn[f]
+                w = syn_state[s, SS_W]
+                jump = w * syn_par[s, SP_G_MAX]  # the weight before this step's plasticity
+                rec_g[syn_idx[s, SI_RECEPTOR]] += jump
+                syn_state[s, SS_JUMP] = jump
+                arrived[n_arrived] = s
+                n_arrived += 1
+                if syn_idx[s, SI_PLASTIC] != 0:
+                    tr = syn_idx[s, SI_TRACE]
+                    x_post = (trace_state[tr, TS_X]
+                              * trace_decay[tr] ** (now - trace_state[tr, TS_T]))  # fmt: skip
+                    x_pre = (syn_state[s, SS_X_PRE] * syn_par[s, SP_STDP + STDP_PRE_DECAY]
+                             ** (now - syn_state[s, SS_T_PRE]))  # fmt: skip
+                    syn_state[s, SS_W] = stdp_update(
+                        w, x_pre, x_post, True, spiked[syn_idx[s, SI_POST]] != 0, lr,
+                        syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
+                        syn_par[s, SP_STDP + STDP_W_MIN],
+                        syn_par[s, SP_STDP + STDP_W_MAX])  # fmt: skip
+                    syn_state[s, SS_X_PRE] = x_pre + 1.0
+                    syn_state[s, SS_T_PRE] = now
+    if any_spike and plast_syn.shape[0] > 0:
+        for j in range(n):
+            if spiked[j] == 0:
+                continue
+            for f in range(plast_start[j], plast_start[j + 1]):
+                s = plast_syn[f]
+                if syn_state[s, SS_T_PRE] == now:  # arrived in this step: updated above
+                    continue
+                x_pre = (syn_state[s, SS_X_PRE] * syn_par[s, SP_STDP + STDP_PRE_DECAY]
+                         ** (now - syn_state[s, SS_T_PRE]))  # fmt: skip
+                syn_state[s, SS_W] = stdp_update(
+                    syn_state[s, SS_W], x_pre, 0.0, False, True, lr,
+                    syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
+                    syn_par[s, SP_STDP + STDP_W_MIN], syn_par[s, SP_STDP + STDP_W_MAX])  # fmt: skip
+            for tr in range(trace_start[j], trace_start[j + 1]):
+                trace_state[tr, TS_X] = (trace_state[tr, TS_X] * trace_decay[tr]
+                                         ** (now - trace_state[tr, TS_T]) + 1.0)  # fmt: skip
+                trace_state[tr, TS_T] = now
+    clock[CLK_POS] = pos + 1 if pos + 1 < hist.shape[0] else 0
+    clock[CLK_STEP] += 1
+    clock[CLK_ARRIVED] = n_arrived
     return n_spikes
 
 
 @njit(cache=True, nogil=True)
-def network_run(
-    current,
-    start,
-    lr,
-    kind,
-    ncoef,
-    nstate,
-    ninput,
-    syn_idx,
-    syn_par,
-    syn_state,
-    hist,
-    clock,
-    i_work,
-    spiked,
-    v_out,
-    g_out,
-    w_out,
-    ev_step,
-    ev_neuron,
-    ev_offset,
-    n_events,
-):
+def network_run(current, start, lr, topology, state, v_out, g_out, w_out, ev_step, ev_neuron,
+                ev_offset, n_events):  # fmt: skip
     """Run :func:`network_step` over a drive trace from step ``start``, recording.
 
     Thread: any (no allocation). Stops early, *before* a step, when the event arrays could
     overflow during it; the caller enlarges them and calls again from the returned step.
+    Keeps each synapse's own conductance ``syn_state[:, SS_G]`` (``g_s <- g_s exp(-dt/tau_s)
+    + w g_max`` at its arrivals), which the voice path does not need.
 
     Parameters
     ----------
@@ -352,8 +553,9 @@ def network_run(
         First step to run.
     lr : float
         Global STDP learning rate.
-    kind ... spiked
-        The network (see :func:`network_step`).
+    topology : NetworkTopology
+    state : NetworkState
+        Updated in place.
     v_out : ndarray, shape (n_steps, n) or (0, n)
         ``v`` at the end of each step (Izhikevich spike steps show ``v_peak``, as
         :func:`spikesynth.dsp.izhikevich.izhikevich_run` does); not recorded if empty.
@@ -374,8 +576,15 @@ def network_run(
     (int, int)
         The next step to run (``n_steps`` when done) and the number of events written.
     """
+    kind = topology.kind
+    ncoef = topology.ncoef
+    syn_par = topology.syn_par
+    nstate = state.nstate
+    syn_state = state.syn_state
+    spiked = state.spiked
+    arrived = state.arrived
     n = kind.shape[0]
-    m = syn_idx.shape[0]
+    m = syn_state.shape[0]
     cap = ev_step.shape[0]
     rec_v = v_out.shape[0] > 0
     rec_g = g_out.shape[0] > 0
@@ -383,10 +592,12 @@ def network_run(
     for k in range(start, current.shape[0]):
         if n_events + n > cap:
             return k, n_events
-        z = network_step(
-            current[k], lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state, hist,
-            clock, i_work, spiked,
-        )  # fmt: skip
+        z = network_step(current[k], lr, topology, state)
+        for s in range(m):
+            syn_state[s, SS_G] *= syn_par[s, SP_G_DECAY]
+        for a in range(state.clock[CLK_ARRIVED]):
+            s = arrived[a]
+            syn_state[s, SS_G] += syn_state[s, SS_JUMP]
         if z > 0:
             for j in range(n):
                 if spiked[j] != 0:

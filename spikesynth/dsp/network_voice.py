@@ -24,23 +24,20 @@ controller can drive). When a voice ends, its weights become the starting weight
 next note: the network's sound changes as it is played. :func:`network_voice_start` copies
 the initial state and the learned weights into a voice slot.
 
-Arrays (``net`` tuple, built by the engine at prepare time; ``S`` voice slots)
-----------------------------------------------------------------------------
-``kind, ncoef, ninput, syn_idx, syn_par``  the network (shared, see spikesynth.dsp.network)
-``nstate_b (S, n, w)``, ``syn_state_b (S, m, 4)``, ``hist_b (S, n, L)``, ``clock_b (S, 1)``
-                                            per-voice state
-``i_work (n,)``, ``spiked (n,)``, ``ext (n,)``   scratch
-``out_l, out_r (n,)``                      per-neuron output gain (pan and v scale included)
-``mean_v (n,)``                            per-neuron mean potential (DC)
-``nstate0 (n, w)``, ``syn_state0 (m, 4)``  the initial state
-``w_learned (m,)``                         weights the next note starts from
-``meta (4,)``                              ``[spec lr, step ms, reference period ms, 0]``
+Arrays
+------
+:class:`NetworkArrays`, built by :func:`spikesynth.network.network_arrays` at prepare time:
+the shared :class:`spikesynth.dsp.network.NetworkTopology`, the state of each of ``S`` voice
+slots (the arrays of :class:`spikesynth.dsp.network.NetworkState` with a leading slot axis),
+scratch, the output gains and means, the initial state and the learned weights.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numpy as np
 from numba import njit
 
 from . import network as net
@@ -80,35 +77,69 @@ N_CUR_R = F_M + 5
 N_LR = F_M + 6  # learning rate of this voice
 
 META_LR, META_STEP, META_PERIOD = 0, 1, 2
+META_N = 4
 
-# The network step inlined into the voice loop: a call with thirteen array arguments per
-# step costs about 120 ns in reference counting alone, more than a small network's maths.
-_network_step = njit(cache=True, nogil=True, inline="always")(net.network_step.py_func)
 MAX_STEPS_PER_SAMPLE = 256  # a guard: beyond this the voice cannot keep real time
+
+
+class NetworkArrays(NamedTuple):
+    """Everything a network voice pool reads and writes (``S`` slots, ``n`` neurons, ``m``
+    synapses; state shapes as in :class:`spikesynth.dsp.network.NetworkState`)."""
+
+    topology: net.NetworkTopology  # shared, read-only
+    nstate: np.ndarray  # (S, n, N_STATE_WIDTH) neuron state per voice
+    syn_state: np.ndarray  # (S, m, SS_N) weights and presynaptic traces per voice
+    rec_g: np.ndarray  # (S, nr) receptor conductances per voice
+    trace_state: np.ndarray  # (S, nt, TS_N) postsynaptic traces per voice
+    hist: np.ndarray  # (S, L) uint64 spike ring per voice
+    clock: np.ndarray  # (S, CLK_N) int64 ring position and step count per voice
+    spiked: np.ndarray  # (n,) uint8 scratch: spikes of the last step
+    arrived: np.ndarray  # (m,) int64 scratch: arrivals of the last step
+    ext: np.ndarray  # (n,) scratch: drive of each neuron over a step
+    out_l: np.ndarray  # (n,) per-neuron output gain, left (pan and v scale included)
+    out_r: np.ndarray  # (n,) per-neuron output gain, right
+    mean_v: np.ndarray  # (n,) per-neuron mean potential (DC), measured at prepare time
+    nstate0: np.ndarray  # (n, N_STATE_WIDTH) initial neuron state
+    syn_state0: np.ndarray  # (m, SS_N) initial synapse state
+    w_learned: np.ndarray  # (m,) weights the next note starts from
+    meta: np.ndarray  # (META_N,) [spec lr, step ms, reference period ms, 0]
+
+
+@njit(cache=True, nogil=True)
+def voice_state(net_arrays, i):
+    """The :class:`spikesynth.dsp.network.NetworkState` of voice slot ``i`` (views)."""
+    a = net_arrays
+    return net.NetworkState(a.nstate[i], a.syn_state[i], a.rec_g[i], a.trace_state[i],
+                            a.hist[i], a.clock[i], a.spiked, a.arrived)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def network_voice_start(V, i, net_arrays):
     """Reset voice ``i``'s network to its initial state with the learned weights."""
-    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
-     spiked, ext, out_l, out_r, mean_v, nstate0, syn_state0, w_learned, meta) = net_arrays
-    n = kind.shape[0]
+    a = net_arrays
+    n = a.nstate0.shape[0]
     for j in range(n):
-        for k in range(nstate0.shape[1]):
-            nstate_b[i, j, k] = nstate0[j, k]
-        for k in range(hist_b.shape[2]):
-            hist_b[i, j, k] = 0
-    for s in range(syn_idx.shape[0]):
-        for k in range(syn_state0.shape[1]):
-            syn_state_b[i, s, k] = syn_state0[s, k]
-        syn_state_b[i, s, net.SS_W] = w_learned[s]
-    clock_b[i, 0] = 0
+        for k in range(a.nstate0.shape[1]):
+            a.nstate[i, j, k] = a.nstate0[j, k]
+    for s in range(a.syn_state0.shape[0]):
+        for k in range(a.syn_state0.shape[1]):
+            a.syn_state[i, s, k] = a.syn_state0[s, k]
+        a.syn_state[i, s, net.SS_W] = a.w_learned[s]
+    for r in range(a.rec_g.shape[1]):
+        a.rec_g[i, r] = 0.0
+    for t in range(a.trace_state.shape[1]):
+        a.trace_state[i, t, net.TS_X] = 0.0
+        a.trace_state[i, t, net.TS_T] = 0.0
+    for k in range(a.hist.shape[1]):
+        a.hist[i, k] = 0
+    for k in range(a.clock.shape[1]):
+        a.clock[i, k] = 0
     V[i, N_PHASE] = 0.0
     left = 0.0
     right = 0.0
     for j in range(n):
-        left += out_l[j] * (nstate0[j, net.V_SLOT] - mean_v[j])
-        right += out_r[j] * (nstate0[j, net.V_SLOT] - mean_v[j])
+        left += a.out_l[j] * (a.nstate0[j, net.V_SLOT] - a.mean_v[j])
+        right += a.out_r[j] * (a.nstate0[j, net.V_SLOT] - a.mean_v[j])
     V[i, N_PREV_L] = left
     V[i, N_PREV_R] = right
     V[i, N_CUR_L] = left
@@ -122,14 +153,17 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     With a trace of more than ``TRACE_FIELDS`` columns, column ``TRACE_FIELDS + j`` counts
     neuron ``j``'s spikes in each sample (the raster).
     """
-    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
-     spiked, ext, gain_out_l, gain_out_r, mean_v, nstate0, syn_state0, w_learned,
-     meta) = net_arrays
-    nstate = nstate_b[i]
-    syn_state = syn_state_b[i]
-    hist = hist_b[i]
-    clock = clock_b[i]
-    n = kind.shape[0]
+    topology = net_arrays.topology
+    state = voice_state(net_arrays, i)
+    nstate = state.nstate
+    syn_state = state.syn_state
+    spiked = state.spiked
+    ext = net_arrays.ext
+    gain_out_l = net_arrays.out_l
+    gain_out_r = net_arrays.out_r
+    mean_v = net_arrays.mean_v
+    w_learned = net_arrays.w_learned
+    n = nstate.shape[0]
     phase = V[i, N_PHASE]
     rate = V[i, N_RATE]
     prev_l = V[i, N_PREV_L]
@@ -161,8 +195,7 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
         phase += rate
         steps = 0
         while phase >= 1.0 and steps < MAX_STEPS_PER_SAMPLE:
-            _network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
-                          hist, clock, i_work, spiked)
+            net.network_step(ext, lr, topology, state)
             phase -= 1.0
             steps += 1
             prev_l = cur_l
@@ -199,7 +232,7 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     if env_stage == ENV_OFF:  # the next note starts from what this one learned
-        for s in range(syn_idx.shape[0]):
+        for s in range(syn_state.shape[0]):
             w_learned[s] = syn_state[s, net.SS_W]
     return math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
 
@@ -212,13 +245,15 @@ def network_reference(net_arrays, drive, lr, steps, spike_times):
     ``(period_steps, rms)``: the steady period of the first heard neuron's spike pattern (in
     steps; nan if it fires fewer than 4 times) and the RMS of the heard mono mix.
     """
-    (kind, ncoef, ninput, syn_idx, syn_par, nstate_b, syn_state_b, hist_b, clock_b, i_work,
-     spiked, ext, out_l, out_r, mean_v, nstate0, syn_state0, w_learned, meta) = net_arrays
-    n = kind.shape[0]
-    nstate = nstate_b[0]
-    syn_state = syn_state_b[0]
-    hist = hist_b[0]
-    clock = clock_b[0]
+    topology = net_arrays.topology
+    state = voice_state(net_arrays, 0)
+    nstate = state.nstate
+    spiked = state.spiked
+    ext = net_arrays.ext
+    out_l = net_arrays.out_l
+    out_r = net_arrays.out_r
+    mean_v = net_arrays.mean_v
+    n = nstate.shape[0]
     for j in range(n):
         ext[j] = drive
         mean_v[j] = 0.0
@@ -229,8 +264,7 @@ def network_reference(net_arrays, drive, lr, steps, spike_times):
     while heard < n - 1 and out_l[heard] == 0.0 and out_r[heard] == 0.0:
         heard += 1
     for k in range(steps):
-        net.network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
-                         hist, clock, i_work, spiked)
+        net.network_step(ext, lr, topology, state)
         for j in range(n):
             if k >= half:
                 mean_v[j] += nstate[j, net.V_SLOT]
@@ -247,8 +281,7 @@ def network_reference(net_arrays, drive, lr, steps, spike_times):
     # Second pass over the same stretch for the RMS of the mix about its means.
     total = 0.0
     for _ in range(half):
-        net.network_step(ext, lr, kind, ncoef, nstate, ninput, syn_idx, syn_par, syn_state,
-                         hist, clock, i_work, spiked)
+        net.network_step(ext, lr, topology, state)
         mono = 0.0
         for j in range(n):
             mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])

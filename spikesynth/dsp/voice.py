@@ -53,6 +53,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import blep
+
 # --- states -------------------------------------------------------------------------------
 RESTING, FIRING, REFRACTORY = 0, 1, 2
 
@@ -131,7 +133,10 @@ F_DRIVE_OFF = 59  # 1: the note is released and the patch's release removes the 
 # model voices (spikesynth.dsp.model_voice): their own state and coefficients
 F_M = 60
 N_MODEL_SLOTS = 24
-N_FIELDS = F_M + N_MODEL_SLOTS
+# band-limited events (spikesynth.dsp.blep): the sample counter and the accumulator ring
+F_BL_POS = F_M + N_MODEL_SLOTS
+F_BL_RING = F_BL_POS + 1
+N_FIELDS = F_BL_RING + blep.RING
 
 # Trace columns (for tests and plots).
 TR_V, TR_STATE, TR_DRIVE, TR_SPRING, TR_OUT = 0, 1, 2, 3, 4
@@ -401,6 +406,9 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     probe = drive_in.shape[0] > 0
     tracing = trace.shape[0] > 0
     v_span = v_high - v_reset
+    w2 = omega * omega
+    ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
+    pos = int(V[i, F_BL_POS])
 
     for n in range(start, stop):
         current = drive
@@ -430,6 +438,10 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
                     t_left = t_fire
                     x -= p0 + p1 + p2 + p3  # to the homogeneous part
                     xd -= d0 + d1 + d2 + d3
+                    # The drive jumps from 0 to d(1), its slope from 0 to d'(1).
+                    j2 = w2 * (q0 + q1 + q2 + q3)
+                    j3 = w2 * (-(q1 + 2.0 * q2 + 3.0 * q3) / tau_f) - 2.0 * sigma * j2
+                    blep.ring_add_events(ring, pos, rem, 0.0, 0.0, j2, j3)
                     if rem <= 0.0:
                         break
                     continue
@@ -457,6 +469,10 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
                 x += ((p3 * E + p2) * E + p1) * E + p0  # back to the actual spring state
                 xd += ((d3 * E + d2) * E + d1) * E + d0
                 rem -= h
+                # The drive falls from d(e_end) to 0, its slope from d'(e_end) to 0.
+                j2 = -w2 * (((q3 * E + q2) * E + q1) * E + q0)
+                j3 = w2 * (((3.0 * q3 * E + 2.0 * q2) * E + q1) * E / tau_f) - 2.0 * sigma * j2
+                blep.ring_add_events(ring, pos, rem, 0.0, 0.0, j2, j3)
                 state = REFRACTORY
                 v = v_low
                 t_left = t_ref
@@ -488,7 +504,8 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 
         env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
                                        fade_step)
-        out = (spring - dc) * env
+        out = blep.ring_take(ring, pos, spring - dc) * env
+        pos += 1
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
         if tracing:
@@ -509,6 +526,7 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     V[i, F_E] = E
     V[i, F_X] = x
     V[i, F_XD] = xd
+    V[i, F_BL_POS] = pos & blep.RING_MASK
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     return math.isfinite(x) and math.isfinite(xd) and math.isfinite(v) and abs(x) < 1e6

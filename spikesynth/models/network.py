@@ -8,15 +8,12 @@ at prepare time in model time (or ``reference_rate_hz``), is mapped onto each no
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .. import params as P
-from ..dsp import model_voice as mv
-from ..dsp import network as dnet
 from ..dsp import network_voice as nv
 from ..dsp import voice as vk
 from ..schema import Spec
@@ -43,7 +40,7 @@ NOMINAL_RMS = 0.15
 class NetworkVoice(NamedTuple):
     """Prepared arrays of a network voice."""
 
-    net: tuple  # the arrays of spikesynth.dsp.network_voice (see network_arrays)
+    net: nv.NetworkArrays  # built by spikesynth.network.network_arrays
     no_drive: np.ndarray  # float64 (0,)
     no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
 
@@ -53,7 +50,7 @@ def _rate(m, V, i, tables, freq):
     """Network steps per sample for voice ``i`` to play ``freq`` Hz."""
     note = int(V[i, vk.F_NOTE])
     rate = tables[T_SCALE, note] * freq / tables[T_FREQ, note]
-    return rate / m.net[18][nv.META_STEP]
+    return rate / m.net.meta[nv.META_STEP]
 
 
 @njit(cache=True, nogil=True)
@@ -61,7 +58,7 @@ def tune(m, V, i, params, tables, sr, freq):
     V[i, vk.F_NOISE] = params[P.P_NOISE]
     V[i, vk.F_PERIOD] = sr / freq
     V[i, nv.N_RATE] = _rate(m, V, i, tables, freq)
-    V[i, nv.N_LR] = params[P_LR] * m.net[18][nv.META_LR]
+    V[i, nv.N_LR] = params[P_LR] * m.net.meta[nv.META_LR]
     V[i, vk.F_DRIVE] = params[P_DRIVE]
 
 
@@ -99,7 +96,7 @@ def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 @njit(cache=True, nogil=True)
 def calibrate(m, params, sr, tables, V, spike_times):
     """Measure the network once in model time: its period sets every note's time scale."""
-    meta = m.net[18]
+    meta = m.net.meta
     step = meta[nv.META_STEP]
     nv.network_voice_start(V, V.shape[0] - 1, m.net)
     period_steps, rms = nv.network_reference(m.net, params[P_DRIVE], 0.0, int(4000.0 / step),
@@ -122,42 +119,9 @@ def dc(m, V, i, mean):
     return 0.0
 
 
-def network_arrays(patch, n_slots):
-    """The ``net`` tuple of :mod:`spikesynth.dsp.network_voice` for a patch (prepare time).
-
-    Thread: main (allocates).
-    """
-    from ..network import build_network
-
-    step = float(patch["network.step_ms"])
-    built = build_network(patch.network, step)
-    a = built.arrays
-    n, length = built.n_neurons, a.hist.shape[1]
-    nstate0 = a.nstate.copy()
-    syn_state0 = a.syn_state.copy()
-    out_l = np.zeros(n)
-    out_r = np.zeros(n)
-    for j, neuron in enumerate(built.neurons):
-        if neuron["model"] == "lif":
-            scale = 1.0 / (neuron["v_th"] - neuron["v_reset"])
-        else:
-            scale = mv.IZH_AUDIO_SCALE
-        angle = (neuron["pan"] + 1.0) * 0.25 * math.pi
-        out_l[j] = neuron["out"] * scale * math.cos(angle) * math.sqrt(2.0)
-        out_r[j] = neuron["out"] * scale * math.sin(angle) * math.sqrt(2.0)
-    return (
-        a.kind, a.ncoef, a.ninput, a.syn_idx, a.syn_par,
-        np.repeat(nstate0[None], n_slots, axis=0),
-        np.repeat(syn_state0[None], n_slots, axis=0),
-        np.zeros((n_slots, n, length), dtype=np.uint8),
-        np.zeros((n_slots, 1), dtype=np.int64),
-        np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n),
-        out_l, out_r, np.zeros(n), nstate0, syn_state0,
-        syn_state0[:, dnet.SS_W].copy(), np.array([built.lr, step, 0.0, 0.0]),
-    )  # fmt: skip
-
-
 def build(patch, n_slots):
+    from ..network import network_arrays
+
     return NetworkVoice(network_arrays(patch, n_slots), np.zeros(0),
                         np.zeros((0, vk.TRACE_FIELDS)))
 
@@ -181,10 +145,9 @@ def compatible(old, new):
 
 
 def carry_over(old, new):
-    """The voices keep the network's running state; the means and period are the new ones."""
-    old.net[14][:] = new.net[14]
-    old.net[18][:] = new.net[18]
-    return old
+    """The voices keep the network's running state (the old record's per-voice arrays); the
+    means and period are the new ones. Nothing the audio thread reads is written here."""
+    return old._replace(net=old.net._replace(mean_v=new.net.mean_v, meta=new.net.meta))
 
 
 MODEL = VoiceModel(
@@ -193,7 +156,7 @@ MODEL = VoiceModel(
              "cut_drive": cut_drive, "render": render, "trace": trace,
              "calibrate": calibrate, "dc": dc},
     build=build, validate=validate, compatible=compatible, carry_over=carry_over,
-    trace_columns=lambda record: len(record.net[0]),
+    trace_columns=lambda record: len(record.net.mean_v),
     plot={"membrane": "first neuron's membrane", "states": False, "raster": True},
     section_keys=SPEC_KEYS,
 )

@@ -1,0 +1,99 @@
+"""The engine, fast from the first note: cold and warm start per voice model, and the cost of
+64 voices at 64- and 256-frame blocks.
+
+Run: .venv/bin/python benchmarks/bench_engine.py [--skip-cold]
+Prints figures; asserts only coarse floors (64 voices faster than real time, a warm start
+under 10 s).
+
+* cold: a first-ever render (an empty numba cache) of one patch of each model, timed from the
+  process start to the written file, through the console script;
+* warm: the same again (cache filled), through the console script and ``python -m spikesynth``;
+* blocks: 64 voices (notes 36–99) of the default patch through ``Synth.process_block``, ns per
+  voice-sample at 256- and 64-frame blocks and their ratio (the target is ≤ 1.3).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikesynth import Synth, load_patch
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 48000
+SECONDS = 4.0
+COLD_PATCHES = ("default", "lif", "izhikevich_rs", "half_centre")
+
+
+def timed_render(command, cache_dir, out) -> tuple[float, float]:
+    """(wall, CPU) seconds of one render in a new process (CPU: what a quiet machine's wall
+    time would be, the machine being shared)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    env.pop("SPIKESYNTH_NUMBA_CACHE_DIR", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(command + ["-o", str(out), "--note", "C4:100:0:0.5", "-q"], cwd=ROOT,
+                   env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def start_times() -> None:
+    exe = Path(sys.executable).parent / "spikesynth"
+    print("time to a rendered file (s, wall / CPU), one note; cold = empty numba cache")
+    print(f"  {'patch':<16} {'cold':>13} {'warm':>13} {'warm -m':>13}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in COLD_PATCHES:
+            cache = Path(tmp) / f"cache-{name}"
+            patch = str(ROOT / "patches" / f"{name}.yaml")
+            out = Path(tmp) / f"{name}.wav"
+            cold = timed_render([str(exe), "render", patch], cache, out)
+            warm = min(timed_render([str(exe), "render", patch], cache, out) for _ in range(2))
+            warm_m = timed_render([sys.executable, "-m", "spikesynth", "render", patch], cache,
+                                  out)
+            print(f"  {name:<16} " + " ".join(f"{w:6.2f}/{c:5.2f}" for w, c in (cold, warm,
+                                                                               warm_m)))
+            assert warm[0] < 10.0
+
+
+def block_cost(block: int, n_voices: int = 64) -> float:
+    patch = load_patch(None).replace(voices=256)
+    synth = Synth(patch, SR, block)
+    notes = [36 + i for i in range(n_voices)]
+    synth.process(block, [(0, bytes([0x90, n, 100])) for n in notes])
+    assert synth.stats()["voices_active"] == n_voices
+    out = np.zeros((block, 2), dtype=np.float32)
+    events = np.zeros((1, 4), dtype=np.int32)
+    blocks = int(SECONDS * SR / block)
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(blocks):
+            synth.process_block(out, events, 0)
+        best = min(best, time.perf_counter() - t0)
+    assert synth.stats()["voices_active"] == n_voices
+    return best * 1e9 / (blocks * block * n_voices)
+
+
+def main() -> None:
+    if "--skip-cold" not in sys.argv:
+        start_times()
+    print("64 voices (notes 36-99), default patch, Synth.process_block")
+    costs = {block: block_cost(block) for block in (256, 64)}
+    for block, ns in costs.items():
+        print(f"  block {block:>4}: {ns:6.2f} ns per voice-sample, "
+              f"{1e9 / (ns * 64 * SR):6.1f}x real time")
+    print(f"  64-frame / 256-frame cost: {costs[64] / costs[256]:.2f} (target <= 1.3)")
+    assert 1e9 / (costs[64] * 64 * SR) > 1.0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,774 @@
+"""A PortAudio stream callback in compiled code that never takes the GIL.
+
+:func:`compile_callback` turns a compiled render function and two records of arrays into a
+numba ``@cfunc`` with PortAudio's ``PaStreamCallback`` signature::
+
+    int callback(const void *input, void *output, unsigned long frameCount,
+                 const PaStreamCallbackTimeInfo *timeInfo,
+                 PaStreamCallbackFlags statusFlags, void *userData)
+
+:class:`CompiledCallback` owns the ``userData``: one int64 *table* that the main thread builds
+and keeps alive. The callback rebuilds every array from the addresses and shapes in the table
+(``numba.carray``), so nothing on the audio side is a Python object and the GIL is never
+taken (an exception inside the render is caught in compiled code: silence, counted).
+
+The render contract (what an engine provides)
+----------------------------------------------
+``render(out, block_start_ns, latency_ns, mode, state, patch) -> bool``, an
+``@njit(nogil=True)`` function:
+
+* ``out``: float32 array, shape (frames, channels), PortAudio's interleaved output buffer;
+* ``block_start_ns``: host time (``CLOCK_MONOTONIC``, as ``time.monotonic_ns``) of the
+  block's first frame, from the frame clock described in :mod:`spikesynth.audio`;
+* ``latency_ns``: MIDI arrival-to-sound latency;
+* ``mode``: :data:`SWITCH_NONE`; :data:`SWITCH_RETUNE` (first block of a new ``patch`` that
+  the sounding voices carry on into); :data:`SWITCH_FADE` (a switch to an incompatible patch
+  waits: fade every voice out, leave the MIDI ring alone); :data:`SWITCH_FRESH` (first block
+  of a patch after such a fade: clear the voices);
+* ``state``: a NamedTuple of arrays that lives as long as the stream (voices, ring, ...);
+* ``patch``: a NamedTuple of arrays (fields may be plain tuples of arrays) that the main
+  thread switches with :meth:`CompiledCallback.request`;
+* returns whether any voice still sounds (the callback ends a fade when it is False).
+
+Every array must be C-contiguous and of a fixed dtype and rank: the callback is compiled for
+the layout of the records it was built from (:func:`layout_of`), and every later ``patch``
+must have the same layout (shapes may differ).
+
+Switching without the GIL on the audio side
+-------------------------------------------
+The table holds ``ROWS`` patch rows. :meth:`CompiledCallback.request` (main thread) writes a
+free row and then publishes ``(sequence << 16) | row`` at ``H_REQUEST`` with a release store;
+the callback loads it with acquire semantics (:func:`atomic_load`), so it never sees a row
+half-written. Each row carries a compatibility key: a request with the key of the current row
+switches at the next block (``SWITCH_RETUNE``); any other waits for a fade (``SWITCH_FADE``
+until the render returns False, then ``SWITCH_FRESH``). The latest request always wins. The
+callback writes back the latest sequence it has seen (``H_SEEN``) and the row it renders
+(``H_CURRENT``); the main thread reuses a row (and drops its arrays) only when it is neither
+current nor the row of a request at or after ``H_SEEN``, so the audio thread never reads an
+array that was freed.
+
+Thread: :func:`compile_callback` and :class:`CompiledCallback` on main; the compiled callback
+on the audio thread; :meth:`CompiledCallback.stats` from any thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, literal_unroll, njit, types
+from numba.core import cgutils
+from numba.core.extending import intrinsic
+from numba.np.arrayobj import make_array
+
+from . import render as R
+from .dsp import voice as vk
+
+__all__ = [
+    "CompiledCallback",
+    "RtUnavailable",
+    "SWITCH_FADE",
+    "SWITCH_FRESH",
+    "SWITCH_NONE",
+    "SWITCH_RETUNE",
+    "atomic_load",
+    "atomic_store",
+    "compile_callback",
+    "layout_of",
+]
+
+SWITCH_NONE, SWITCH_RETUNE, SWITCH_FADE, SWITCH_FRESH = 0, 1, 2, 3
+
+# PaStreamCallbackFlags bits (portaudio.h).
+PA_OUTPUT_UNDERFLOW = 0x4
+PA_OUTPUT_OVERFLOW = 0x8
+PA_CONTINUE = 0
+
+LOAD_HISTORY = 1 << 16  # per-callback loads kept (ppm of the block), as the Python host
+LEAK_SHIFT = 4  # the clock anchor follows a late callback by error >> LEAK_SHIFT
+ROWS = 64  # patch rows in the table
+ROW_BITS = 16
+
+# Table header (int64 slots). Written by main before the stream starts unless marked.
+H_REQUEST = 0  # main (release): (sequence << ROW_BITS) | row
+H_SEEN = 1  # audio: the latest request sequence it has read
+H_CURRENT = 2  # audio: the row being rendered
+H_FADING = 3  # audio: 1 while a switch waits for the voices to fade
+H_SOUNDING = 4  # audio: the render's last return value
+H_CALLBACKS = 5  # audio: counters from here ...
+H_UNDERFLOWS = 6
+H_OVERFLOWS = 7
+H_OVERSIZE = 8
+H_OVERRUNS = 9
+H_RESYNCS = 10
+H_FRAMES = 11
+H_LOAD_SUM = 12
+H_LOAD_MAX = 13
+H_FAULTS = 14
+H_SWITCHES = 15
+H_ANCHOR = 16  # frame clock anchor (ns)
+H_LAST_ENTRY = 17  # CLOCK_MONOTONIC ns at the last callback's entry
+H_DAC_DELAY = 18  # timeInfo: outputBufferDacTime - currentTime of the last callback (ns)
+H_SAMPLERATE = 19  # constants from here (main, before start)
+H_MAX_BLOCK = 20
+H_LATENCY = 21
+H_RESYNC_NS = 22
+H_CHANNELS = 23
+H_ROW_LEN = 24
+H_FADES = 25  # audio: switches that waited for a fade
+N_HEADER = 32
+
+
+class RtUnavailable(RuntimeError):
+    """The compiled callback cannot be used here (the message says why)."""
+
+
+# -- compiled helpers -------------------------------------------------------------------------
+@intrinsic
+def _as_pointer(typingctx, address):
+    """An integer address as ``void *`` (for ``numba.carray``)."""
+    sig = types.voidptr(address)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+@intrinsic
+def _address(typingctx, pointer):
+    """A ``void *`` as an integer (0 for NULL)."""
+    sig = types.int64(pointer)
+
+    def codegen(context, builder, signature, args):
+        return builder.ptrtoint(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_load(typingctx, array, index):
+    """``array[index]`` (int64) loaded with acquire semantics."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+    sig = types.int64(array, index)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_store(typingctx, array, index, value):
+    """``array[index] = value`` (int64) stored with release semantics."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+    sig = types.void(array, index, value)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(val, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _publish(table, index, value):
+    atomic_store(table, index, value)
+
+
+@njit(cache=True, nogil=True)
+def _read(table, index):
+    return atomic_load(table, index)
+
+
+def _clock_id() -> int:
+    """The ``clock_gettime`` clock id behind ``time.monotonic_ns``, or raise."""
+    info = time.get_clock_info("monotonic")
+    if "CLOCK_MONOTONIC" not in info.implementation or not hasattr(time, "CLOCK_MONOTONIC"):
+        raise RtUnavailable(f"time.monotonic is {info.implementation}, not clock_gettime")
+    return int(time.CLOCK_MONOTONIC)
+
+
+@intrinsic
+def _clock_ns(typingctx, clock_id):
+    """``clock_gettime(clock_id)`` in ns, calling libc directly (no Python, no GIL)."""
+    sig = types.int64(clock_id)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        timespec = ir.LiteralStructType([i64, i64])
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), timespec.as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        ts = cgutils.alloca_once(builder, timespec)
+        cid = context.cast(builder, args[0], signature.args[0], types.int32)
+        builder.call(fn, [cid, ts])
+        sec = builder.load(cgutils.gep_inbounds(builder, ts, 0, 0))
+        nsec = builder.load(cgutils.gep_inbounds(builder, ts, 0, 1))
+        return builder.add(builder.mul(sec, ir.Constant(i64, 1_000_000_000)), nsec)
+
+    return sig, codegen
+
+
+# -- record layouts ---------------------------------------------------------------------------
+class Leaf(NamedTuple):
+    """One array of a record: where it sits and what the callback rebuilds."""
+
+    path: tuple  # field indices from the record's root
+    dtype: np.dtype
+    ndim: int
+
+
+def layout_of(record) -> tuple:
+    """The structure of a record of arrays: a nested tuple of :class:`Leaf` (and the record's
+    own class at each level), hashable, used as the compiled callback's key. Thread: any.
+
+    Raises :class:`RtUnavailable` for anything that is not a C-contiguous array or a tuple.
+    """
+
+    def walk(node, path):
+        if isinstance(node, np.ndarray):
+            if not node.flags.c_contiguous:
+                raise RtUnavailable(f"array at {path} is not C-contiguous")
+            return Leaf(path, node.dtype, node.ndim)
+        if isinstance(node, tuple):
+            cls = type(node) if hasattr(node, "_fields") else tuple
+            return (cls, tuple(walk(x, path + (i,)) for i, x in enumerate(node)))
+        raise RtUnavailable(f"{type(node).__name__} at {path} is not an array or a tuple")
+
+    return walk(record, ())
+
+
+def _leaves(layout):
+    if isinstance(layout, Leaf):
+        return [layout]
+    return [leaf for child in layout[1] for leaf in _leaves(child)]
+
+
+def _arrays(record):
+    if isinstance(record, np.ndarray):
+        return [record]
+    return [a for x in record for a in _arrays(x)]
+
+
+def _row_len(layout) -> int:
+    return sum(1 + leaf.ndim for leaf in _leaves(layout))
+
+
+def _pack(record, out) -> None:
+    """Write each array's address and shape into ``out`` (int64) in leaf order."""
+    k = 0
+    for a in _arrays(record):
+        out[k] = a.ctypes.data
+        out[k + 1:k + 1 + a.ndim] = a.shape
+        k += 1 + a.ndim
+
+
+def _rebuild_source(layout, base, names, lines, prefix):
+    """Source lines that rebuild ``layout`` from the table at offset ``base`` (an expression)."""
+    counter = [0]
+
+    def emit(node):
+        if isinstance(node, Leaf):
+            k = counter[0]
+            counter[0] += 1 + node.ndim
+            dt = f"_dt_{node.dtype.name}"
+            names[dt] = node.dtype.type
+            shape = ", ".join(f"t[{base} + {k + 1 + d}]" for d in range(node.ndim))
+            var = f"{prefix}{k}"
+            lines.append(f"    {var} = carray(_as_pointer(t[{base} + {k}]), ({shape},), {dt})")
+            return var
+        cls, children = node
+        parts = [emit(c) for c in children]
+        if cls is tuple:
+            return "(" + "".join(p + ", " for p in parts) + ")"
+        cname = "_cls_" + f"{cls.__module__}.{cls.__qualname__}".replace(".", "_")
+        names[cname] = cls
+        return f"{cname}({', '.join(parts)})"
+
+    return emit(layout)
+
+
+_COMPILED: dict = {}
+#: The globals of each generated callback module, by source hash (read by that module).
+_GENERATED: dict = {}
+_SIGNATURE = types.intc(types.voidptr, types.voidptr, types.ulong, types.voidptr, types.ulong,
+                        types.voidptr)
+
+
+def _cache_dir():
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "spikesynth" / "rtcallback"
+
+
+def _prune(folder, keep, days: float = 30.0) -> None:
+    """Remove generated callbacks not written or used for ``days`` (old code versions)."""
+    limit = time.time() - days * 86400.0
+    for old in folder.glob("cb_*.py"):
+        try:
+            if old != keep and max(old.stat().st_mtime, old.stat().st_atime) < limit:
+                old.unlink()
+        except OSError:
+            pass
+
+
+def _load_cfunc(src, names, label, cache=True):
+    """Compile the generated callback ``src``; from a file, so numba's cache keeps it.
+
+    The file only holds the source: its globals (the render function, record classes,
+    dtypes, the clock) come from :data:`_GENERATED`. Without a writable cache folder the
+    source is compiled in memory (about 4 s at every start).
+    """
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    # numba's cache does not notice a change in a function the callback calls: key the file
+    # by the package's sources too, so a stale compiled engine is never loaded.
+    h = hashlib.sha1(src.encode())
+    h.update(repr(sorted((k, v) for k, v in names.items() if isinstance(v, int))).encode())
+    package = Path(__file__).resolve().parent
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.read_bytes())
+    digest = h.hexdigest()[:16]
+    _GENERATED[digest] = names
+    text = (f"# generated by spikesynth.rtcallback ({label}); safe to delete\n"
+            "from numba import cfunc\n"
+            "from spikesynth.rtcallback import _GENERATED, _SIGNATURE\n"
+            f"globals().update(_GENERATED[{digest!r}])\n\n"
+            + src + "\n\n\ncallback = cfunc(_SIGNATURE, nopython=True, cache=True)(_callback)\n")
+    try:
+        if not cache:
+            raise OSError("not cached")
+        folder = _cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"cb_{digest}.py"
+        if not path.exists() or path.read_text() != text:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            _prune(folder, keep=path)
+        spec = importlib.util.spec_from_file_location(f"spikesynth_rtcallback_{digest}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # numba finds the function's module (caching)
+        spec.loader.exec_module(module)
+        return module.callback
+    except OSError:
+        namespace = dict(names)
+        exec(compile(src, f"<spikesynth.rtcallback {label}>", "exec"), namespace)
+        return cfunc(_SIGNATURE, nopython=True)(namespace["_callback"])
+
+
+def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
+    """The ``@cfunc`` PortAudio callback for ``render`` over these layouts (kept per process,
+    and in numba's cache on disk unless ``cache`` is False). Thread: main. Returns the numba
+    ``CFunc`` (its ``.address`` is the pointer)."""
+    key = (render, state_layout, patch_layout, table_len, cache)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    clock_id = _clock_id()
+    names = {"carray": carray, "_as_pointer": _as_pointer, "_address": _address, "np": np,
+             "_render": render, "_clock_ns": _clock_ns, "atomic_load": atomic_load,
+             "atomic_store": atomic_store}
+    state_base = N_HEADER
+    rows_base = state_base + _row_len(state_layout)
+    row_len = 1 + _row_len(patch_layout)  # the compatibility key, then the arrays
+    loads_base = rows_base + ROWS * row_len
+    assert loads_base + LOAD_HISTORY == table_len
+    spec_lines: list[str] = []
+    state_expr = _rebuild_source(state_layout, state_base, names, spec_lines, "s")
+    patch_lines: list[str] = []
+    patch_expr = _rebuild_source(patch_layout, "row_at + 1", names, patch_lines, "p")
+    g = {"ROWS_BASE": rows_base, "ROW_LEN": row_len, "LOADS": loads_base,
+         "TABLE_LEN": table_len, "CLOCK_ID": clock_id,
+         "MASK": LOAD_HISTORY - 1, "ROW_MASK": (1 << ROW_BITS) - 1}
+    g.update({k: v for k, v in globals().items() if k.startswith(("H_", "SWITCH_", "PA_"))})
+    g["LEAK_SHIFT"] = LEAK_SHIFT
+    g["ROW_BITS"] = ROW_BITS
+    names.update(g)
+    src = "\n".join([
+        "def _callback(inp, output, frames, time_info, flags, user):",
+        "    t = carray(user, (TABLE_LEN,), np.int64)",
+        "    entry = _clock_ns(CLOCK_ID)",
+        "    nframes = np.int64(frames)",
+        "    channels = t[H_CHANNELS]",
+        "    out = carray(output, (nframes, channels), np.float32)",
+        "    lost = False",
+        "    if flags & PA_OUTPUT_UNDERFLOW:",
+        "        t[H_UNDERFLOWS] += 1",
+        "        lost = True",
+        "    if flags & PA_OUTPUT_OVERFLOW:",
+        "        t[H_OVERFLOWS] += 1",
+        "    if _address(time_info) != 0:",
+        "        ti = carray(time_info, (3,), np.float64)",
+        "        t[H_DAC_DELAY] = np.int64((ti[2] - ti[1]) * 1e9)",
+        "    t[H_LAST_ENTRY] = entry",
+        "    sr = t[H_SAMPLERATE]",
+        "    start = t[H_ANCHOR] + t[H_FRAMES] * 1000000000 // sr",
+        "    error = entry - start",
+        "    if error < 0 or error > t[H_RESYNC_NS] or (lost and error > 0):",
+        "        t[H_ANCHOR] += error",
+        "        start = entry",
+        "        if error > 0:",
+        "            t[H_RESYNCS] += 1",
+        "    else:",
+        "        t[H_ANCHOR] += error >> LEAK_SHIFT",
+        # the patch switch: the latest request, its row, the fade
+        "    request = atomic_load(t, H_REQUEST)",
+        "    atomic_store(t, H_SEEN, request >> ROW_BITS)",
+        "    current = t[H_CURRENT]",
+        "    wanted = request & ROW_MASK",
+        "    mode = SWITCH_NONE",
+        "    if wanted != current:",
+        "        if t[H_FADING] == 0 and (t[ROWS_BASE + wanted * ROW_LEN]",
+        "                                 == t[ROWS_BASE + current * ROW_LEN]):",
+        "            mode = SWITCH_RETUNE",
+        "        elif t[H_FADING] != 0 and t[H_SOUNDING] == 0:",
+        "            mode = SWITCH_FRESH",
+        "            t[H_FADING] = 0",
+        "        else:",
+        "            mode = SWITCH_FADE",
+        "            if t[H_FADING] == 0:",
+        "                t[H_FADES] += 1",
+        "            t[H_FADING] = 1",
+        "        if mode != SWITCH_FADE:",
+        "            atomic_store(t, H_CURRENT, wanted)",
+        "            current = wanted",
+        "            t[H_SWITCHES] += 1",
+        "    row_at = ROWS_BASE + current * ROW_LEN",
+        *spec_lines,
+        *patch_lines,
+        "    if nframes <= t[H_MAX_BLOCK]:",
+        "        try:",
+        f"            sounding = _render(out, start, t[H_LATENCY], mode, {state_expr}, "
+        f"{patch_expr})",
+        "            t[H_SOUNDING] = 1 if sounding else 0",
+        "        except Exception:",
+        "            out[:] = 0.0",
+        "            t[H_FAULTS] += 1",
+        "    else:",
+        "        out[:] = 0.0",
+        "        t[H_OVERSIZE] += 1",
+        "    t[H_FRAMES] += nframes",
+        "    if nframes > 0:",
+        "        done = _clock_ns(CLOCK_ID)",
+        "        load = (done - entry) * sr // (nframes * 1000)",
+        "        t[LOADS + (t[H_CALLBACKS] & MASK)] = load",
+        "        t[H_LOAD_SUM] += load",
+        "        if load > t[H_LOAD_MAX]:",
+        "            t[H_LOAD_MAX] = load",
+        "        if load > 1000000:",
+        "            t[H_OVERRUNS] += 1",
+        "    atomic_store(t, H_CALLBACKS, t[H_CALLBACKS] + 1)",
+        "    return PA_CONTINUE",
+    ])
+    compiled = _load_cfunc(src, names, render.__name__, cache)
+    compiled.source = src
+    _COMPILED[key] = compiled
+    return compiled
+
+
+class CompiledCallback:
+    """The table behind a compiled callback, and the main thread's side of it.
+
+    Thread: constructed and :meth:`request`-ed on main (or any one thread at a time: the
+    caller serialises requests); :meth:`stats` from any thread.
+
+    Parameters
+    ----------
+    render : numba dispatcher
+        See the module docstring.
+    state : NamedTuple of arrays
+        Kept alive by this object for as long as it lives.
+    patch : NamedTuple of arrays
+        The first patch (row 0).
+    key : int
+        ``patch``'s compatibility key (requests with the same key switch without a fade).
+    samplerate : int
+        Hz (the frame clock).
+    max_block : int
+        Largest block the render accepts; larger ones are silence, counted.
+    latency_ns, resync_ns : int
+        See :class:`spikesynth.audio.AudioHost`.
+    channels : int
+        Interleaved output channels.
+    """
+
+    def __init__(self, render, state, patch, key, *, tag=None, samplerate, max_block, latency_ns,
+                 resync_ns, channels=2):
+        self.state_layout = layout_of(state)
+        self.patch_layout = layout_of(patch)
+        self.state_base = N_HEADER
+        self.rows_base = self.state_base + _row_len(self.state_layout)
+        self.row_len = 1 + _row_len(self.patch_layout)
+        self.loads_base = self.rows_base + ROWS * self.row_len
+        n = self.loads_base + LOAD_HISTORY
+        self.table = np.zeros(n, dtype=np.int64)
+        t = self.table
+        t[H_SAMPLERATE] = int(samplerate)
+        t[H_MAX_BLOCK] = int(max_block)
+        t[H_LATENCY] = int(latency_ns)
+        t[H_RESYNC_NS] = int(resync_ns)
+        t[H_CHANNELS] = int(channels)
+        t[H_ROW_LEN] = self.row_len
+        t[H_ANCHOR] = 1 << 62  # the first callback's entry sets it (it jumps down)
+        _pack(state, t[self.state_base:self.rows_base])
+        self._state = state
+        self._rows: list = [None] * ROWS  # row -> (record, key, signature), kept alive
+        self._row_seq = [-1] * ROWS  # the latest request sequence that named each row
+        self._seq = 0
+        self._write_row(0, patch, key, tag)
+        self._row_seq[0] = 0
+        self.function = compile_callback(render, self.state_layout, self.patch_layout, n)
+
+    @property
+    def address(self) -> int:
+        """The ``PaStreamCallback *`` to give PortAudio."""
+        return self.function.address
+
+    @property
+    def userdata(self) -> int:
+        """The ``void *userData`` to give PortAudio (the table's address)."""
+        return self.table.ctypes.data
+
+    def _write_row(self, row, patch, key, tag=None):
+        at = self.rows_base + row * self.row_len
+        self.table[at] = int(key)
+        _pack(patch, self.table[at + 1:at + self.row_len])
+        self._rows[row] = [patch, int(key), self._signature(patch, key), tag]
+
+    @staticmethod
+    def _signature(patch, key):
+        return (int(key),) + tuple((a.ctypes.data, a.shape) for a in _arrays(patch))
+
+    def _free_rows(self):
+        seen = int(_read(self.table, H_SEEN))
+        current = int(_read(self.table, H_CURRENT))
+        latest = self._seq
+        free = []
+        for row in range(ROWS):
+            if row == current or self._row_seq[row] >= seen or self._row_seq[row] == latest:
+                continue
+            free.append(row)
+        return free
+
+    def request(self, patch, key, tag=None, timeout: float = 1.0) -> int:
+        """Ask the callback to switch to ``patch`` (same layout) at its next block.
+
+        ``tag`` is any object kept with the row (see :meth:`current`).
+
+        Thread: main or MIDI (callers serialise requests). Returns the row used. Raises
+        :class:`ValueError` for another layout, :class:`TimeoutError` when the audio thread
+        has not consumed the last ``ROWS`` requests within ``timeout`` s (a stopped stream).
+        """
+        if layout_of(patch) != self.patch_layout:
+            raise ValueError("the patch arrays do not have the callback's layout")
+        sig = self._signature(patch, key)
+        row = next((r for r in range(ROWS) if self._rows[r] is not None
+                    and self._rows[r][2] == sig), None)
+        if row is None:
+            deadline = time.monotonic() + timeout
+            while True:
+                free = self._free_rows()
+                if free:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the audio callback does not take patch switches")
+                time.sleep(0.001)
+            row = free[0]
+            self._rows[row] = None  # drop the old arrays only once the row is unused
+            self._write_row(row, patch, key, tag)
+        else:
+            self._rows[row][3] = tag
+        self._seq += 1
+        self._row_seq[row] = self._seq
+        _publish(self.table, H_REQUEST, (self._seq << ROW_BITS) | row)
+        return row
+
+    def current(self):
+        """The ``tag`` of the patch the callback renders (or fades) now. Thread: main."""
+        row = self._rows[int(_read(self.table, H_CURRENT))]
+        return row[3] if row is not None else None
+
+    def requested(self):
+        """The ``tag`` of the latest request. Thread: main."""
+        return self._rows[int(self.table[H_REQUEST]) & ((1 << ROW_BITS) - 1)][3]
+
+    def loads(self) -> np.ndarray:
+        """Recent per-callback loads (fractions of the block duration, a copy). Thread: any."""
+        n = min(int(self.table[H_CALLBACKS]), LOAD_HISTORY)
+        return self.table[self.loads_base:self.loads_base + n].astype(np.float64) * 1e-6
+
+    def stats(self) -> dict:
+        """The callback's counters. Thread: any (reads only)."""
+        t = self.table
+        n = int(t[H_CALLBACKS])
+        return {
+            "callbacks": n,
+            "xruns": int(t[H_UNDERFLOWS]),
+            "overflows": int(t[H_OVERFLOWS]),
+            "oversize_blocks": int(t[H_OVERSIZE]),
+            "overruns": int(t[H_OVERRUNS]),
+            "clock_resyncs": int(t[H_RESYNCS]),
+            "frames": int(t[H_FRAMES]),
+            "load_mean": int(t[H_LOAD_SUM]) / n * 1e-6 if n else 0.0,
+            "load_max": int(t[H_LOAD_MAX]) * 1e-6,
+            "faults": int(t[H_FAULTS]),
+            "patch_switches": int(t[H_SWITCHES]),
+            "patch_fades": int(t[H_FADES]),
+            "dac_delay_ns": int(t[H_DAC_DELAY]),
+            "last_callback_ns": int(t[H_LAST_ENTRY]),
+        }
+
+
+# -- the engine (spikesynth.render.render_ring) behind the render contract -------------------
+class RtState(NamedTuple):
+    """What lives as long as the stream: the MIDI ring, the event buffer, the engine state."""
+
+    slots: np.ndarray  # ring slots, int64 (capacity, 4)
+    header: np.ndarray  # ring header, int64 (4,)
+    events: np.ndarray  # int32 (MAX_EVENTS, 4): this block's events
+    engine: tuple  # spikesynth.render.EngineState
+
+
+class LiveBank(NamedTuple):
+    """A patch row: one prepared program per voice model the session plays (a fixed tuple of
+    types, so one compiled callback serves every program), and which of them sounds."""
+
+    which: np.ndarray  # int64 (1,): the index in ``programs`` that renders
+    programs: tuple  # spikesynth.render.Program, one per voice model (record type)
+
+
+@njit(cache=True, nogil=True)
+def render_engine(out, block_start_ns, latency_ns, mode, s, p):
+    """:func:`spikesynth.render.render_ring` under the render contract. Thread: audio."""
+    S = s.engine
+    G = S.G
+    if mode == SWITCH_FRESH:
+        for i in range(int(G[R.G_TOP])):
+            S.V[i, vk.F_ENV_STAGE] = vk.ENV_OFF
+        G[R.G_ENTER] = 1.0  # the program's own values; the keys still held restart
+    elif mode == SWITCH_RETUNE:
+        G[R.G_RETUNE] = 1.0
+    elif mode == SWITCH_FADE and G[R.G_SWITCH] == 0.0:
+        R.fade_all(S, max(R.SWITCH_FADE_MS * 1e-3 * G[R.G_SR], 1.0))
+    frames = out.shape[0]
+    done = 0
+    k = 0
+    for prog in literal_unroll(p.programs):
+        if k == p.which[0]:
+            done = R.render_ring(out, s.slots, s.header, s.events, block_start_ns, latency_ns,
+                                 S, prog)
+        k += 1
+    for n in range(done, frames):  # a switch the host has not published yet: silence
+        out[n, 0] = 0.0
+        out[n, 1] = 0.0
+    return G[R.G_ACTIVE] != 0.0
+
+
+def engine_state(synth, ring) -> RtState:
+    """The stream-long arrays of ``synth`` and ``ring``. Thread: main."""
+    return RtState(ring.slots, ring.header, synth.events, synth.state)
+
+
+class EngineCallback:
+    """A :class:`CompiledCallback` for a :class:`spikesynth.engine.Synth` and its ring, with
+    the engine's patch-switch rules (``Synth.use_patch``) on the main thread's side.
+
+    Thread: constructed on main; :meth:`use_patch` on main or MIDI (callers serialise).
+
+    Parameters
+    ----------
+    synth : spikesynth.engine.Synth
+        Warmed up; its current prepared patch is the first one, and its programs
+        (:meth:`Synth.set_programs`) give the voice models the row must hold.
+    ring : spikesynth.events.EventRing
+    samplerate, max_block, latency_ns, resync_ns : int
+        See :class:`CompiledCallback`.
+    """
+
+    def __init__(self, synth, ring, *, samplerate, latency_ns, resync_ns):
+        from . import models
+
+        self._models = models
+        prepared = synth.prepared
+        kinds: dict = {}
+        for p in (prepared, *[q for q in synth.programs if q is not None]):
+            kinds.setdefault(type(p.program.model), p)
+        self._kinds = list(kinds)
+        self._bank = [kinds[k].program for k in self._kinds]
+        self._keys: list = []  # one representative prepared patch per compatibility class
+        self._requested = prepared
+        self.rt = CompiledCallback(render_engine, engine_state(synth, ring),
+                                   self._row(prepared), self._key(prepared), tag=prepared,
+                                   samplerate=samplerate, max_block=synth.max_block,
+                                   latency_ns=latency_ns, resync_ns=resync_ns)
+
+    def _row(self, prepared) -> LiveBank:
+        index = self._kinds.index(type(prepared.program.model))
+        self._bank[index] = prepared.program
+        return LiveBank(np.array([index], dtype=np.int64), tuple(self._bank))
+
+    def _compatible(self, old, new) -> bool:
+        model = self._models.get(new.patch["model"])
+        return (type(old.program.model) is type(new.program.model)
+                and model.compatible(old.patch, new.patch))
+
+    def _key(self, prepared) -> int:
+        for k, other in enumerate(self._keys):
+            if self._compatible(other, prepared):
+                return k
+        self._keys.append(prepared)
+        return len(self._keys) - 1
+
+    def use_patch(self, prepared, timeout: float = 1.0) -> None:
+        """Switch to a prepared patch, as ``Synth.use_patch`` does (retune or fade).
+
+        Raises :class:`TimeoutError` when the audio thread takes no switches (stopped), and
+        ``ValueError`` for a voice model the stream was not opened with.
+        """
+        if type(prepared.program.model) not in self._kinds:
+            raise ValueError(f"voice model {prepared.patch['model']} is not in this stream")
+        last = self._requested
+        if self._compatible(last, prepared):  # the voices keep a network's running state
+            model = self._models.get(prepared.patch["model"])
+            record = model.carry_over(last.program.model, prepared.program.model)
+            prepared = type(prepared)(prepared.patch, prepared.program._replace(model=record))
+        self.rt.request(self._row(prepared), self._key(prepared), tag=prepared,
+                        timeout=timeout)
+        self._requested = prepared
+
+    @property
+    def patch(self):
+        """The :class:`~spikesynth.patch.Patch` the audio thread renders now."""
+        current = self.rt.current()
+        return (current if current is not None else self._requested).patch
+
+    @property
+    def address(self) -> int:
+        return self.rt.address
+
+    @property
+    def userdata(self) -> int:
+        return self.rt.userdata
+
+    def stats(self) -> dict:
+        return self.rt.stats()
+
+    def loads(self):
+        return self.rt.loads()

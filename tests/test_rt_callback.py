@@ -1,0 +1,186 @@
+"""The compiled PortAudio callback (spikesynth.rtcallback), called directly (no audio device).
+
+The cfunc is called through ctypes with PortAudio's callback signature, exactly as PortAudio
+calls it; its output is compared sample for sample with the Python path
+(:meth:`spikesynth.engine.Synth.process_ring`) given the same MIDI and the same patch
+switches, so the compiled table, the switch protocol and the fade are checked against the
+engine's own semantics.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+from spikesynth import rtcallback as rt
+from spikesynth.engine import Synth
+from spikesynth.events import EventRing
+from spikesynth.patch import PATCH_DIR, load_patch
+
+SR = 48000
+BLOCK = 64
+PA_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
+                               ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p)
+
+
+def make(patch="default.yaml"):
+    synth = Synth(load_patch(PATCH_DIR / patch), samplerate=SR, max_block=512)
+    # The session's programs: the compiled callback holds one program of each voice model.
+    synth.set_programs([synth.prepare_patch(load_patch(PATCH_DIR / name))
+                        for name in ("default.yaml", "lead.yaml", "lif.yaml")],
+                       engine_switches=False)
+    synth.warm_up()
+    return synth, EventRing(256)
+
+
+class Compiled:
+    """A synth rendered by the compiled callback, called as PortAudio would."""
+
+    def __init__(self, patch="default.yaml"):
+        self.synth, self.ring = make(patch)
+        self.cb = rt.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
+                                    resync_ns=10**7)
+        self.fn = PA_CALLBACK(self.cb.address)
+        self.time_info = np.array([0.0, 1.0, 1.002])
+
+    def block(self, frames=BLOCK, flags=0, time_info=True):
+        out = np.full((frames, 2), np.nan, dtype=np.float32)
+        code = self.fn(None, out.ctypes.data, frames,
+                       self.time_info.ctypes.data if time_info else None, flags,
+                       self.cb.userdata)
+        assert code == 0  # paContinue
+        return out
+
+
+class Python:
+    """The same synth rendered by Synth.process_ring (the Python callback's one call)."""
+
+    def __init__(self, patch="default.yaml"):
+        self.synth, self.ring = make(patch)
+
+    def block(self, frames=BLOCK):
+        out = np.zeros((frames, 2), dtype=np.float32)
+        self.synth.process_ring(out, self.ring, 10**12, 0)
+        return out
+
+
+def play(host, script, blocks=300):
+    """Render ``blocks`` blocks; ``script[b]`` is run before block ``b``."""
+    out = []
+    for b in range(blocks):
+        if b in script:
+            script[b](host)
+        out.append(host.block())
+    return np.concatenate(out)
+
+
+def note(status, key, velocity):
+    return lambda h: h.ring.push(0, [status, key, velocity])  # stamped long ago: offset 0
+
+
+def switch(name):
+    def do(h):
+        prepared = h.synth.prepare_patch(load_patch(PATCH_DIR / name))
+        if isinstance(h, Compiled):
+            h.cb.use_patch(prepared)
+        else:
+            h.synth.use_patch(prepared)
+    return do
+
+
+def both(*steps):
+    return lambda h: [s(h) for s in steps]
+
+
+@pytest.mark.parametrize("other", ["lead.yaml", "lif.yaml"])
+def test_compiled_callback_matches_the_python_path_across_patch_switches(other):
+    """Notes, a switch (``lead``: same model, retune; ``lif``: another model, fade first),
+    notes on the new patch, and a switch back: identical samples on both paths."""
+    script = {0: both(note(0x90, 60, 100), note(0x90, 64, 90)),
+              40: switch(other),
+              45: note(0x90, 67, 110),
+              120: both(note(0x80, 60, 0), note(0x80, 64, 0)),
+              150: switch("default.yaml"),
+              160: note(0x90, 72, 100),
+              250: note(0x80, 72, 0)}
+    compiled = Compiled()
+    a = play(compiled, script)
+    b = play(Python(), script)
+    assert np.isfinite(a).all() and np.abs(a).max() > 0.01
+    if other == "lead.yaml":
+        np.testing.assert_array_equal(a, b)
+    else:  # another model: the compiled path switches at the block the fade ends in, the
+        # Python path 4 ms after the request: identical up to the switch, click-free after
+        np.testing.assert_array_equal(a[:40 * BLOCK], b[:40 * BLOCK])
+        assert np.abs(np.diff(a[:, 0])).max() < 0.25 and np.abs(a[-80 * BLOCK:]).max() > 0.01
+    s = compiled.cb.stats()
+    assert s["callbacks"] == 300 and s["faults"] == 0
+    assert s["patch_switches"] == 2
+    assert s["patch_fades"] == (2 if other == "lif.yaml" else 0)
+    assert compiled.cb.patch.name == load_patch(PATCH_DIR / "default.yaml").name
+
+
+def test_counters_flags_and_oversized_blocks():
+    host = Compiled()
+    host.block(flags=0x4)  # paOutputUnderflow
+    host.block(flags=0x8)  # paOutputOverflow
+    host.block(time_info=False)  # a NULL timeInfo is tolerated
+    big = host.block(frames=513)  # larger than max_block: silence, counted
+    assert (big == 0).all()
+    s = host.cb.stats()
+    assert (s["xruns"], s["overflows"], s["oversize_blocks"], s["callbacks"]) == (1, 1, 1, 4)
+    assert s["frames"] == 3 * BLOCK + 513
+    assert s["dac_delay_ns"] == 2_000_000  # outputBufferDacTime - currentTime
+    assert 0 <= s["load_max"] < 100 and len(host.cb.loads()) == 4
+
+
+def test_rows_are_reused_and_old_patch_arrays_released():
+    """Hundreds of reloads (new arrays each time): table rows are recycled once the audio
+    thread has moved on, and the arrays of a recycled row are freed."""
+    host = Compiled()
+    base = load_patch(PATCH_DIR / "default.yaml")
+    first = None
+    for k in range(3 * rt.ROWS):
+        prepared = host.synth.prepare_patch(base.replace(gain_db=-6.0 - 0.01 * k))
+        if first is None:
+            first = weakref.ref(prepared.program.params)
+        host.cb.use_patch(prepared)
+        host.block()
+        del prepared
+    gc.collect()
+    assert first() is None  # the first reload's params array was dropped
+    assert host.cb.stats()["patch_switches"] == 3 * rt.ROWS
+    assert host.synth.state.G[0] > 0  # rendered throughout
+
+
+def test_a_switch_waits_while_the_audio_thread_is_stopped():
+    """With no callbacks the rows fill up; a request then times out instead of overwriting
+    a row the audio thread may still read."""
+    host = Compiled()
+    base = load_patch(PATCH_DIR / "default.yaml")
+    with pytest.raises(TimeoutError):
+        for k in range(rt.ROWS + 1):
+            host.cb.use_patch(host.synth.prepare_patch(base.replace(gain_db=-1.0 - 0.1 * k)),
+                              timeout=0.05)
+
+
+def test_the_compiled_callback_never_calls_into_python():
+    """No GIL, no Python C-API call, in the compiled callback's code (its own LLVM IR)."""
+    host = Compiled()
+    c = host.cb.rt
+    ir = rt.compile_callback(rt.render_engine, c.state_layout, c.patch_layout, len(c.table),
+                             cache=False).inspect_llvm()  # cached code cannot be inspected
+    assert "clock_gettime" in ir and "load atomic" in ir  # it is the callback's code
+    for symbol in ("PyGILState_Ensure", "PyEval_RestoreThread", "PyEval_AcquireThread"):
+        assert symbol not in ir, symbol
+
+
+def test_layout_rejects_what_the_callback_cannot_address():
+    with pytest.raises(rt.RtUnavailable):
+        rt.layout_of((np.zeros((4, 4))[:, 1],))  # not contiguous
+    with pytest.raises(rt.RtUnavailable):
+        rt.layout_of((np.zeros(3), [1, 2]))  # a list
