@@ -299,6 +299,7 @@ class Synth:
                 render_ring_with(out, ring.slots, ring.header, self.events, 0, 0, self.state,
                                  prepared.program, listen)
             fade_all(self.state, 1.0)
+            self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF  # no voice of one model for the next
         self.reset()
 
     # -- audio thread -----------------------------------------------------------------------
