@@ -341,6 +341,7 @@ class Synth:
                 _render_block_with(key, out, self.events, 0, self.state, prepared.program,
                                    listen)
             fade_all(self.state, 1.0)
+            self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF  # no voice of one model for the next
         self.reset()
 
     # -- audio thread -----------------------------------------------------------------------
