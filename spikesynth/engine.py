@@ -176,6 +176,7 @@ class Synth:
         self.faults = 0  # blocks replaced by silence after an exception
         self._carry = np.zeros((0, EVENT_FIELDS), dtype=np.int32)  # offline: held events
         self._queued_params = []  # offline: parameter changes for the next process()
+        self.live_input = None  # live: (EventRing, producer lock) for set_param
         self._active = self.prepare_patch(patch)
         self._pending = None  # an incompatible patch waiting for the voices to fade
         self._rendered = None  # the program the last block used
@@ -251,13 +252,22 @@ class Synth:
         self.use_patch(self.prepare_patch(patch))
 
     def set_param(self, path: str, value: float) -> None:
-        """Set a parameter of the current patch by key path, from the next :meth:`process`.
+        """Set a parameter of the current patch by key path.
 
-        Validated by the patch schema (``PatchError``-style ``ValueError`` otherwise); the
-        change reaches the engine as an event, like a controller. Thread: main (offline).
+        Validated by the patch schema (``ValueError`` with its message otherwise); the change
+        reaches the engine as an event, like a controller: live (:attr:`live_input` set by
+        the host) through the event ring, applied in the next block; offline at the start of
+        the next :meth:`process`. Thread: main, or any but audio when live.
         """
         index, value = self.param_target(path, value)
-        self._queued_params.append((index, value))
+        if self.live_input is not None:
+            import time
+
+            ring, lock = self.live_input
+            with lock:  # the ring has one producer at a time: the MIDI input's lock
+                ring.push_param(time.monotonic_ns(), index, value)
+        else:
+            self._queued_params.append((index, value))
 
     def param_target(self, path: str, value: float) -> tuple[int, float]:
         """``(vector index, checked value)`` for setting ``path``; ValueError if not allowed."""

@@ -59,6 +59,9 @@ RING_WRITE, RING_READ, RING_DROPPED, RING_REJECTED = 0, 1, 2, 3
 RING_HEADER = 4
 # Ring slot columns (int64): arrival time in ns (host clock), status, data1, data2.
 SLOT_TIME, SLOT_STATUS, SLOT_DATA1, SLOT_DATA2 = 0, 1, 2, 3
+# An engine-only event (never valid MIDI: 0xF4 is undefined): set parameter data1 to the
+# float32 whose bits are data2 (a UI knob, OSC, a host's automation).
+STATUS_PARAM = 0xF4
 
 # Number of data bytes that follow each channel-voice status (high nibble 0x8..0xE).
 _DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
@@ -243,6 +246,16 @@ class EventRing:
             return False
         status, data1, data2 = parsed
         return bool(ring_push(self.slots, header, int(time_ns), status, data1, data2))
+
+    def push_param(self, time_ns: int, index: int, value: float) -> bool:
+        """Enqueue a parameter event (vector ``index`` to ``value``, already validated, e.g.
+        by :meth:`spikesynth.engine.Synth.param_target`). Thread: the single producer (hold
+        the lock the MIDI input shares). Returns False when the ring is full (counted)."""
+        import struct
+
+        bits = struct.unpack("<i", struct.pack("<f", float(value)))[0]
+        return bool(ring_push(self.slots, self.header, int(time_ns), STATUS_PARAM, int(index),
+                              bits))
 
     @property
     def rejected(self) -> int:

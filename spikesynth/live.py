@@ -291,6 +291,7 @@ class LiveSession:
             self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
+        self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
         if self.midi_in is not None:
             from .midi import MidiInput, MidiUnavailable
 
@@ -480,6 +481,8 @@ class LiveSession:
             current = i == self.program
             if current and self.audio is not None:
                 self.audio.use_patch(prepared)
+            elif current and self.synth is not None:  # no stream (yet): the synth itself
+                self.synth.use_patch(prepared)
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"
                       + (" (playing)" if current else f" (program {i})"))

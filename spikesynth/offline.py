@@ -187,57 +187,30 @@ class MidiPart(NamedTuple):
     events: list  # [(absolute sample, MIDI bytes)], sorted by sample
 
 
-_NOT_CHANNEL = ("sysex", "clock", "start", "stop", "continue", "songpos", "song_select",
-                "tune_request", "reset", "active_sensing", "quarter_frame")
-
 
 def midi_file_parts(path, samplerate, by="track") -> list[MidiPart]:
     """A MIDI file's channel messages split by track (``by="track"``) or by channel.
 
-    Times come from the tempo map of the whole file (every track's tempo changes), computed
-    exactly as :func:`midi_file_events` does, so the parts together hold the same events at
-    the same samples. Parts with no note-on are left out; parts are in track (channel) order.
+    Read by :func:`spikesynth.smf.read_midi_file`, exactly as :func:`midi_file_events`
+    reads the whole song, so the parts together hold the same events at the same samples.
+    Parts with no note-on are left out; parts are in track (channel) order.
     """
-    import mido
+    from .smf import MidiFileError, read_midi_file
 
     if by not in ("track", "channel"):
         raise ValueError("by must be 'track' or 'channel'")
     try:
-        midi = mido.MidiFile(str(path))
-    except FileNotFoundError:
-        raise RenderError(f"{path}: no such MIDI file") from None
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise RenderError(f"{path}: not a readable MIDI file ({e})") from None
-    names = {}
-    stamped = []  # (absolute tick, track, message): merged as mido merges them (stable)
-    for index, track in enumerate(midi.tracks):
-        tick = 0
-        for msg in track:
-            tick += msg.time
-            if msg.type == "track_name" and index not in names and msg.name.strip():
-                names[index] = msg.name.strip()
-            stamped.append((tick, index, msg))
-    stamped.sort(key=lambda item: item[0])
+        data = read_midi_file(path)
+    except MidiFileError as e:
+        raise RenderError(str(e)) from None
+    names = _track_names(path)
     parts: dict[int, list] = {}
     has_notes: set[int] = set()
-    tempo = 500000  # µs per beat until the first set_tempo
-    t = 0.0
-    previous = 0
-    try:
-        for tick, index, msg in stamped:
-            if tick > previous:
-                t += mido.tick2second(tick - previous, midi.ticks_per_beat, tempo)
-            previous = tick
-            if msg.type == "set_tempo":
-                tempo = msg.tempo
-            if msg.is_meta or msg.type in _NOT_CHANNEL:
-                continue
-            key = index if by == "track" else msg.channel + 1
-            parts.setdefault(key, []).append((int(round(t * samplerate)), bytes(msg.bytes())))
-            if msg.type == "note_on" and msg.velocity > 0:
-                has_notes.add(key)
-    except (EOFError, ValueError, KeyError, IndexError) as e:
-        raise RenderError(f"{path}: corrupt MIDI file ({e})") from None
+    for (t, message), track in zip(data.events, data.event_tracks, strict=True):
+        key = track if by == "track" else (message[0] & 0x0F) + 1
+        parts.setdefault(key, []).append((int(round(t * samplerate)), message))
+        if message[0] & 0xF0 == 0x90 and len(message) > 2 and message[2] > 0:
+            has_notes.add(key)
     out = []
     for key in sorted(parts):
         if key not in has_notes:
@@ -249,6 +222,22 @@ def midi_file_parts(path, samplerate, by="track") -> list[MidiPart]:
             out.append(MidiPart(f"channel {key}", None, key, events))
     return out
 
+
+def _track_names(path) -> dict:
+    """Track index -> its first non-empty track name (labels only; mido reads them)."""
+    import mido
+
+    try:
+        midi = mido.MidiFile(str(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError):
+        return {}
+    names = {}
+    for index, track in enumerate(midi.tracks):
+        for msg in track:
+            if msg.type == "track_name" and msg.name.strip():
+                names[index] = msg.name.strip()
+                break
+    return names
 
 def release_hanging_notes(events) -> tuple[list, int]:
     """Events with a note-off added at the end for every note that never ends.

@@ -444,6 +444,12 @@ def _yaml_line(text: str, e):
 
 def patch_from_text(text: str, path="<patch>") -> Patch:
     """Parse and validate YAML text within the input bounds. Raises :class:`PatchError`."""
+    raw, lines = _raw_and_lines(text, path)
+    return patch_from_dict(raw, source=path, lines=lines)
+
+
+def _raw_and_lines(text: str, path) -> tuple:
+    """The YAML document (bounded parse) and its key-path → line map."""
     if not text.strip():
         raise PatchError(path, "file is empty: expected a patch mapping")
     try:
@@ -464,7 +470,7 @@ def patch_from_text(text: str, path="<patch>") -> Patch:
         raise PatchError(path, "broken YAML: nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as e:  # e.g. an integer of 5000 digits
         raise PatchError(path, f"broken YAML: a value cannot be read ({e})") from None
-    return patch_from_dict(raw, source=path, lines=lines)
+    return raw, lines
 
 
 def read_network_section(path) -> dict:
@@ -520,15 +526,7 @@ def read_raw_patch(path) -> tuple[dict, dict]:
         raise PatchError(path, "is a directory, expected a .yaml patch file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PatchError(path, f"cannot read: {e}") from None
-    try:
-        lines = _line_map(text)
-        raw = yaml.safe_load(text)
-    except PatchError as e:
-        raise PatchError(path, e.message, e.line, e.key) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
-        raise PatchError(path, f"broken YAML: {problem}", mark.line + 1 if mark else None) from None
+    raw, lines = _raw_and_lines(text, path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

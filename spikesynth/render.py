@@ -32,7 +32,7 @@ from numba import njit
 from . import params as P
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
-from .events import ring_drain
+from .events import STATUS_PARAM, ring_drain
 from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_vocode, listen_voices
 from .master import CEILING, master_process
 from .models import (
@@ -51,7 +51,6 @@ SWITCH_FADE_MS = 4.0
 VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
 MAX_VOICES = 256
 MAX_EVENTS = 4096  # events per block on the real-time path
-STATUS_PARAM = 0xF4  # an engine-only event: set parameter data1 to float32 bits data2
 
 # Global state slots (G).
 G_SAMPLE = 0  # samples rendered since reset

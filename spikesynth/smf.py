@@ -43,6 +43,7 @@ class MidiFileData(NamedTuple):
     tracks: int
     broken_meta: int  # meta events skipped as malformed
     truncated_tracks: int  # tracks cut short by the end of the file
+    event_tracks: list  # the track index of each of ``events``
 
 
 class _Track(NamedTuple):
@@ -211,6 +212,7 @@ def read_midi_file(path, max_seconds: float | None = None) -> MidiFileData:
     def to_seconds(events, end_tick, tick_origin_s):
         """[(seconds, bytes)] and the end time, tempo changes among ``events`` honoured."""
         out = []
+        owners = []
         tempo = DEFAULT_TEMPO_US
         last_tick, last_s = 0, 0.0
         per_quarter = division
@@ -220,30 +222,33 @@ def read_midi_file(path, max_seconds: float | None = None) -> MidiFileData:
                 return tick * smpte_tick
             return last_s + (tick - last_tick) * tempo * 1e-6 / per_quarter
 
-        for tick, _, _, kind, payload in events:
+        for tick, owner, _, kind, payload in events:
             t = at(tick)
             if kind == "tempo":
                 last_tick, last_s, tempo = tick, t, payload
             else:
                 out.append((tick_origin_s + t, payload))
+                owners.append(owner)
             if max_seconds is not None and tick_origin_s + t > max_seconds:
                 break
-        return out, tick_origin_s + at(max(end_tick, last_tick))
+        return out, owners, tick_origin_s + at(max(end_tick, last_tick))
 
     events: list = []
+    event_tracks: list = []
     if fmt == 2:
         origin = 0.0
-        for track in tracks:
-            ordered = [(t, 0, o, k, p) for t, o, k, p in track.events]
-            part, origin = to_seconds(ordered, track.end_tick, origin)
+        for index, track in enumerate(tracks):
+            ordered = [(t, index, o, k, p) for t, o, k, p in track.events]
+            part, owners, origin = to_seconds(ordered, track.end_tick, origin)
             events += part
+            event_tracks += owners
             if max_seconds is not None and origin > max_seconds:
                 break
         end_s = origin
     else:
         merged = sorted((t, n, o, k, p) for n, track in enumerate(tracks)
                         for t, o, k, p in track.events)
-        events, end_s = to_seconds(merged, max(t.end_tick for t in tracks), 0.0)
+        events, event_tracks, end_s = to_seconds(merged, max(t.end_tick for t in tracks), 0.0)
     truncated = sum(t.truncated for t in tracks)
     if truncated and not events:
         fail("corrupt MIDI file: cut short before any channel message")
@@ -252,4 +257,4 @@ def read_midi_file(path, max_seconds: float | None = None) -> MidiFileData:
              f"(--max-seconds raises it)")
     return MidiFileData(events=events, seconds=end_s, format=fmt, tracks=len(tracks),
                         broken_meta=sum(t.broken_meta for t in tracks),
-                        truncated_tracks=truncated)
+                        truncated_tracks=truncated, event_tracks=event_tracks)
