@@ -69,8 +69,9 @@ def run(server, patch, *args):
         rec = Recorder(RUN_S + 4)
         made.append(rec)
         outs = player.wait_ports(rec.client)
+        owner = outs[0].split(":")[0] + ":"  # the synth's audio client
         ins = wait_for(lambda: sorted(p.name for p in rec.client.get_ports(
-            "PortAudio", is_audio=True, is_input=True)), 10, "play's JACK input port")
+            owner, is_audio=True, is_input=True)), 10, "play's JACK input port")
         sine = Sine()
         made.append(sine)
         sine.client.connect(sine.port, ins[0])
