@@ -71,21 +71,25 @@ def main() -> None:
 
 
 def bench_effects(x) -> None:
-    """``spikesynth process`` with each ear effect patch (docs/ear_*.yaml), offline."""
+    """``spikesynth process`` with each bundled ear patch (patches/ear_*.yaml), through the
+    engine (the ear inside the synth's block), in 512-frame and 64-frame blocks."""
     from pathlib import Path
 
-    from spikesynth.ear_effects import load_effect, process_signal
+    from spikesynth import load_patch
+    from spikesynth.ear_effects import process_signal
     from spikesynth.offline import Note, note_events
 
-    docs = Path(__file__).resolve().parent.parent / "docs"
+    patches = Path(__file__).resolve().parent.parent / "patches"
     events = note_events([Note(45, 100, 0.0, SECONDS), Note(52, 100, 0.0, SECONDS)], SR)
     for name in ("ear_resynth", "ear_vocoder"):
-        effect = load_effect(docs / f"{name}.yaml")
-        process_signal(effect, x[:SR // 10], SR, events)  # compile
-        t0 = time.perf_counter()
-        process_signal(effect, x, SR, events)
-        seconds = time.perf_counter() - t0
-        print(f"  process {name + '.yaml':40s} {SECONDS / seconds:7.1f}x real time")
+        patch = load_patch(patches / f"{name}.yaml")
+        process_signal(patch, x[:SR // 10], SR, events)  # compile
+        for block in (512, 64):
+            t0 = time.perf_counter()
+            process_signal(patch, x, SR, events, block=block)
+            seconds = time.perf_counter() - t0
+            print(f"  process {name + '.yaml'} (block {block}){'':19s} "
+                  f"{SECONDS / seconds:7.1f}x real time")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,6 @@ for r in responses:
 print("wrote docs/ear_neuron_filter.png")
 PY
 # The neural effects on the digits (listen to them; not committed).
-.venv/bin/spikesynth process docs/ear_resynth.yaml docs/ear_digits.wav -o build/ear_digits_resynth.wav
-.venv/bin/spikesynth process docs/ear_vocoder.yaml docs/ear_digits.wav -o build/ear_digits_vocoder.wav \
+.venv/bin/spikesynth process patches/ear_resynth.yaml docs/ear_digits.wav -o build/ear_digits_resynth.wav
+.venv/bin/spikesynth process patches/ear_vocoder.yaml docs/ear_digits.wav -o build/ear_digits_vocoder.wav \
     --note A2:100:0:4.4 --note E3:100:0:4.4 --note A3:100:0:4.4

@@ -268,6 +268,39 @@ def resolve_output_device(device=None, hostapi: str | None = None) -> int:
     return int(matches[0]["index"])
 
 
+def resolve_input_device(device, hostapi: str | None = None) -> int:
+    """The PortAudio index of the input device for ``play --input`` (as
+    :func:`resolve_output_device`, over devices with inputs; ``default``: the default input).
+
+    Raises :class:`AudioDeviceError` naming what exists. Thread: main.
+    """
+    sd = _sounddevice()
+    devices = list_devices()
+    inputs = [d for d in devices if d["input_channels"] > 0]
+    if hostapi is not None:
+        api_name = sd.query_hostapis(_hostapi_index(sd, hostapi))["name"]
+        inputs = [d for d in inputs if d["hostapi"] == api_name]
+    listing = "\n".join(f"  {d['index']:>3}: {d['name']} [{d['hostapi']}] "
+                        f"{d['input_channels']} in" for d in inputs) or "  (none)"
+    if not inputs:
+        raise AudioDeviceError(f"no audio input device{' on ' + hostapi if hostapi else ''}; "
+                               "process a file instead: spikesynth process PATCH IN -o OUT")
+    text = str(device).strip()
+    if text.lower() in ("", "default"):
+        index = (sd.query_hostapis(_hostapi_index(sd, hostapi))["default_input_device"]
+                 if hostapi is not None else sd.default.device[0])
+        if index is not None and any(d["index"] == index for d in inputs):
+            return int(index)
+        return int(inputs[0]["index"])
+    if text.lstrip("-").isdigit() and any(d["index"] == int(text) for d in inputs):
+        return int(text)
+    matches = [d for d in inputs if text.lower() in d["name"].lower()]
+    if not matches:
+        raise AudioDeviceError(f"no audio input device matches {text!r}; input devices:\n"
+                               f"{listing}")
+    return int(matches[0]["index"])
+
+
 def default_midi_latency_ns(samplerate: float, blocksize: int) -> int:
     """One block plus 3 ms: the smallest MIDI scheduling latency that never plays late.
 
@@ -298,6 +331,10 @@ class AudioHost:
         PortAudio's suggested output latency (seconds when a number).
     device : int
         PortAudio device index (see :func:`resolve_output_device`).
+    input_device : int, optional
+        PortAudio index of an input device: the stream is duplex, and its first input
+        channel is the synth's ``audio_in`` (what a patch with ``listen:`` hears), rendered in
+        the same callback (input block *k* shapes output block *k*).
     midi_latency_ns : int, optional
         Arrival-to-sound scheduling latency; :func:`default_midi_latency_ns` by default.
     resync_ns : int, optional
@@ -315,7 +352,8 @@ class AudioHost:
 
     def __init__(self, synth, ring, *, samplerate: int = 48000, blocksize: int = 64,
                  latency="low", device: int | None = None, midi_latency_ns: int | None = None,
-                 resync_ns: int | None = None, callback: str = "auto"):
+                 resync_ns: int | None = None, callback: str = "auto",
+                 input_device: int | None = None):
         sd = _sounddevice()
         if callback not in CALLBACK_KINDS:
             raise AudioDeviceError(f"callback must be one of {', '.join(CALLBACK_KINDS)}")
@@ -366,6 +404,11 @@ class AudioHost:
         self.rt = None
         #: Why the Python callback runs ("" when the compiled one does).
         self.callback_note = ""
+        if input_device is not None and callback == "compiled":
+            raise AudioDeviceError("the compiled audio callback takes no input: play --input "
+                                   "runs the Python callback")
+        if input_device is not None:
+            callback = "python"  # the duplex stream: the input reaches Synth.process_ring
         if callback != "python":
             from . import rtcallback
 
@@ -379,9 +422,14 @@ class AudioHost:
                                            f"{e}") from None
                 self.callback_note = str(e).splitlines()[0] if str(e) else type(e).__name__
         else:
-            self.callback_note = "requested"
+            self.callback_note = "requested" if input_device is None else "--input"
 
         self._stream = None
+        self._indata = None  # the duplex callback's input block (None: output only)
+        self.input_overflows = 0
+        if input_device is not None:
+            self._open_duplex(sd, input_device, latency)
+            return
         try:
             if self.rt is not None:
                 self._stream = sd._StreamBase(
@@ -395,6 +443,26 @@ class AudioHost:
                     channels=2, dtype="float32", latency=latency, callback=self._callback)
         except sd.PortAudioError as e:
             raise AudioDeviceError(f"cannot open the audio output: {e}") from None
+
+    def _open_duplex(self, sd, input_device, latency):
+        """A duplex stream: 1 input channel (the synth's audio_in), 2 outputs. Thread: main."""
+        try:
+            sd.check_input_settings(device=input_device, channels=1, dtype="float32",
+                                    samplerate=self.samplerate)
+            self._stream = sd.Stream(
+                samplerate=self.samplerate, blocksize=self.blocksize,
+                device=(input_device, self.device), channels=(1, 2), dtype="float32",
+                latency=latency, callback=self._duplex_callback)
+        except (sd.PortAudioError, ValueError) as e:
+            raise AudioDeviceError(f"cannot open the duplex stream (input device "
+                                   f"{input_device}): {e}") from None
+
+    def _duplex_callback(self, indata, outdata, frames, time_info, status):
+        """The duplex stream's callback: the input block, then :meth:`_callback`. Thread: audio."""
+        if status and status.input_overflow:
+            self.input_overflows += 1
+        self._indata = indata
+        self._callback(outdata, frames, time_info, status)
 
     @property
     def callback_kind(self) -> str:
@@ -443,7 +511,8 @@ class AudioHost:
         else:
             self._anchor_ns += error >> LEAK_SHIFT
         if frames <= self._max_block:
-            self.synth.process_ring(outdata, self.ring, start, self.midi_latency_ns)
+            self.synth.process_ring(outdata, self.ring, start, self.midi_latency_ns,
+                                    self._indata)
         else:
             outdata.fill(0.0)
             self.oversize += 1
@@ -484,7 +553,16 @@ class AudioHost:
     @property
     def output_latency(self) -> float:
         """The stream's reported output latency in seconds (0 when closed)."""
-        return float(self._stream.latency) if self._stream is not None else 0.0
+        if self._stream is None:
+            return 0.0
+        latency = self._stream.latency
+        return float(latency[1] if isinstance(latency, tuple) else latency)
+
+    @property
+    def input_latency(self) -> float:
+        """The duplex stream's reported input latency in seconds (0: none or closed)."""
+        latency = self._stream.latency if self._stream is not None else 0.0
+        return float(latency[0]) if isinstance(latency, tuple) else 0.0
 
     def loads(self) -> np.ndarray:
         """Recent per-callback loads as fractions of the block duration (a copy). Thread: any."""
@@ -506,6 +584,7 @@ class AudioHost:
             "callbacks": n,
             "xruns": self.underflows,
             "overflows": self.overflows,
+            "input_overflows": self.input_overflows,
             "oversize_blocks": self.oversize,
             "overruns": self.overruns,
             "clock_resyncs": self.resyncs,

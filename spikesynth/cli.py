@@ -170,7 +170,7 @@ def _cmd_play(args) -> int:
                           keys=args.keys, midi_latency_ms=args.midi_latency,
                           status_interval=args.status_interval, callback=args.callback,
                           output_tap=tap, tuning=tuning, osc_port=args.osc,
-                          osc_host=args.osc_host)
+                          osc_host=args.osc_host, input_device=args.input)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: session.stop())
     face = None
     try:
@@ -434,7 +434,7 @@ def _add_listen_parser(sub) -> None:
 
 
 def _cmd_process(args) -> int:
-    """``spikesynth process PATCH IN -o OUT``: an ear effect patch over an audio file."""
+    """``spikesynth process PATCH IN -o OUT``: a listening patch over an audio file."""
     from .ear_effects import process_file
     from .offline import RenderError, midi_file_events, note_events, parse_note
     from .patch import PatchError
@@ -458,7 +458,7 @@ def _cmd_process(args) -> int:
     except OSError as e:
         return _fail(f"cannot write {args.output}: {e.strerror or e}", 1)
     if not args.quiet:
-        clipped = f", {result.clipped} samples clipped" if result.clipped else ""
+        clipped = f", {result.limited} samples limited" if result.limited else ""
         print(f"wrote {args.output} ({len(result.audio) / result.samplerate:.2f} s, "
               f"{result.samplerate} Hz{clipped})")
     return 0
@@ -467,7 +467,8 @@ def _cmd_process(args) -> int:
 def _add_process_parser(sub) -> None:
     p = sub.add_parser("process", help="a neural effect (ear resynthesis, spiking vocoder) "
                                        "over an audio file")
-    p.add_argument("patch", metavar="PATCH", help="effect patch YAML (effect: resynth|vocoder)")
+    p.add_argument("patch", metavar="PATCH", help="a patch with a listen: section "
+                                                  "(patches/ear_resynth.yaml, ear_vocoder.yaml)")
     p.add_argument("input", metavar="IN", help="audio file (anything soundfile reads)")
     p.add_argument("-o", "--output", required=True, help="output file (.wav, .flac, .aiff)")
     p.add_argument("--note", action="append", default=[], metavar="PITCH[:VEL[:START[:DUR]]]",
@@ -711,6 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", metavar="NAME|INDEX",
                    help="audio output device (see `spikesynth devices`; default: the default)")
     p.add_argument("--hostapi", metavar="NAME", help="audio host API, e.g. JACK, ALSA")
+    p.add_argument("--input", metavar="NAME|INDEX|default", default=None,
+                   help="audio input a patch with listen: hears (a duplex stream; on JACK "
+                        "the synth gets an input port)")
     p.add_argument("--samplerate", type=int, default=48000)
     p.add_argument("--blocksize", type=int, default=64,
                    help="frames per audio callback (0: the device chooses)")

@@ -33,6 +33,7 @@ from . import models
 from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
 from .events import EVENT_FIELDS, events_from_list
+from .listen import LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
 from .master import CEILING, M_LIMITING, M_NONFINITE, master_reset, master_state
 from .models.base import N_TABLES, T_FREQ, note_frequency, solo_fields
 from .params import P_GAIN_DB, P_NOISE
@@ -70,7 +71,9 @@ from .render import (
     Program,
     fade_all,
     render_block,
+    render_block_with,
     render_ring,
+    render_ring_with,
 )
 
 __all__ = ["CEILING", "ParamChange", "Prepared", "Synth", "note_frequency", "trace_voice"]
@@ -81,6 +84,7 @@ class Prepared(NamedTuple):
 
     patch: object  # spikesynth.patch.Patch
     program: Program
+    listen: object = None  # spikesynth.listen.ListenState (a patch with listen:), or None
 
 
 class ParamChange(NamedTuple):
@@ -116,6 +120,8 @@ class _FastCall:
 
 _render_block = _FastCall(render_block)
 _render_ring = _FastCall(render_ring)
+_render_block_with = _FastCall(render_block_with)  # a patch that listens (spikesynth.listen)
+_render_ring_with = _FastCall(render_ring_with)
 
 
 def _param_row(offset, index, value):
@@ -193,7 +199,19 @@ class Synth:
     # -- main thread ------------------------------------------------------------------------
     def prepare_patch(self, patch) -> Prepared:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
-        return prepare(patch, self.samplerate)
+        return self._with_listen(prepare(patch, self.samplerate))
+
+    def _with_listen(self, prepared):
+        """``prepared`` with this synth's ear when its patch listens. Thread: main."""
+        if prepared is None or prepared.listen is not None:
+            return prepared
+        listen = build_listen(prepared.patch, self.samplerate, self.max_block)
+        return prepared if listen is None else prepared._replace(listen=listen)
+
+    @property
+    def listening(self) -> bool:
+        """Whether the current patch hears an input (a ``listen:`` section). Thread: any."""
+        return self._active.listen is not None
 
     def set_programs(self, prepared, current=None, engine_switches=True) -> None:
         """The programs that program change *n* selects (a sequence of :class:`Prepared`;
@@ -204,7 +222,7 @@ class Synth:
         message's arrival) and the engine ignores program change (counted as ignored).
         Thread: main (a new tuple is handed over; only the usable flags are written).
         """
-        bank = tuple(prepared)[:128]
+        bank = tuple(self._with_listen(p) for p in tuple(prepared)[:128])
         self._bank = bank
         for n in range(128):
             usable = engine_switches and n < len(bank) and bank[n] is not None
@@ -224,12 +242,16 @@ class Synth:
         carry on and retune at the next block. Otherwise every voice fades out over
         ``SWITCH_FADE_MS`` first, then the patch switches (no click). The latest request wins.
         """
+        prepared = self._with_listen(prepared)
         active = self._active
         same = type(active.program.model) is type(prepared.program.model)
         model = models.get(prepared.patch["model"])
-        if self._pending is None and same and model.compatible(active.patch, prepared.patch):
+        # A listening patch always switches (its channel voices and ear start afresh).
+        quiet = active.listen is None and prepared.listen is None
+        if (self._pending is None and same and quiet
+                and model.compatible(active.patch, prepared.patch)):
             record = model.carry_over(active.program.model, prepared.program.model)
-            self._active = Prepared(prepared.patch, prepared.program._replace(model=record))
+            self._active = prepared._replace(program=prepared.program._replace(model=record))
         else:
             self._pending = prepared
 
@@ -305,6 +327,9 @@ class Synth:
         S.G[G_ENTER] = 1.0  # the first block restores the patch's own values
         master_reset(S.M, float(self._active.program.base[P_GAIN_DB]))
         self._carry = self._carry[:0]
+        for prepared in (self._active, *self._bank):
+            if prepared is not None and prepared.listen is not None:
+                listen_reset(prepared.listen)
 
     def warm_up(self):
         """Compile (or load from the cache) what the audio thread runs, for every program.
@@ -317,15 +342,27 @@ class Synth:
         ring = EventRing(4)
         seen = set()
         for prepared in (self._active, *self._bank):
-            kind = type(prepared.program.model)
+            if prepared is None:
+                continue
+            listen = prepared.listen
+            kind = (type(prepared.program.model), listen is not None)
             if kind in seen:
                 continue
             seen.add(kind)
-            key = (kind, out.dtype.char, True, self.events.dtype.char)
-            _render_ring(key, out, ring.slots, ring.header, self.events, 0, 0, self.state,
-                         prepared.program)
-            _render_block(key, out, self.events, 0, self.state, prepared.program)
+            key = (kind[0], out.dtype.char, True, self.events.dtype.char)
+            if listen is None:
+                _render_ring(key, out, ring.slots, ring.header, self.events, 0, 0, self.state,
+                             prepared.program)
+                _render_block(key, out, self.events, 0, self.state, prepared.program)
+            else:
+                listen_downmix(np.zeros((1, 2)), listen.input)
+                listen_ear(listen, 1)
+                _render_ring_with(key, out, ring.slots, ring.header, self.events, 0, 0,
+                                  self.state, prepared.program, listen)
+                _render_block_with(key, out, self.events, 0, self.state, prepared.program,
+                                   listen)
             fade_all(self.state, 1.0)
+            self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF  # no voice of one model for the next
         self.reset()
 
     # -- audio thread -----------------------------------------------------------------------
@@ -358,25 +395,58 @@ class Synth:
             self.program_number = target - 1
         self.state.V[:, vk.F_ENV_STAGE] = ENV_OFF
         self._active = chosen
+        if chosen.listen is not None:
+            listen_reset(chosen.listen)  # the ear from silence, the channel voices restart
         G[G_ENTER] = 1.0
 
-    def _render(self, out, events, n_events, ring=None, block_start_ns=0, latency_ns=0):
+    def _hear(self, frames, audio_in):
+        """Copy this block's input (mono) into the ear and run it. Thread: audio."""
+        listen = self._active.listen
+        if listen is None:
+            return None
+        if audio_in is None:
+            listen.input[:frames] = 0.0
+        elif audio_in.ndim == 1:
+            listen.input[:frames] = audio_in[:frames]
+        elif audio_in.shape[1] == 1:
+            listen.input[:frames] = audio_in[:frames, 0]
+        else:
+            listen_downmix(audio_in[:frames], listen.input)
+        listen_ear(listen, frames)
+        return listen
+
+    def _render(self, out, events, n_events, ring=None, block_start_ns=0, latency_ns=0,
+                audio_in=None):
         """Render all of ``out``, switching programs where a switch falls inside it."""
         G = self.state.G
         frames = out.shape[0]
         pos = 0
+        heard = self._hear(frames, audio_in)
         while True:
             self._start_pending()
             program = self._current()
+            listen = self._active.listen
+            if listen is not heard:
+                listen = None  # switched to a listening program inside the block: next one
             part = out[pos:] if pos else out
             key = (type(program.model), part.dtype.char, part.flags.c_contiguous,
                    events.dtype.char)
+            if listen is not None:
+                listen.settings[LS_OFFSET] = pos
             if ring is None:
-                done = _render_block(key, part, events, n_events, self.state, program)
+                if listen is None:
+                    done = _render_block(key, part, events, n_events, self.state, program)
+                else:
+                    done = _render_block_with(key, part, events, n_events, self.state,
+                                              program, listen)
             else:
                 start = block_start_ns + int(pos * 1e9 / self.samplerate)
-                done = _render_ring(key, part, ring.slots, ring.header, events, start,
-                                    latency_ns, self.state, program)
+                if listen is None:
+                    done = _render_ring(key, part, ring.slots, ring.header, events, start,
+                                        latency_ns, self.state, program)
+                else:
+                    done = _render_ring_with(key, part, ring.slots, ring.header, events,
+                                             start, latency_ns, self.state, program, listen)
             pos += done
             n_events = int(G[G_CARRY])
             if G[G_SWITCH] != 0.0 and G[G_SAMPLE] >= G[G_SWITCH_AT]:
@@ -385,18 +455,20 @@ class Synth:
             if pos >= frames:
                 return n_events
 
-    def process_block(self, out, events, n_events):
+    def process_block(self, out, events, n_events, audio_in=None):
         """Render into ``out`` (float32, shape (frames <= max_block, 2)). Thread: audio.
 
         ``events`` is an int32 array of ``(offset, status, data1, data2)`` rows (see
         :mod:`spikesynth.events`); events held back by a program switch are left at its
-        front, and their count returned. Allocates nothing in compiled code.
+        front, and their count returned. ``audio_in`` (float, shape (frames,) or
+        (frames, channels), mixed to mono): the input a listening patch hears (None:
+        silence; ignored by a patch without ``listen:``). Allocates nothing in compiled code.
         """
         if out.shape[0] > self.max_block:
             raise ValueError(f"block of {out.shape[0]} frames > max_block {self.max_block}")
-        return self._render(out, events, n_events)
+        return self._render(out, events, n_events, audio_in=audio_in)
 
-    def process_ring(self, out, ring, block_start_ns, latency_ns):
+    def process_ring(self, out, ring, block_start_ns, latency_ns, audio_in=None):
         """Drain ``ring`` and render one block into ``out``; never raises. Thread: audio.
 
         Messages play at their arrival time plus ``latency_ns``, at a sample offset inside the
@@ -408,23 +480,29 @@ class Synth:
                 out.fill(0.0)
                 self.faults += 1
                 return
-            self._render(out, self.events, 0, ring, block_start_ns, latency_ns)
+            self._render(out, self.events, 0, ring, block_start_ns, latency_ns, audio_in)
         except Exception:  # noqa: BLE001 - the audio thread must never raise
             out.fill(0.0)
             self.faults += 1
 
     # -- main thread, offline ---------------------------------------------------------------
-    def process(self, frames, events=()):
+    def process(self, frames, events=(), audio_in=None):
         """Render ``frames`` frames with ``events`` = ``[(sample_offset, message), ...]``.
 
         A message is MIDI bytes or a :class:`ParamChange`. Thread: main (allocates the
         returned float32 array of shape (frames, 2)). Malformed MIDI is skipped and counted
         in :attr:`rejected`. Any ``frames`` is allowed (rendered in chunks of ``max_block``);
-        a zero-frame call still applies its events.
+        a zero-frame call still applies its events. ``audio_in``: ``frames`` samples of
+        input, shape (frames,) or (frames, channels), for a patch with ``listen:``.
         """
         frames = int(frames)
         if frames < 0:
             raise ValueError("frames must be >= 0")
+        if audio_in is not None:
+            audio_in = np.asarray(audio_in, dtype=np.float64)
+            if audio_in.shape[0] != frames or audio_in.ndim not in (1, 2):
+                raise ValueError(f"audio_in must have {frames} frames (shape (frames,) or "
+                                 f"(frames, channels)), got shape {audio_in.shape}")
         out = np.zeros((frames, 2), dtype=np.float32)
         items = list(events)
         params = [(0, ParamChange(i, v)) for i, v in self._queued_params]
@@ -452,7 +530,8 @@ class Synth:
             chunk = evs[e:e_end].copy()
             chunk[:, 0] -= start
             chunk = np.concatenate([self._carry, chunk])
-            held = self.process_block(out[start:stop], chunk, len(chunk))
+            block_in = None if audio_in is None else audio_in[start:stop]
+            held = self.process_block(out[start:stop], chunk, len(chunk), block_in)
             self._carry = chunk[:held].copy()
             e = e_end
         return out

@@ -174,6 +174,9 @@ class LiveSession:
     samplerate, blocksize, latency, device, hostapi
         Audio settings, see :class:`spikesynth.audio.AudioHost` and
         :func:`spikesynth.audio.resolve_output_device`.
+    input_device : str or int, optional
+        ``play --input``: an audio input (see :func:`spikesynth.audio.resolve_input_device`)
+        whose first channel a patch with ``listen:`` hears; None: output only.
     midi_in : str or None
         Existing MIDI ports to connect (``all``, ``none``, a name or an index; see
         :func:`spikesynth.midi.resolve_ports`). None: open no MIDI at all.
@@ -202,7 +205,7 @@ class LiveSession:
                  midi_latency_ms: float | None = None, status=None,
                  status_interval: float = 0.25, reload_interval: float = 0.1,
                  callback: str = "auto", output_tap=None, tuning=None,
-                 osc_port: int | None = None, osc_host: str = "127.0.0.1"):
+                 osc_port: int | None = None, osc_host: str = "127.0.0.1", input_device=None):
         #: Optional :class:`spikesynth.ui.tap.OutputTap`: a copy of each output block (UI).
         self.output_tap = output_tap
         self.osc_port = osc_port  # UDP port for OSC (None: no OSC), see spikesynth.osc
@@ -214,6 +217,7 @@ class LiveSession:
         self.blocksize = int(blocksize)
         self.latency = latency
         self.device = device
+        self.input_device = input_device  # play --input: a duplex stream (None: output only)
         self.hostapi = hostapi
         self.midi_in = midi_in
         self.midi_api = midi_api
@@ -279,6 +283,8 @@ class LiveSession:
         self._load_programs(first)
         # Audio settings first: a missing device fails before anything slow happens.
         device = audio.resolve_output_device(self.device, self.hostapi)
+        input_device = (None if self.input_device is None
+                        else audio.resolve_input_device(self.input_device, self.hostapi))
         max_block = max(4096, self.blocksize)
         self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
         self.synth.use_patch(self.prepared[self.program])
@@ -325,7 +331,8 @@ class LiveSession:
             self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
                                          blocksize=self.blocksize, latency=self.latency,
                                          device=device, midi_latency_ns=latency_ns,
-                                         callback=self._callback_choice())
+                                         callback=self._callback_choice(),
+                                         input_device=input_device)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -377,7 +384,10 @@ class LiveSession:
             f"spikesynth: playing {self.audio.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
             f"{self.samplerate} Hz, block {self.blocksize}, output latency "
-            f"{1e3 * self.audio.output_latency:.1f} ms, MIDI latency "
+            f"{1e3 * self.audio.output_latency:.1f} ms, "
+            + (f"input latency {1e3 * self.audio.input_latency:.1f} ms, "
+               if self.input_device is not None else "")
+            + "MIDI latency "
             f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
             "Ctrl-C stops.")
 

@@ -17,6 +17,8 @@ import yaml
 
 from . import models
 from . import params as P
+from .listen import EAR_KEYS, LISTEN_KEYS
+from .listen import validate as validate_listen
 from .models.izhikevich import IZH_PRESETS
 from .models.izhikevich import PRESET_FIELDS as _IZH_FIELDS
 from .schema import COMMON_SCHEMA, Spec
@@ -42,7 +44,7 @@ class PatchError(ValueError):
 
 # The schema: dotted key path -> Spec, musical units: the keys every model shares, ``model``,
 # and each registered voice model's own keys (it grows when a model is registered).
-SCHEMA: dict[str, Spec] = dict(COMMON_SCHEMA)
+SCHEMA: dict[str, Spec] = {**COMMON_SCHEMA, **LISTEN_KEYS, **EAR_KEYS}
 _SECTION_SPEC_KEYS: dict[str, tuple] = {}  # section -> keys that hold a spec of their own
 
 
@@ -69,7 +71,7 @@ def param_index(model_name: str) -> dict:
     return index
 
 
-_SECTIONS = {k.split(".")[0] for k in COMMON_SCHEMA if "." in k}
+_SECTIONS = {k.split(".")[0] for k in SCHEMA if "." in k}
 models.on_register(_add_model)
 _CONTROLLER_KEYS = ("cc", "source", "param", "min", "max", "curve")
 
@@ -358,6 +360,7 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
         validate = models.get(name).validate
         if validate is not None:
             validate(values, given, network, fail)
+    validate_listen(values, given, network, fail)
 
     controllers = []
     raw_ctl = raw.get("controllers", []) or []

@@ -33,8 +33,16 @@ from . import params as P
 from .dsp import voice as vk
 from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
 from .events import STATUS_PARAM, ring_drain
-from .master import master_process
-from .models import voice_cut_drive, voice_render, voice_set_rate, voice_start, voice_tune
+from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_vocode, listen_voices
+from .master import CEILING, master_process
+from .models import (
+    voice_cut_drive,
+    voice_render,
+    voice_rest,
+    voice_set_rate,
+    voice_start,
+    voice_tune,
+)
 from .models.base import T_FREQ, T_NORM, table_frequency
 from .mts import STATUS_TUNE  # key data1 plays float32 bits data2 Hz (0: the table)
 from .voices import allocate, fade_out, is_playing
@@ -96,8 +104,8 @@ C_RAW_BEND = 5  # the bend wheel, -1..1 (C_BEND is it times the channel's range)
 C_RPN_MSB = 6  # registered parameter number selected (value + 1; 0: none)
 C_RPN_LSB = 7
 N_CHANNEL_FIELDS = 8
-
-# MPE zone state (G slots): members 0 = zone off.
+ROUTING_PER_CHANNEL = 2.0  # spikesynth.listen.ROUTINGS.index("per_channel")
+ROUTING_VOCODER = 3.0  # spikesynth.listen.ROUTINGS.index("vocoder")
 
 
 
@@ -466,6 +474,18 @@ def note_on(S, prog, now, channel, note, velocity):
     fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
     i, stolen = allocate(V, int(G[G_SLOTS]), int(params[P.P_VOICES]), note, channel, fade)
     G[G_STEALS] += stolen
+    voice_begin(S, prog, i, now, channel, note, velocity)
+    voice_start(prog.model, V, i, params)
+    return i
+
+
+@njit(cache=True, nogil=True)
+def voice_begin(S, prog, i, now, channel, note, velocity):
+    """Slot ``i`` starts ``note``: envelope, level, pan, tuning (the neuron not started)."""
+    V = S.V
+    G = S.G
+    params = prog.params
+    sr = G[G_SR]
     if i + 1 > G[G_TOP]:
         G[G_TOP] = i + 1
     for k in range(vk.N_FIELDS):
@@ -495,8 +515,6 @@ def note_on(S, prog, now, channel, note, velocity):
     V[i, vk.F_ENV_STAGE] = ENV_ATTACK
     S.rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
     retune(S, prog, i, now)
-    voice_start(prog.model, V, i, params)
-    return i
 
 
 @njit(cache=True, nogil=True)
@@ -782,7 +800,38 @@ def _enter_program(S, prog, now):
 
 
 @njit(cache=True, nogil=True)
+def _start_listen_voices(S, prog, L, now):
+    """``listen.routing: per_channel``: one voice per ear channel, tuned to its centre
+    frequency, its own drive cut and its neuron at rest (it sounds only when the ear spikes).
+    """
+    V = S.V
+    G = S.G
+    params = prog.params
+    fade = max(STEAL_FADE_MS * 1e-3 * G[G_SR], 1.0)
+    for c in range(L.cf_hz.shape[0]):
+        fine = 69.0 + 12.0 * math.log2(L.cf_hz[c] / params[P.P_A4]) - params[P.P_TRANSPOSE]
+        note = np.int64(min(max(int(round(fine)), 0), 127))
+        channel = np.int64(0)
+        i, stolen = allocate(V, int(G[G_SLOTS]), int(params[P.P_VOICES]), note, channel, fade)
+        G[G_STEALS] += stolen
+        voice_begin(S, prog, i, now, channel, note, 127.0)
+        V[i, vk.F_NOTE] = fine
+        V[i, vk.F_KEY_HELD] = 0.0  # no key releases it
+        V[i, vk.F_DRIVE_OFF] = 1.0  # retunes keep the drive cut
+        retune(S, prog, i, now)
+        V[i, vk.F_DC] = 0.0  # silent at rest (the master's DC blocker takes the rest)
+        voice_rest(prog.model, V, i, params)
+    L.settings[LS_DRONES] = 1.0
+
+
+@njit(cache=True, nogil=True)
 def render_block(out, events, n_events, S, prog):
+    """Render up to ``out.shape[0]`` frames (:func:`render_block_with`, no input)."""
+    return render_block_with(out, events, n_events, S, prog, None)
+
+
+@njit(cache=True, nogil=True)
+def render_block_with(out, events, n_events, S, prog, L):
     """Render up to ``out.shape[0]`` frames, applying ``events[:n_events]`` at their offsets.
 
     Thread: audio. Allocates nothing.
@@ -794,6 +843,10 @@ def render_block(out, events, n_events, S, prog):
         Rows ``(offset, status, data1, data2)`` sorted by offset, offsets in ``[0, frames)``.
     S : EngineState
     prog : Program
+    L : ListenState or None
+        The input heard through the ear (:mod:`spikesynth.listen`; ``listen_ear`` has run
+        over this host block; ``LS_OFFSET`` frames of it are already rendered), or None:
+        the listening code is compiled out.
 
     Returns
     -------
@@ -816,6 +869,9 @@ def render_block(out, events, n_events, S, prog):
     if G[G_RETUNE] != 0.0:
         G[G_RETUNE] = 0.0
         retune_all(S, prog, t0)
+    if L is not None:
+        if L.settings[LS_DRONES] == 0.0 and L.settings[LS_ROUTING] == ROUTING_PER_CHANNEL:
+            _start_listen_voices(S, prog, L, t0)
     pos = frames - frames  # 0, typed as a variable: no copy of a callee for a constant
     e = 0
     while pos < frames:
@@ -840,7 +896,12 @@ def render_block(out, events, n_events, S, prog):
             if pos + tick <= stop:
                 stop = pos + tick
                 at_tick = True
-        render_voices(S, prog, pos, stop)
+        if L is None:
+            render_voices(S, prog, pos, stop)
+        elif L.settings[LS_ROUTING] == ROUTING_VOCODER:
+            render_voices(S, prog, pos, stop)
+        else:
+            G[G_NAN_RESETS] += listen_voices(S, prog, L, pos, stop, int(G[G_TOP]), C_BEND)
         if at_tick:
             _rate_tick(S, prog, t0 + stop)
         pos = stop
@@ -855,7 +916,13 @@ def render_block(out, events, n_events, S, prog):
         events[k, 2] = events[e + k, 2]
         events[k, 3] = events[e + k, 3]
     G[G_CARRY] = carry
+    if L is not None:
+        if L.settings[LS_ROUTING] == ROUTING_VOCODER:
+            listen_vocode(S.mix, L, pos)
     master_process(out, S.mix, pos, S.M, prog.params[P.P_GAIN_DB], G[G_SR])
+    if L is not None:
+        listen_mix(out, L, pos, CEILING)
+        L.settings[LS_OFFSET] += pos
     G[G_SAMPLE] += pos
     active = 0
     for i in range(int(G[G_TOP])):
@@ -867,6 +934,13 @@ def render_block(out, events, n_events, S, prog):
 
 @njit(cache=True, nogil=True)
 def render_ring(out, slots, header, events, block_start_ns, latency_ns, S, prog):
+    """:func:`render_ring_with` without input."""
+    return render_ring_with(out, slots, header, events, block_start_ns, latency_ns, S, prog,
+                            None)
+
+
+@njit(cache=True, nogil=True)
+def render_ring_with(out, slots, header, events, block_start_ns, latency_ns, S, prog, L):
     """Drain the MIDI ring into this block's events and render: the live host's one call.
 
     Thread: audio. Allocates nothing. See :func:`spikesynth.events.ring_drain`. While a
@@ -879,4 +953,4 @@ def render_ring(out, slots, header, events, block_start_ns, latency_ns, S, prog)
     if G[G_SWITCH] == 0.0:
         n += ring_drain(slots, header, events[carry:], block_start_ns, latency_ns, G[G_SR],
                         out.shape[0])
-    return render_block(out, events, n, S, prog)
+    return render_block_with(out, events, n, S, prog, L)

@@ -43,7 +43,6 @@ import math
 import numpy as np
 from numba import njit
 
-from . import voice as vk
 from .lif import (
     LIF_DECAY,
     LIF_DT,
@@ -343,38 +342,3 @@ def sections_from_ba(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     if not np.allclose(num, b, rtol=0.0, atol=1e-9 * np.max(np.abs(b))):
         raise ValueError("gammatone numerator factorisation failed")
     return sos
-
-
-@njit(cache=True, nogil=True)
-def resynth_run(raster, V, rng, drive, out_l, out_r, n, v_high, tau, trace):
-    """Trigger one spiking voice per channel at each of the channel's spikes.
-
-    Thread: audio (or any; no allocation). Voice ``i`` (a row of ``V``, configured by
-    :class:`spikesynth.ear_effects.Resynth` with its spring at channel ``i``'s centre
-    frequency and a membrane time constant ``tau`` of a fraction of a sample) gets, on a
-    sample where the channel spiked at fraction ``f``, the drive ``K = v_high E/(E - 1)``,
-    ``E = exp(f/tau)``: from rest its membrane then crosses ``v_high`` at ``f`` into the
-    sample (``f`` kept in [0.02, 0.95] so rounding cannot miss the crossing). Elsewhere the
-    drive is 0.
-
-    Parameters
-    ----------
-    raster : ndarray, shape (channels, >= n), float64
-        From :func:`cochlea_run`.
-    V : ndarray, shape (channels, N_FIELDS); rng : ndarray, shape (channels,), uint64
-    drive : ndarray, shape (>= n,), float64
-        Work buffer.
-    out_l, out_r : ndarray, shape (>= n,), float64
-        The voices are added into them.
-    trace : ndarray, shape (0, TRACE_FIELDS)
-    """
-    for i in range(raster.shape[0]):
-        for k in range(n):
-            f = raster[i, k]
-            if f > 0.0:
-                f = min(max(f, 0.02), 0.95)
-                e = math.exp(f / tau)
-                drive[k] = v_high * e / (e - 1.0)
-            else:
-                drive[k] = 0.0
-        vk.voice_run(V, i, rng, out_l, out_r, 0, n, drive, trace)
