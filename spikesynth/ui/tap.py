@@ -62,8 +62,8 @@ class OutputTap:
         render = synth.process_ring
         ring, header = self.ring, self.header
 
-        def process_ring(out, events_ring, block_start_ns, latency_ns):
-            render(out, events_ring, block_start_ns, latency_ns)
+        def process_ring(out, events_ring, block_start_ns, latency_ns, audio_in=None):
+            render(out, events_ring, block_start_ns, latency_ns, audio_in)
             tap_write(out, ring, header)
 
         synth.process_ring = process_ring
