@@ -275,7 +275,7 @@ def test_times_agree_with_mido_on_valid_files(tmp_path):
             t += msg.time
             if not msg.is_meta and msg.type != "sysex":
                 theirs.append((t, bytes(msg.bytes())))
-        ours = read_midi_file(path).events
+        ours = [(t, m) for t, m in read_midi_file(path).events if m[0] != 0xF0]  # SysEx apart
         assert len(ours) == len(theirs)
         assert sorted(m for _, m in ours) == sorted(m for _, m in theirs)
         assert np.allclose(sorted(t for t, _ in ours), sorted(t for t, _ in theirs), atol=1e-9)
