@@ -42,6 +42,7 @@ from spikesynth.patch import DEFAULT_PATCH, PATCH_DIR
 FULL_NOTES = 88
 FULL_VELOCITIES = 4
 SCALING_TARGET = 1.7
+VELOCITIES = [64, 96]  # two layers: 2 x --items samples per library
 
 
 def task_cost(patch_path, notes, settings, repeats=1):
@@ -73,7 +74,7 @@ def client_cost(size, folder, n=20):
     return (time.perf_counter() - t0) / n
 
 
-def library_rate(workers, notes, settings, out):
+def library_rate(workers, notes, settings, out, workers_write=False):
     """Items per second of a library on a local cluster; and the CPU seconds per item spent
     by the workers and by this process (client, scheduler, nannies)."""
     t0 = time.perf_counter()
@@ -83,7 +84,8 @@ def library_rate(workers, notes, settings, out):
         cpu_workers = sum(runner.client.run(time.process_time).values())
         cpu_client = time.process_time()
         t0 = time.perf_counter()
-        report = render_library([DEFAULT_PATCH], out, notes, [96], settings, runner, quiet=True)
+        report = render_library([DEFAULT_PATCH], out, notes, VELOCITIES, settings, runner,
+                                quiet=True, workers_write=workers_write)
         wall = time.perf_counter() - t0
         cpu_client = time.process_time() - cpu_client
         cpu_workers = sum(runner.client.run(time.process_time).values()) - cpu_workers
@@ -91,8 +93,8 @@ def library_rate(workers, notes, settings, out):
         t0 = time.perf_counter()
         runner.close()
         close = time.perf_counter() - t0
-    assert len(report.rendered) == len(notes)
-    n = len(notes)
+    n = len(notes) * len(VELOCITIES)
+    assert len(report.rendered) == n
     return Rate(n / wall, wall, start, close, cpu_workers / n, cpu_client / n)
 
 
@@ -137,31 +139,37 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench_batch_"))
     try:
         rates = {}
-        for workers in (1, 2):
-            r = library_rate(workers, notes, settings, tmp / f"w{workers}")
-            rates[workers] = r
-            print(f"{workers} worker(s): {len(notes)} items in {r.wall_s:.2f} s = "
-                  f"{r.items_per_s:.1f} items/s (cluster start + warm-up {r.start_s:.1f} s, "
-                  f"close {r.close_s:.1f} s; CPU per item: workers {r.worker_cpu_s * 1e3:.1f} "
-                  f"ms, client+scheduler {r.client_cpu_s * 1e3:.1f} ms; {load()})")
-        overhead = 1.0 / rates[1].items_per_s - cost
+        for mode, workers_write in (("client writes", False), ("workers write", True)):
+            for workers in (1, 2):
+                out = tmp / f"{'ww' if workers_write else 'w'}{workers}"
+                r = library_rate(workers, notes, settings, out, workers_write)
+                rates[mode, workers] = r
+                print(f"{mode}, {workers} worker(s): {len(notes) * len(VELOCITIES)} items in "
+                      f"{r.wall_s:.2f} s = {r.items_per_s:.1f} items/s (cluster start + "
+                      f"warm-up {r.start_s:.1f} s, close {r.close_s:.1f} s; CPU per item: "
+                      f"workers {r.worker_cpu_s * 1e3:.1f} ms, client+scheduler "
+                      f"{r.client_cpu_s * 1e3:.1f} ms; {load()})")
+        one = rates["client writes", 1]
+        overhead = 1.0 / one.items_per_s - cost
         writing = client_cost(size, tmp / "client")
-        scaling = rates[2].items_per_s / rates[1].items_per_s
-        verdict = "meets" if scaling >= SCALING_TARGET else "misses"
         print(f"per-item overhead on Dask (1 worker): {overhead * 1e3:.1f} ms wall "
-              f"(wall per item {1e3 / rates[1].items_per_s:.1f} ms - task {cost * 1e3:.1f} ms);"
+              f"(wall per item {1e3 / one.items_per_s:.1f} ms - task {cost * 1e3:.1f} ms);"
               f" the client's atomic write + hash {writing * 1e3:.1f} ms of it")
-        print(f"scaling 1 -> 2 workers, measured: {scaling:.2f}x ({verdict} the "
-              f"{SCALING_TARGET}x target)")
-        w = rates[2].worker_cpu_s
-        c = rates[2].client_cpu_s
-        print(f"scaling 1 -> 2 workers on an idle 2-core machine, from the CPU time per item "
-              f"(workers {w * 1e3:.1f} ms, client {c * 1e3:.1f} ms): "
-              f"{idle_scaling(w, c):.2f}x")
-        a, b = tmp / "w1" / "default", tmp / "w2" / "default"
-        for f in sorted(a.glob("*.wav")):
-            assert f.read_bytes() == (b / f.name).read_bytes(), f"{f.name} differs"
-        print("1- and 2-worker libraries byte-identical: yes")
+        for mode in ("client writes", "workers write"):
+            scaling = rates[mode, 2].items_per_s / rates[mode, 1].items_per_s
+            verdict = "meets" if scaling >= SCALING_TARGET else "misses"
+            w = rates[mode, 2].worker_cpu_s
+            c = rates[mode, 2].client_cpu_s
+            print(f"{mode}: scaling 1 -> 2 workers, measured: {scaling:.2f}x ({verdict} the "
+                  f"{SCALING_TARGET}x target); on an idle 2-core machine, from the CPU time "
+                  f"per item (workers {w * 1e3:.1f} ms, client {c * 1e3:.1f} ms): "
+                  f"{idle_scaling(w, c):.2f}x")
+        a = tmp / "w1" / "default"
+        for other in ("w2", "ww1", "ww2"):
+            b = tmp / other / "default"
+            for f in sorted(a.glob("*.wav")):
+                assert f.read_bytes() == (b / f.name).read_bytes(), f"{f.name} differs"
+        print("1- and 2-worker libraries, client- and worker-written, byte-identical: yes")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -181,8 +189,8 @@ def main():
     print(f"full library: {len(patches)} patches x {FULL_NOTES} x {FULL_VELOCITIES} = "
           f"{items} items, {total_bytes / 1e9:.2f} GB")
     # a worker's own overhead per item (serialising, its event loop), from the CPU accounting
-    worker_extra = max(rates[2].worker_cpu_s - cost, 0.0)
-    writing = max(writing, rates[2].client_cpu_s)  # the client's share, all of it
+    worker_extra = max(rates["client writes", 2].worker_cpu_s - cost, 0.0)
+    writing = max(writing, rates["client writes", 2].client_cpu_s)  # all the client's share
     for workers in (1, 2, 32):
         spread = items * (total_s / items + worker_extra) / workers
         floor = items * writing  # the one client receives and writes every file

@@ -105,6 +105,7 @@ class SampleJob(NamedTuple):
     note: int  # MIDI note 0..127
     velocity: int  # 1..127
     settings: RenderSettings
+    target: str = ""  # "": hand the bytes back; else the worker writes this (absolute) path
 
 
 class SampleFeatures(NamedTuple):
@@ -118,9 +119,10 @@ class SampleFeatures(NamedTuple):
 
 
 class SampleResult(NamedTuple):
-    data: bytes  # the encoded audio file
+    data: bytes  # the encoded audio file (b"" when the worker wrote it to the job's target)
     features: SampleFeatures
-    sha256: str  # of ``data`` ("sha256:" + hex), hashed on the worker, not the client
+    sha256: str  # of the file ("sha256:" + hex), hashed on the worker, not the client
+    size: int  # the file's length in bytes
 
 
 class PartJob(NamedTuple):
@@ -213,7 +215,11 @@ def render_sample(job: SampleJob) -> SampleResult:
         duration_s=len(audio) / s.samplerate,
         frames=len(audio))
     data = encode_audio(audio, s.samplerate, s.subtype, s.format)
-    return SampleResult(data, features, _file_hash(data))
+    digest = _file_hash(data)
+    if job.target:  # a folder every worker shares: write it here, send back only the facts
+        _write_bytes(job.target, data)
+        return SampleResult(b"", features, digest, len(data))
+    return SampleResult(data, features, digest, len(data))
 
 
 def render_part(job: PartJob) -> PartResult:
@@ -288,6 +294,23 @@ class WarmUp(_WorkerPlugin):
 
 
 # -- runners ----------------------------------------------------------------------------
+MAX_CHUNK = 8  # items per Dask task at most (a few hundred ms of work: progress stays smooth)
+TASKS_PER_WORKER = 16  # ... and at least this many tasks per worker, so none waits at the end
+
+
+def chunk_size(items: int, workers: int) -> int:
+    """Items per Dask task: one task per item costs the scheduler and client about a
+    millisecond of CPU each, which on a small machine is CPU the renders want; a few items
+    per task amortise it while every worker still gets many tasks (load balance, and a lost
+    worker costs little to redo)."""
+    return max(1, min(MAX_CHUNK, items // max(1, workers * TASKS_PER_WORKER)))
+
+
+def run_chunk(fn: Callable, jobs: list) -> list:
+    """Task: ``fn`` over a few jobs, in order (pure when ``fn`` is)."""
+    return [fn(job) for job in jobs]
+
+
 class Runner:
     """Runs pure tasks and yields their results as they complete. Thread: main.
 
@@ -390,16 +413,21 @@ class DaskRunner(Runner):
     def _map(self, fn, jobs, labels):
         from distributed import as_completed
 
-        futures = [self.client.submit(fn, job, key=f"spikesynth-{label}-{self.token}",
+        size = chunk_size(len(jobs), self.workers)
+        chunks = [range(i, min(i + size, len(jobs))) for i in range(0, len(jobs), size)]
+        futures = [self.client.submit(run_chunk, fn, [jobs[i] for i in chunk],
+                                      key=f"spikesynth-{labels[chunk[0]]}+{len(chunk)}-"
+                                          f"{self.token}",
                                       retries=RETRIES, pure=False)
-                   for job, label in zip(jobs, labels, strict=True)]
-        index = {f.key: i for i, f in enumerate(futures)}
+                   for chunk in chunks]
+        where = {f.key: chunk for f, chunk in zip(futures, chunks, strict=True)}
         done: set = set()
         try:
-            for future, result in as_completed(futures, with_results=True):
+            for future, results in as_completed(futures, with_results=True):
                 done.add(future.key)
-                yield index[future.key], result
                 future.release()
+                for i, result in zip(where[future.key], results, strict=True):
+                    yield i, result
         finally:
             pending = [f for f in futures if f.key not in done]
             if pending:
@@ -614,6 +642,19 @@ def _is_current(entry, folder: Path, settings: dict, digest: str) -> bool:
         return False
 
 
+def _check_written(path: Path, size: int) -> None:
+    """A sample a worker wrote must be in the client's folder too (the folder is shared)."""
+    try:
+        found = path.stat().st_size
+    except OSError:
+        found = None
+    if found != size:
+        raise BatchError(f"a worker wrote {path.name} ({size} bytes) but this machine sees "
+                         f"{'no file' if found is None else f'{found} bytes'} at {path}: "
+                         "--workers-write needs an output folder shared by every worker at "
+                         "the same path")
+
+
 class _LibraryPatch:
     """The client's book-keeping for one patch of a library."""
 
@@ -662,7 +703,8 @@ class _LibraryPatch:
 
 
 def render_library(patches, out_dir, notes, velocities, settings: RenderSettings,
-                   runner: Runner, quiet=False, on_result=None) -> LibraryReport:
+                   runner: Runner, quiet=False, on_result=None,
+                   workers_write=False) -> LibraryReport:
     """Render every (patch, note, velocity) not yet current in ``out_dir``; write SFZs.
 
     Layout: ``out_dir/STEM.sfz`` and ``out_dir/STEM/NNN_vVVV.wav`` plus
@@ -671,8 +713,13 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
     on disk has the recorded size and SHA-256. ``on_result(path)`` is called after each
     sample is written (tests use it to kill a worker mid-batch). Ctrl-C (KeyboardInterrupt)
     cancels the remaining tasks, writes the manifests of what is complete and re-raises.
+
+    ``workers_write``: the workers write the samples into ``out_dir`` themselves (atomically)
+    and send back only the features, size and hash: for a folder every worker reaches at the
+    same path (a shared filesystem), it saves moving every file through the client. The
+    client checks each file is there with the size the worker reported.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve() if workers_write else Path(out_dir)
     notes = sorted(set(notes))
     velocities = sorted(set(velocities))
     if not notes or not velocities:
@@ -706,7 +753,9 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
     todo = [(book, n, v) for book in books for n, v in book.items
             if book.file(n, v) not in book.entries]
     up_to_date = sum(len(b.items) for b in books) - len(todo)
-    jobs = [SampleJob(b.text, str(b.path), n, v, settings) for b, n, v in todo]
+    jobs = [SampleJob(b.text, str(b.path), n, v, settings,
+                      str(b.folder / b.file(n, v)) if workers_write else "")
+            for b, n, v in todo]
     labels = [f"{b.stem}-{n}-{v}" for b, n, v in todo]
     rendered = []
     last_write = time.monotonic()
@@ -716,14 +765,17 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
             book, n, v = todo[index]
             name = book.file(n, v)
             target = book.folder / name
-            _write_bytes(target, result.data)
+            if workers_write:
+                _check_written(target, result.size)
+            else:
+                _write_bytes(target, result.data)
             f = result.features
             book.entries[name] = {
                 "file": name, "note": n, "velocity": v,
                 "f0_hz": _json_number(f.f0_hz), "peak_dbfs": _json_number(f.peak_dbfs),
                 "loudness_lufs": _json_number(f.loudness_lufs),
                 "duration_s": f.duration_s, "frames": f.frames,
-                "bytes": len(result.data), "sha256": result.sha256,
+                "bytes": result.size, "sha256": result.sha256,
                 "settings": settings_dict, "source_hash": book.digest}
             book.dirty = True
             rendered.append(target)

@@ -529,7 +529,7 @@ def _cmd_library(args) -> int:
         settings = _batch_settings(args, args.length)
         report = render_library(args.patches, args.output, parse_notes(args.notes),
                                 parse_velocities(args.velocities), settings, runner,
-                                quiet=args.quiet)
+                                quiet=args.quiet, workers_write=args.workers_write)
         if not args.quiet:
             print(f"{args.output}: {report.total} samples, {len(report.rendered)} rendered, "
                   f"{report.up_to_date} up to date; "
@@ -626,6 +626,10 @@ def _add_batch_parsers(sub):
     p.add_argument("--velocities", default="32,64,96,127", metavar="V,V,...")
     p.add_argument("--length", type=float, default=1.0, metavar="SECONDS",
                    help="how long each note is held before its release (default 1 s)")
+    p.add_argument("--workers-write", action="store_true",
+                   help="the workers write the samples into DIR themselves (DIR must be the "
+                        "same folder on every worker: a shared filesystem); the client gets "
+                        "only sizes, hashes and features")
     _add_batch_args(p)
     p.set_defaults(func=_cmd_library)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +21,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    """This machine's name as it goes into a temporary file's name (no dots)."""
+    return socket.gethostname().replace(".", "_") or "localhost"
+
+
+def _writer(token: str):
+    """``PID-HOST`` (or an older ``PID``) → the writer's pid if it ran on this machine."""
+    pid_text, _, host = token.partition("-")
+    if not pid_text.isdigit() or (host and host != _host()):
+        return None  # named otherwise, or written from another machine (a shared folder)
+    return int(pid_text)
+
+
 def remove_stale_parts(path) -> list[Path]:
     """Remove the temporary files of earlier writers of ``path`` that died. Thread: main.
 
-    A temporary file is named ``.NAME.PID.RANDOM.part`` after its writer's process id; one
-    whose writer no longer exists (killed with SIGKILL, or the machine lost power) is
-    removed. Files of live writers, and files named otherwise, are left alone. Returns the
-    removed paths.
+    A temporary file is named ``.NAME.PID-HOST.RANDOM.part`` after its writer's process id
+    and machine; one whose writer no longer exists (killed with SIGKILL, or the machine
+    lost power) is removed. Files of live writers, of writers on other machines (a folder
+    shared by a cluster's workers: their process ids mean nothing here), and files named
+    otherwise are left alone. Returns the removed paths.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -38,8 +53,8 @@ def remove_stale_parts(path) -> list[Path]:
     except OSError:
         return removed
     for part in candidates:
-        pid_text = part.name[len(prefix):].split(".", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+        pid = _writer(part.name[len(prefix):].split(".", 1)[0])
+        if pid is None or pid == os.getpid() or _alive(pid):
             continue
         try:
             part.unlink()
@@ -62,7 +77,7 @@ def atomic_output(path):
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     remove_stale_parts(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part",
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-{_host()}.", suffix=".part",
                                dir=folder)
     os.close(fd)
     umask = os.umask(0)

@@ -6,6 +6,7 @@ Pitch, centroid and sums are measured from the files written, never from the eng
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,9 +25,12 @@ from daskcluster import START_TIMEOUT_S, DaskProcesses
 from spikesynth import load_patch
 from spikesynth.analysis import cents, estimate_f0, spectral_centroid
 from spikesynth.batch import (
+    BatchError,
     DaskRunner,
     InProcessRunner,
     RenderSettings,
+    _check_written,
+    chunk_size,
     parse_param,
     render_library,
     render_stems,
@@ -205,6 +209,38 @@ def test_rerun_renders_exactly_the_deleted_files(library, runner, tmp_path):
     report = render_library([DEFAULT_PATCH], out, NOTES, VELOCITIES, SETTINGS, runner,
                             quiet=True)
     assert [p.name for p in report.rendered] == ["052_v050.wav"]
+
+
+def test_workers_write_into_a_shared_folder_byte_identical(library, cluster, tmp_path):
+    # The workers are processes of this machine, so tmp_path is a folder they share.
+    out = tmp_path / "shared"
+    assert main(["library", str(DEFAULT_PATCH), "-o", str(out), "--notes", "36:84:8",
+                 "--velocities", "50,127", "--length", str(SETTINGS.length_s),
+                 "--samplerate", str(SR), "--scheduler", cluster.address,
+                 "--workers-write", "-q"]) == 0
+    ref = library["reference"] / "default"
+    names = wav_files(ref)
+    assert wav_files(out / "default") == names
+    for name in names:
+        assert (out / "default" / name).read_bytes() == (ref / name).read_bytes(), name
+    manifest = json.loads((out / "default" / "manifest.json").read_text())
+    for entry in manifest["samples"]:  # the sizes and hashes the workers reported are true
+        data = (out / "default" / entry["file"]).read_bytes()
+        assert entry["bytes"] == len(data)
+        assert entry["sha256"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert not list(out.rglob("*.part"))
+    # A folder the client cannot see (not shared) is a clear error, not a silent gap.
+    with pytest.raises(BatchError, match="shared by every worker"):
+        _check_written(tmp_path / "nowhere.wav", 1234)
+
+
+def test_tasks_of_several_items_come_back_in_place(runner):
+    jobs = list(range(-150, 150, 3))
+    size = chunk_size(len(jobs), runner.workers)
+    assert size > 1  # the chunked path is the one exercised
+    got = dict(runner.map(abs, jobs))
+    assert got == {i: abs(j) for i, j in enumerate(jobs)}
+    assert chunk_size(6000, 2) == 8 and chunk_size(10, 2) == 1
 
 
 def test_changed_patch_or_settings_rerender_everything(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -195,16 +196,20 @@ def test_stale_parts_of_dead_writers_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead.send_signal(signal.SIGKILL)
     dead.wait()
-    stale = tmp_path / f".a.wav.{dead.pid}.x1y2.part"
-    live = tmp_path / f".a.wav.{os.getppid()}.x1y2.part"
+    host = socket.gethostname().replace(".", "_")
+    stale = tmp_path / f".a.wav.{dead.pid}-{host}.x1y2.part"
+    stale_old = tmp_path / f".a.wav.{dead.pid}.x1y2.part"  # the naming before hosts
+    live = tmp_path / f".a.wav.{os.getppid()}-{host}.x1y2.part"
+    # another machine's writer in a shared folder: its pid means nothing here
+    remote = tmp_path / f".a.wav.{dead.pid}-elsewhere-{host}.x1y2.part"
     other = tmp_path / ".a.wav.abc123.part"  # not ours (no pid): left alone
-    for p in (stale, live, other):
+    for p in (stale, stale_old, live, remote, other):
         p.write_bytes(b"partial")
-    assert remove_stale_parts(out) == [stale]
+    assert sorted(remove_stale_parts(out)) == sorted([stale, stale_old])
     stale.write_bytes(b"partial")
     assert cli.main(["render", "-o", str(out), "--note", "60:100:0:0.1", "-q"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, other.name, "a.wav"])
+        [live.name, remote.name, other.name, "a.wav"])
 
 
 def _render(tmp_path, *args, name="c.wav"):
