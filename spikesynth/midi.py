@@ -45,11 +45,12 @@ an unterminated SysEx (``F0 …`` without ``F7``) as continuation and swallows i
 message ends with ``F7``. Instead every port's bytes pass through a :class:`SysexSplitter`,
 which reads them as the MIDI 1.0 specification says: any status byte other than a realtime
 one (``F8``–``FF``) ends a SysEx, so the message it starts is kept; realtime bytes inside a
-SysEx are messages of their own and do not end it; the SysEx itself is dropped and counted
-(:attr:`MidiInput.sysex`). rtmidi's JACK backend still holds back what follows an
-unterminated SysEx until a message ending with ``F7`` arrives (then it is all delivered and
-split here, late but not lost); ALSA's sequencer ends the SysEx at the next status byte.
-Anything else reaches :meth:`EventRing.push`, which validates it with
+SysEx are messages of their own and do not end it. A complete MIDI Tuning Standard message
+is passed on whole (the ring turns it into retune events: live MTS); any other SysEx is
+dropped; both are counted (:attr:`MidiInput.sysex`). rtmidi's JACK backend still holds
+back what follows an unterminated SysEx until a message ending with ``F7`` arrives (then
+it is all delivered and split here, late but not lost); ALSA's sequencer ends the SysEx
+at the next status byte. Anything else reaches :meth:`EventRing.push`, which validates it with
 :func:`~spikesynth.events.parse_midi`: stray or malformed bytes are counted in the ring's
 ``rejected`` counter, a full ring is counted in ``dropped``; neither is ever fatal.
 """
@@ -206,15 +207,26 @@ _LENGTH = {**{s: 2 for s in range(0x80, 0xC0)}, **{s: 1 for s in range(0xC0, 0xE
            0xF6: 0, 0xF7: 0}
 
 
+MAX_SYSEX = 1024  # bytes: a single-note tuning change of all 128 keys is 519
+
+
+def _is_tuning(body) -> bool:
+    """``F0 7E|7F device 08 …``: a MIDI Tuning Standard message (the ring parses it)."""
+    return len(body) >= 4 and body[0] == 0xF0 and body[1] in (0x7E, 0x7F) and body[3] == 0x08
+
+
 class SysexSplitter:
     """One port's MIDI byte stream read as the MIDI 1.0 specification says. Thread: MIDI.
 
     :meth:`feed` takes what rtmidi delivered (usually one whole message, but after an
     unterminated SysEx several messages run together) and returns the messages in it:
 
-    * ``F0`` starts a SysEx; its data bytes are dropped; ``F7`` ends it (counted in
-      :attr:`sysex`), and so does any other non-realtime status byte (counted in
-      :attr:`unterminated` too), which then starts its own message;
+    * ``F0`` starts a SysEx (counted in :attr:`sysex`); ``F7`` ends it, and so does any
+      other non-realtime status byte (counted in :attr:`unterminated` too), which then
+      starts its own message. A complete MIDI Tuning Standard SysEx (universal, sub-ID
+      ``08``) of at most :data:`MAX_SYSEX` bytes is returned whole (counted in
+      :attr:`tunings`: the ring turns it into retune events); every other SysEx, or one cut
+      short, is dropped;
     * realtime bytes ``F8``–``FF`` are one-byte messages wherever they appear, inside a
       SysEx or a message included, and change nothing else;
     * inside what follows a SysEx in one delivery, a channel message's running status is
@@ -226,12 +238,16 @@ class SysexSplitter:
     rejects and counts it).
     """
 
-    __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "_status", "_partial")
+    __slots__ = ("in_sysex", "sysex", "unterminated", "stray", "tunings", "_status",
+                 "_partial", "_body")
 
     def __init__(self):
         self.in_sysex = False
-        #: SysEx messages dropped (ended by F7 or by a status byte).
+        #: SysEx messages received (ended by F7 or by a status byte).
         self.sysex = 0
+        #: Of those, the tuning messages passed on whole.
+        self.tunings = 0
+        self._body = bytearray()  # the open SysEx's bytes so far (up to MAX_SYSEX)
         #: Of those, the SysEx messages a status byte ended (no F7).
         self.unterminated = 0
         #: Data bytes dropped because no status byte came before them.
@@ -258,11 +274,16 @@ class SysexSplitter:
         partial = self._partial
         i, n = 0, len(data)
         while i < n:
-            if self.in_sysex:  # skip the SysEx data at C speed: to the next status byte
+            if self.in_sysex:  # take the SysEx data at C speed: to the next status byte
                 found = _STATUS_BYTE.search(data, i)
+                end = n if found is None else found.start()
+                if len(self._body) + end - i <= MAX_SYSEX:
+                    self._body += data[i:end]
+                else:
+                    self._body = bytearray(b"\xff")  # too long to be a tuning: dropped
                 if found is None:
                     break
-                i = found.start()
+                i = end
             b = data[i]
             i += 1
             if b >= 0xF8:  # realtime: a message of its own, anywhere
@@ -271,6 +292,10 @@ class SysexSplitter:
             if self.in_sysex:
                 if b == 0xF7:
                     self.in_sysex = False
+                    body = self._body
+                    if _is_tuning(body) and len(body) < MAX_SYSEX:
+                        out.append(bytes(body) + b"\xf7")
+                        self.tunings += 1
                     continue
                 if b < 0x80:
                     continue  # SysEx data
@@ -283,6 +308,7 @@ class SysexSplitter:
                 self.in_sysex = True
                 self.sysex += 1
                 self._status = 0
+                self._body = bytearray(b"\xf0")
                 continue
             if b >= 0x80:
                 if partial:
@@ -559,7 +585,8 @@ class MidiInput:
 
     @property
     def sysex(self) -> int:
-        """SysEx messages received and dropped on every port (see :class:`SysexSplitter`)."""
+        """SysEx messages received on every port; only tuning messages are passed on (see
+        :class:`SysexSplitter`)."""
         return sum(splitter.sysex for _, _, splitter in self._clients)
 
     @property

@@ -34,6 +34,12 @@ class LoadResult(NamedTuple):
 
 def _serve(conn, headroom: int) -> None:  # pragma: no cover - runs in the child
     """The worker's loop: receive a path, send back ("ok", Patch) or ("error", message)."""
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the player decides when this
+    # worker ends (it closes the pipe), so the child neither dies mid-request nor prints a
+    # KeyboardInterrupt traceback over the player's last line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import resource
 

@@ -80,3 +80,25 @@ def test_a_long_sysex_and_bad_input():
     assert s.feed(b"\x3e\x64") == [b"\x3e\x64"] and s.feed(b"\x90\xc8\x01") == [b"\x90\xc8\x01"]
     assert s.feed([0x90, 300, 1]) == [[0x90, 300, 1]]
     assert s.feed(b"\x90\xf8\x3c\x64") == [b"\x90\xf8\x3c\x64"]
+
+
+def test_tuning_sysex_passes_whole_and_other_sysex_is_dropped():
+    from spikesynth.mts import mts_message, parse_mts
+
+    tune = mts_message([(62, 301.0), (64, 333.3)])
+    s = SysexSplitter()
+    assert s.feed(tune) == [tune] and s.tunings == 1 and s.sysex == 1
+    assert parse_mts(s.feed(tune)[0])[0][1] == 62  # the ring's parser reads it
+    # spread over deliveries with a clock inside: reassembled, the clock on its own
+    s = SysexSplitter()
+    out = feed_all(s, tune[:5], b"\xf8", tune[5:9], tune[9:], ON)
+    assert out == [b"\xf8", tune, ON] and s.tunings == 1
+    # not a tuning message (a manufacturer's SysEx): dropped, counted as SysEx
+    s = SysexSplitter()
+    assert s.feed(b"\xf0\x43\x10\x4c\x00\x00\x7e\x00\xf7" + ON) == [ON]
+    assert s.sysex == 1 and s.tunings == 0
+    # a tuning message cut short by a status byte: dropped, the note kept
+    assert s.feed(tune[:-3] + ON) == [ON] and s.tunings == 0 and s.unterminated == 1
+    # longer than any tuning message can be: dropped without growing without bound
+    huge = b"\xf0\x7f\x7f\x08\x02\x00\x7f" + bytes(70000) + b"\xf7"
+    assert s.feed(huge) == [] and s.tunings == 0 and len(s._body) <= 1024

@@ -481,6 +481,29 @@ def test_a_flood_of_malformed_midi_leaves_it_playing_in_tune(rig):
     assert abs(cents(estimate_f0(audio[steady], SR, 440.0), 440.0)) < 1.0
 
 
+def test_live_mts_sysex_retunes_the_sounding_note(rig):
+    """A MIDI Tuning Standard single-note change over JACK MIDI retunes the held note; the
+    pitch before and after is measured from what play sent out."""
+    from spikesynth.mts import mts_message
+
+    player, rec, keys = rig()
+    target = 311.127 * 2 ** (37.0 / 1200)  # off any 12-TET pitch
+    sent = keys.send_timed(0x90, 62, 100)
+    start = wait_sound(rec, sent)
+    rec.wait_until(sent + int(0.6 * SR))
+    retune = keys.send(*mts_message([(62, target)]))
+    rec.wait_until(retune + int(0.9 * SR))
+    keys.send(0x80, 62, 0)
+    rec.stop()
+    audio, first = rec.recorded()
+    before = rec.clean(start + SR // 10, retune - first - SR // 50, SR // 4)
+    after = rec.clean(retune - first + SR // 5, retune - first + int(0.85 * SR), SR // 4)
+    assert abs(cents(estimate_f0(audio[before], SR, 293.665), 293.665)) < 1.0
+    step = 100 / 16384  # MTS resolution in cents
+    assert abs(cents(estimate_f0(audio[after], SR, target), target)) < 1.0 + step
+    assert player.status().get("rejected", 0) == 0
+
+
 def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
     player, rec, keys = rig()
     wait_sound(rec, keys.send(0x90, 60, 100))
