@@ -52,6 +52,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 PATCHES = ("default.yaml", "lead.yaml", "pad.yaml", "bass.yaml", "lif.yaml")
 LATE = "client = spikesynth was not finished"
+# A MIDI client that misses a JACK cycle loses that cycle's events (JACK MIDI lives for
+# one cycle): the sender's and play's MIDI clients, counted so a gap can be attributed.
+MIDI_LATE = ("client = soak-keyboard was not finished",
+             "client = spikesynth-midi was not finished")
+QUEUE_FULL = "queue limit"  # rtmidi's warning when its input queue overflowed
 
 
 def rss_mb(pid: int) -> float | None:
@@ -157,6 +162,7 @@ def edit_patch(path: Path, rng: random.Random, original: str, invalid: bool) -> 
 def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     stats_path = folder / f"stats-{'soak' if soak else 'idle'}.json"
     late0 = server.log_text().count(LATE)
+    midi_late0 = sum(server.log_text().count(m) for m in MIDI_LATE)
     play = Play(server, folder, callback, stats_path)
     play.wait_started()
     sent = 0
@@ -225,6 +231,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     return {
         "returncode": code, "sent": sent, "edits": edits, "invalid_edits": invalid_edits,
         "stats": stats, "late": server.log_text().count(LATE) - late0,
+        "midi_late": sum(server.log_text().count(m) for m in MIDI_LATE) - midi_late0,
+        "queue_full": sum(QUEUE_FULL in ln for ln in play.lines),
         "rss_first": mem[0] if mem else float("nan"), "rss_last": mem[-1] if mem else
         float("nan"), "rss_slope": slope_mb_per_hour([(t, m) for t, m in memory if m]),
         "reload_lines": sum("reloaded" in ln for ln in play.lines),
@@ -264,7 +272,9 @@ def main(argv=None) -> int:
           f"callback {s.get('callback', '?')}")
     print(f"  MIDI sent {soak['sent']}: received {s.get('midi_received')} + rejected "
           f"{s.get('midi_rejected')} + dropped {s.get('midi_dropped')} + filtered "
-          f"{s.get('midi_filtered')} = {counted}; unaccounted {soak['sent'] - counted}")
+          f"{s.get('midi_filtered')} = {counted}; unaccounted {soak['sent'] - counted} (JACK "
+          f"cycles the MIDI clients missed: {soak['midi_late']}; rtmidi queue overflows: "
+          f"{soak['queue_full']})")
     print(f"  events applied {s.get('events_applied')}, ignored {s.get('events_ignored')}; "
           f"program changes {s.get('program_changes')} (ignored {s.get('program_ignored')}); "
           f"patch switches {s.get('patch_switches')}, fades {s.get('patch_fades')}")
