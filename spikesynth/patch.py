@@ -433,18 +433,22 @@ def load_patch(path=None) -> Patch:
     Raises :class:`PatchError`.
     """
     path = Path(path) if path is not None else DEFAULT_PATCH
+    return patch_from_text(_read_patch_text(path), path)
+
+
+def _read_patch_text(path: Path) -> str:
+    """A patch file's text, at most MAX_PATCH_BYTES; PatchError when it cannot be read."""
     try:
         if path.is_file() and path.stat().st_size > MAX_PATCH_BYTES:
             raise PatchError(path, f"file is too large ({path.stat().st_size} bytes): a patch "
                                    f"is at most {MAX_PATCH_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PatchError(path, "no such patch file") from None
     except IsADirectoryError:
         raise PatchError(path, "is a directory, expected a .yaml patch file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PatchError(path, f"cannot read: {e}") from None
-    return patch_from_text(text, path)
 
 
 def _yaml_problem(e) -> str:
@@ -542,15 +546,7 @@ def read_raw_patch(path) -> tuple[dict, dict]:
     unreadable file, broken YAML or a top level that is not a mapping.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PatchError(path, "no such patch file") from None
-    except IsADirectoryError:
-        raise PatchError(path, "is a directory, expected a .yaml patch file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PatchError(path, f"cannot read: {e}") from None
-    raw, lines = _raw_and_lines(text, path)
+    raw, lines = _raw_and_lines(_read_patch_text(path), path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -14,32 +14,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from audio_analysis import cents, estimate_f0
+from fuzz_cases import smf
 
 from spikesynth import cli, offline
 from spikesynth.fileio import remove_stale_parts
 from spikesynth.offline import RenderError, midi_file_events, release_hanging_notes
 from spikesynth.smf import MidiFileError, read_midi_file
-
-
-def vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    return bytes(reversed(out))
-
-
-def smf(tracks, fmt=1, division=480) -> bytes:
-    """A Standard MIDI File from tracks given as lists of (delta, event bytes)."""
-    head = b"MThd" + (6).to_bytes(4, "big") + fmt.to_bytes(2, "big") + \
-        len(tracks).to_bytes(2, "big") + division.to_bytes(2, "big")
-    body = b""
-    for events in tracks:
-        data = b"".join(vlq(d) + e for d, e in events) + b"\x00\xff\x2f\x00"
-        body += b"MTrk" + len(data).to_bytes(4, "big") + data
-    return head + body
-
 
 NOTE = [(0, b"\x90\x45\x64"), (480, b"\x80\x45\x00")]  # A3 for one quarter note
 
