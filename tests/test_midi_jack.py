@@ -171,6 +171,37 @@ def test_notes_arrive_with_correct_bytes_and_increasing_timestamps(jack_server, 
 
 
 @pytest.mark.jack
+def test_a_tuning_sysex_over_jack_becomes_retune_rows(jack_server):
+    """Live MTS: a single-note tuning change sent over JACK MIDI reaches the ring as one
+    retune row per key (with the float32 frequency), the notes around it unharmed; another
+    SysEx is dropped and counted."""
+    import struct
+
+    from spikesynth.mts import STATUS_TUNE, mts_message
+
+    ring = EventRing(256)
+    with MidiInput(ring, api="jack", connect="none") as midi_in:
+        out = jack_output(":spikesynth")
+        try:
+            out.send_message([0x90, 62, 100])
+            out.send_message(list(mts_message([(62, 301.5), (64, 333.25)])))
+            out.send_message([0xF0, 0x43, 0x10, 0x4C, 0x00, 0xF7])  # a synth's own SysEx
+            out.send_message([0x80, 62, 0])
+            got = collect(ring, 4)
+            sysex = midi_in.sysex
+        finally:
+            out.delete()
+    rows = [(s, d1, d2) for _, s, d1, d2 in got]
+    assert rows[0] == (0x90, 62, 100) and rows[3] == (0x80, 62, 0)
+    tunes = rows[1:3]
+    assert [(s, k) for s, k, _ in tunes] == [(STATUS_TUNE, 62), (STATUS_TUNE, 64)]
+    hz = [struct.unpack("<f", struct.pack("<i", bits))[0] for _, _, bits in tunes]
+    step = 2 ** (1 / 1200 / 16384 * 100)  # MTS resolution: 100/16384 cent
+    assert abs(hz[0] / 301.5 - 1) < step - 1 and abs(hz[1] / 333.25 - 1) < step - 1
+    assert sysex == 2 and ring.rejected == 0
+
+
+@pytest.mark.jack
 def test_connects_to_existing_ports_by_all_substring_and_index(jack_server):
     keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "test-keyboard")
     keyboard.open_virtual_port("keys")
