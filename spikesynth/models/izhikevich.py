@@ -66,47 +66,78 @@ class IzhikevichVoice(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _calibrated_ratio(tables, note, freq):
-    """Model ms per sample per Hz at ``freq``: the note's own calibration at its frequency,
-    else interpolated (in log frequency) between the calibrated notes around ``freq``.
+def _ratio_at_step(tables, h):
+    """Model ms per sample per Hz of the calibrated system whose sub-step is ``h`` model ms.
 
-    The discrete system's period is not exactly proportional to its time scale, so a note
-    bent (or gliding) far from its own frequency takes the calibration of the notes it
-    passes (those calibrated with the same sub-steps), whatever the tuning's order of keys.
+    The discrete system's steady period in model ms, ``T(h)``, depends on the sub-step alone
+    (the sample grid only samples it), and ``m / f = T(h) / sr``: so every calibrated note,
+    whatever its sub-steps, is a point ``(m/n, m/f)`` of one smooth curve. Linear between the
+    two calibrated points around ``h``; the nearest one beyond them.
     """
-    f0 = tables[T_FREQ, note]
-    if f0 == freq:
-        return tables[T_SCALE, note] / f0
     lo = -1
     hi = -1
-    substeps = tables[T_SUBSTEPS, note]
+    h_lo = 0.0
+    h_hi = 0.0
     for n in range(128):
         f = tables[T_FREQ, n]
-        # Only notes calibrated with the voice's own sub-steps describe the same system.
-        if not (f > 0.0 and tables[T_SCALE, n] == tables[T_SCALE, n]
-                and tables[T_SUBSTEPS, n] == substeps):
+        m = tables[T_SCALE, n]
+        # Calibrated notes only (not failed, not scaled down from the lowest calibrated).
+        if not (f >= LOWEST_CALIBRATED_HZ and m == m and tables[T_SUBSTEPS, n] >= 1.0):
             continue
-        if f <= freq and (lo < 0 or f > tables[T_FREQ, lo]):
+        step = m / tables[T_SUBSTEPS, n]
+        if step <= h and (lo < 0 or step > h_lo):
             lo = n
-        if f >= freq and (hi < 0 or f < tables[T_FREQ, hi]):
+            h_lo = step
+        if step >= h and (hi < 0 or step < h_hi):
             hi = n
-    if lo < 0 or hi < 0:
-        return tables[T_SCALE, note] / f0
+            h_hi = step
+    if lo < 0:
+        lo = hi
+    if hi < 0:
+        hi = lo
+    if lo < 0:
+        return math.nan
     r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
-    r_hi = tables[T_SCALE, hi] / tables[T_FREQ, hi]
-    if lo == hi:
+    if lo == hi or h_hi == h_lo:
         return r_lo
-    x = math.log(freq / tables[T_FREQ, lo]) / math.log(tables[T_FREQ, hi] / tables[T_FREQ, lo])
-    return r_lo + (r_hi - r_lo) * x
+    r_hi = tables[T_SCALE, hi] / tables[T_FREQ, hi]
+    return r_lo + (r_hi - r_lo) * (h - h_lo) / (h_hi - h_lo)
 
 
 @njit(cache=True, nogil=True)
-def _timescale(V, i, params, tables, sr, freq):
-    """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz."""
+def _calibrated_ratio(tables, note, freq, substeps):
+    """Model ms per sample per Hz for voice rate ``freq`` with ``substeps`` sub-steps a sample.
+
+    The note's own calibration at its own frequency; otherwise (a bend, a glide, vibrato)
+    the ratio of the calibrated curve at the voice's sub-step ``h = freq·ratio/substeps``
+    (:func:`_ratio_at_step`), solved by fixed-point iteration (the ratio changes by about
+    1 % of the relative change of ``h``, so two rounds reach 1e-8).
+    """
+    f0 = tables[T_FREQ, note]
+    ratio = tables[T_SCALE, note] / f0
+    if f0 == freq and substeps == tables[T_SUBSTEPS, note]:
+        return ratio
+    for _ in range(4):
+        found = _ratio_at_step(tables, freq * ratio / substeps)
+        if not found == found:
+            return ratio
+        done = abs(found - ratio) <= 1e-10 * ratio
+        ratio = found
+        if done:
+            break
+    return ratio
+
+
+@njit(cache=True, nogil=True)
+def _timescale(V, i, params, tables, sr, freq, substeps):
+    """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz (calibrated
+    tuning: with ``substeps`` sub-steps, or the note's own when 0)."""
     note = int(V[i, vk.F_NOTE])
     m = tables[T_SCALE, note]
     if params[P_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
-        return freq * _calibrated_ratio(tables, note, freq), int(tables[T_SUBSTEPS, note])
+        if substeps <= 0:
+            substeps = int(tables[T_SUBSTEPS, note])
+        return freq * _calibrated_ratio(tables, note, freq, substeps), substeps
     m = freq / params[P_REF_RATE] * 1000.0 / sr
     return m, min(max(1, int(math.ceil(m / params[P_MAX_STEP]))), MAX_SUBSTEPS)
 
@@ -120,7 +151,7 @@ def tune(m, V, i, params, tables, sr, freq):
         V[i, mv.Z_COEFFS:mv.Z_COEFFS + izh.IZH_N_COEFFS], 1.0, params[P_A], params[P_B],
         params[P_C], params[P_D], params[P_E], params[P_F], params[P_G], params[P_U_VREF],
         params[P_U_LEAK], V_PEAK_MV)
-    scale, substeps = _timescale(V, i, params, tables, sr, freq)
+    scale, substeps = _timescale(V, i, params, tables, sr, freq, 0)
     mv.izhikevich_set_timescale(V, i, scale, substeps)
     V[i, mv.Z_CURRENT] = params[P_CURRENT]
     V[i, mv.Z_SCALE] = mv.IZH_AUDIO_SCALE
@@ -129,7 +160,7 @@ def tune(m, V, i, params, tables, sr, freq):
 
 @njit(cache=True, nogil=True)
 def set_rate(m, V, i, params, tables, sr, freq):
-    scale, _ = _timescale(V, i, params, tables, sr, freq)
+    scale, _ = _timescale(V, i, params, tables, sr, freq, int(V[i, mv.Z_SUBSTEPS]))
     mv.izhikevich_set_timescale(V, i, scale, V[i, mv.Z_SUBSTEPS])
 
 
