@@ -66,13 +66,11 @@ class IzhikevichVoice(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _ratio_at_step(tables, h):
-    """Model ms per sample per Hz of the calibrated system whose sub-step is ``h`` model ms.
+def _bracket(tables, h):
+    """The calibrated notes whose sub-steps ``m/n`` (model ms) are nearest below and above
+    ``h``: ``(lo, hi)``, the nearest one for both beyond the ends, ``(-1, -1)`` if none.
 
-    The discrete system's steady period in model ms, ``T(h)``, depends on the sub-step alone
-    (the sample grid only samples it), and ``m / f = T(h) / sr``: so every calibrated note,
-    whatever its sub-steps, is a point ``(m/n, m/f)`` of one smooth curve. Linear between the
-    two calibrated points around ``h``; the nearest one beyond them.
+    Calibrated notes only: not failed, not scaled down from the lowest calibrated one.
     """
     lo = -1
     hi = -1
@@ -81,7 +79,6 @@ def _ratio_at_step(tables, h):
     for n in range(128):
         f = tables[T_FREQ, n]
         m = tables[T_SCALE, n]
-        # Calibrated notes only (not failed, not scaled down from the lowest calibrated).
         if not (f >= LOWEST_CALIBRATED_HZ and m == m and tables[T_SUBSTEPS, n] >= 1.0):
             continue
         step = m / tables[T_SUBSTEPS, n]
@@ -95,36 +92,43 @@ def _ratio_at_step(tables, h):
         lo = hi
     if hi < 0:
         hi = lo
-    if lo < 0:
-        return math.nan
-    r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
-    if lo == hi or h_hi == h_lo:
-        return r_lo
-    r_hi = tables[T_SCALE, hi] / tables[T_FREQ, hi]
-    return r_lo + (r_hi - r_lo) * (h - h_lo) / (h_hi - h_lo)
+    return lo, hi
 
 
 @njit(cache=True, nogil=True)
 def _calibrated_ratio(tables, note, freq, substeps):
     """Model ms per sample per Hz for voice rate ``freq`` with ``substeps`` sub-steps a sample.
 
-    The note's own calibration at its own frequency; otherwise (a bend, a glide, vibrato)
-    the ratio of the calibrated curve at the voice's sub-step ``h = freq·ratio/substeps``
-    (:func:`_ratio_at_step`), solved by fixed-point iteration (the ratio changes by about
-    1 % of the relative change of ``h``, so two rounds reach 1e-8).
+    The note's own calibration at its own frequency. Otherwise (a bend, a glide, vibrato):
+    the discrete system's steady period in model ms, ``T(h)``, depends on the sub-step ``h``
+    alone (the sample grid only samples it) and ``m/f = T(h)/sr``, so every calibrated note,
+    whatever its sub-steps, is a point ``(m/n, m/f)`` of one smooth curve. The ratio is where
+    that curve, linear between the two calibrated points around ``h``, meets the voice's own
+    ``h = freq·ratio/substeps``: solved exactly inside the bracket (one scan of the table
+    unless the solution leaves it); constant beyond the calibrated ends.
     """
     f0 = tables[T_FREQ, note]
     ratio = tables[T_SCALE, note] / f0
     if f0 == freq and substeps == tables[T_SUBSTEPS, note]:
         return ratio
+    c = freq / substeps  # h = c · ratio
     for _ in range(4):
-        found = _ratio_at_step(tables, freq * ratio / substeps)
-        if not found == found:
+        h = c * ratio
+        lo, hi = _bracket(tables, h)
+        if lo < 0:
             return ratio
-        done = abs(found - ratio) <= 1e-10 * ratio
-        ratio = found
-        if done:
-            break
+        r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
+        h_lo = tables[T_SCALE, lo] / tables[T_SUBSTEPS, lo]
+        h_hi = tables[T_SCALE, hi] / tables[T_SUBSTEPS, hi]
+        if h_hi <= h_lo:  # an end of the curve (or exactly on a point): the ratio there
+            if r_lo == ratio:
+                return ratio
+            ratio = r_lo
+            continue
+        slope = (tables[T_SCALE, hi] / tables[T_FREQ, hi] - r_lo) / (h_hi - h_lo)
+        ratio = (r_lo - slope * h_lo) / (1.0 - slope * c)
+        if h_lo <= c * ratio <= h_hi:
+            return ratio
     return ratio
 
 
