@@ -66,33 +66,49 @@ class IzhikevichVoice(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
+def _calibrated(tables, n):
+    """Whether note ``n`` was calibrated (not failed, not scaled from the lowest one)."""
+    m = tables[T_SCALE, n]
+    return tables[T_FREQ, n] >= LOWEST_CALIBRATED_HZ and m == m and tables[T_SUBSTEPS, n] >= 1.0
+
+
+@njit(cache=True, nogil=True)
 def _bracket(tables, h):
     """The calibrated notes whose sub-steps ``m/n`` (model ms) are nearest below and above
-    ``h``: ``(lo, hi)``, the nearest one for both beyond the ends, ``(-1, -1)`` if none.
-
-    Calibrated notes only: not failed, not scaled down from the lowest calibrated one.
+    ``h``: ``(lo, hi, below)``. Below the smallest sub-step (``below`` true): the smallest
+    and the nearest at least 10 % larger, for a straight extrapolation (the method is first
+    order: ``T(h)`` is linear in ``h`` as ``h → 0``). Above the largest: the largest for
+    both. ``(-1, -1, False)`` if no note was calibrated.
     """
     lo = -1
     hi = -1
     h_lo = 0.0
     h_hi = 0.0
     for n in range(128):
-        f = tables[T_FREQ, n]
-        m = tables[T_SCALE, n]
-        if not (f >= LOWEST_CALIBRATED_HZ and m == m and tables[T_SUBSTEPS, n] >= 1.0):
+        if not _calibrated(tables, n):
             continue
-        step = m / tables[T_SUBSTEPS, n]
+        step = tables[T_SCALE, n] / tables[T_SUBSTEPS, n]
         if step <= h and (lo < 0 or step > h_lo):
             lo = n
             h_lo = step
         if step >= h and (hi < 0 or step < h_hi):
             hi = n
             h_hi = step
-    if lo < 0:
-        lo = hi
-    if hi < 0:
-        hi = lo
-    return lo, hi
+    if lo >= 0 or hi < 0:
+        return lo, (hi if hi >= 0 else lo), False
+    # Below every calibrated sub-step (a note bent far down): hi is the smallest.
+    second = -1
+    h_second = 0.0
+    for n in range(128):
+        if not _calibrated(tables, n):
+            continue
+        step = tables[T_SCALE, n] / tables[T_SUBSTEPS, n]
+        if step >= 1.1 * h_hi and (second < 0 or step < h_second):
+            second = n
+            h_second = step
+    if second < 0:
+        return hi, hi, False
+    return hi, second, True
 
 
 @njit(cache=True, nogil=True)
@@ -105,7 +121,8 @@ def _calibrated_ratio(tables, note, freq, substeps):
     whatever its sub-steps, is a point ``(m/n, m/f)`` of one smooth curve. The ratio is where
     that curve, linear between the two calibrated points around ``h``, meets the voice's own
     ``h = freq·ratio/substeps``: solved exactly inside the bracket (one scan of the table
-    unless the solution leaves it); constant beyond the calibrated ends.
+    unless the solution leaves it); extrapolated below the smallest calibrated sub-step (a
+    note bent far down), constant above the largest.
     """
     f0 = tables[T_FREQ, note]
     ratio = tables[T_SCALE, note] / f0
@@ -113,21 +130,21 @@ def _calibrated_ratio(tables, note, freq, substeps):
         return ratio
     c = freq / substeps  # h = c · ratio
     for _ in range(4):
-        h = c * ratio
-        lo, hi = _bracket(tables, h)
+        lo, hi, below = _bracket(tables, c * ratio)
         if lo < 0:
             return ratio
         r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
         h_lo = tables[T_SCALE, lo] / tables[T_SUBSTEPS, lo]
         h_hi = tables[T_SCALE, hi] / tables[T_SUBSTEPS, hi]
-        if h_hi <= h_lo:  # an end of the curve (or exactly on a point): the ratio there
+        if h_hi <= h_lo:  # above the curve's end (or exactly on a point): the ratio there
             if r_lo == ratio:
                 return ratio
             ratio = r_lo
             continue
         slope = (tables[T_SCALE, hi] / tables[T_FREQ, hi] - r_lo) / (h_hi - h_lo)
         ratio = (r_lo - slope * h_lo) / (1.0 - slope * c)
-        if h_lo <= c * ratio <= h_hi:
+        h = c * ratio
+        if (h_lo <= h or below) and h <= h_hi:
             return ratio
     return ratio
 
