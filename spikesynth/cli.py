@@ -48,6 +48,7 @@ def _cmd_render(args) -> int:
         load_programs,
         midi_file_events,
         note_events,
+        osc_file_events,
         parse_note,
         release_hanging_notes,
         render_to_file,
@@ -73,8 +74,10 @@ def _cmd_render(args) -> int:
         if args.midi:
             events += midi_file_events(args.midi, args.samplerate,
                                        max_seconds=args.max_seconds, warn=_warn)
+        if args.osc_file:
+            events += osc_file_events(args.osc_file, patch, args.samplerate, warn=_warn)
         notes = [parse_note(s) for s in args.note]
-        if not notes and not args.midi:
+        if not notes and not args.midi and not args.osc_file:
             notes = [parse_note("C4")]  # a default: one second of middle C
         events += note_events(notes, args.samplerate)
         events, hanging = release_hanging_notes(events)
@@ -675,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a note: pitch as MIDI number or name (C4 = 60), velocity (100), "
                         "start (0 s), duration (1 s); repeatable")
     p.add_argument("--midi", metavar="FILE.mid", help="render every channel of a MIDI file")
+    p.add_argument("--osc-file", metavar="FILE", default=None,
+                   help="render a file of size-prefixed OSC packets (play --osc addresses; "
+                        "bundle time tags are seconds from the start, as scsynth -N)")
     p.add_argument("--samplerate", type=int, default=48000)
     p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_24")
     p.add_argument("--tail", type=float, default=None, metavar="SECONDS",

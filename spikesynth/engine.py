@@ -129,6 +129,26 @@ def _param_row(offset, index, value):
     return (int(offset), STATUS_PARAM, int(index), bits)
 
 
+def param_target(patch, path: str, value: float) -> tuple[int, float]:
+    """``(vector index, checked value)`` for setting ``path`` of ``patch`` live; ValueError
+    (the schema's message) if it is not a live numeric parameter or out of range.
+
+    Thread: any (pure function of the patch).
+    """
+    from .patch import SCHEMA, _describe, param_index
+
+    index = param_index(patch["model"]).get(path)
+    spec = SCHEMA.get(path)
+    if index is None or spec is None or spec.kind not in ("float", "int"):
+        raise ValueError(f"{path}: not a numeric parameter of a {patch['model']} patch")
+    if not spec.controllable:
+        raise ValueError(f"{path}: fixed when the patch is prepared (not live)")
+    value = float(value)
+    if not (math.isfinite(value) and spec.lo <= value <= spec.hi):
+        raise ValueError(f"{path}: expected {_describe(spec)}, got {value:g}")
+    return index, value
+
+
 def prepare(patch, samplerate) -> Prepared:
     """Prepare ``patch`` for any synth at ``samplerate`` (allocates). Thread: main.
 
@@ -279,18 +299,7 @@ class Synth:
 
     def param_target(self, path: str, value: float) -> tuple[int, float]:
         """``(vector index, checked value)`` for setting ``path``; ValueError if not allowed."""
-        from .patch import SCHEMA, _describe, param_index
-
-        index = param_index(self.patch["model"]).get(path)
-        spec = SCHEMA.get(path)
-        if index is None or spec is None or spec.kind not in ("float", "int"):
-            raise ValueError(f"{path}: not a numeric parameter of a {self.patch['model']} patch")
-        if not spec.controllable:
-            raise ValueError(f"{path}: fixed when the patch is prepared (not live)")
-        value = float(value)
-        if not (math.isfinite(value) and spec.lo <= value <= spec.hi):
-            raise ValueError(f"{path}: expected {_describe(spec)}, got {value:g}")
-        return index, value
+        return param_target(self.patch, path, value)
 
     @property
     def patch(self):

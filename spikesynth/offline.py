@@ -113,6 +113,25 @@ def midi_file_events(path, samplerate, max_seconds: float | None = None,
     return [(int(round(t * samplerate)), message) for t, message in data.events]
 
 
+def osc_file_events(path, patch, samplerate, warn=None) -> list[tuple[int, object]]:
+    """Every message of an OSC file (size-prefixed packets, bundles timed in seconds from
+    the start) at its absolute sample, for ``patch`` (see :func:`spikesynth.osc.read_osc_file`).
+
+    A file that cannot be read is a :class:`RenderError`; ``warn(text)`` hears one line
+    about malformed packets or messages, which are ignored.
+    """
+    from .osc import OscFileError, OscUnavailable, read_osc_file
+
+    try:
+        score = read_osc_file(path, patch, samplerate)
+    except (OscFileError, OscUnavailable) as e:
+        raise RenderError(str(e)) from None
+    if warn is not None and score.malformed:
+        warn(f"{path}: ignored {score.malformed} malformed OSC packet(s) or message(s); "
+             f"{score.messages} played")
+    return score.events
+
+
 def controller_events(cc=(), bend=(), pressure=(), bend_range=2.0, samplerate=48000):
     """Absolute-sample controller events (channel 1) from ``render``'s option strings.
 
@@ -396,7 +415,8 @@ def load_programs(patch, folder=None, warn=None) -> list:
 
 def has_program_changes(events) -> bool:
     """Whether any event is a program change (only then are the programs prepared)."""
-    return any(len(m) == 2 and 0xC0 <= m[0] <= 0xCF for _, m in events)
+    return any(isinstance(m, (bytes, bytearray)) and len(m) == 2 and 0xC0 <= m[0] <= 0xCF
+               for _, m in events)
 
 
 def encode_audio(audio, samplerate, subtype="PCM_24", ext="wav") -> bytes:

@@ -383,6 +383,18 @@ def newest_voice(S, ch):
 
 
 @njit(cache=True, nogil=True)
+def newest_held_voice(S, ch):
+    """The newest voice of channel ``ch`` whose key is still down, or -1."""
+    best = -1
+    for i in range(int(S.G[G_TOP])):
+        if (S.V[i, vk.F_KEY_HELD] != 0.0 and is_playing(S.V, i)
+                and S.V[i, vk.F_CHANNEL] == ch):
+            if best < 0 or S.V[i, vk.F_AGE] > S.V[best, vk.F_AGE]:
+                best = i
+    return best
+
+
+@njit(cache=True, nogil=True)
 def start_glide(S, prog, i, now, from_semitones):
     """Voice ``i`` glides from ``from_semitones`` off its note's pitch to it in ``glide_ms``."""
     length = prog.params[P.P_GLIDE_MS] * 1e-3 * S.G[G_SR]
@@ -435,6 +447,26 @@ def mono_play(S, prog, now, ch, note, velocity, legato):
         return
     if i >= 0:
         fade_out(V, i, max(STEAL_FADE_MS * 1e-3 * S.G[G_SR], 1.0))
+    j = note_on(S, prog, now, ch, note, velocity)
+    if j >= 0 and offset != 0.0:
+        start_glide(S, prog, j, now, offset)
+        retune(S, prog, j, now)
+
+
+@njit(cache=True, nogil=True)
+def poly_play(S, prog, now, ch, note, velocity):
+    """Poly mode: ``note`` starts a voice of its own; with ``glide_ms`` it glides there from
+    the pitch the channel's previous note sounds at this moment (its newest voice whose key
+    is held, or with ``glide: always`` its newest still sounding, released too), as a poly
+    synth's portamento does. Chords glide too: each note from the one before it."""
+    params = prog.params
+    source = -1
+    if params[P.P_GLIDE_MS] > 0.0:
+        if params[P.P_GLIDE_MODE] == P.GLIDE_ALWAYS:
+            source = newest_voice(S, ch)
+        else:
+            source = newest_held_voice(S, ch)
+    offset = _interval(S, prog, source, now, note) if source >= 0 else 0.0  # before stealing
     j = note_on(S, prog, now, ch, note, velocity)
     if j >= 0 and offset != 0.0:
         start_glide(S, prog, j, now, offset)
@@ -626,7 +658,7 @@ def apply_event(S, prog, now, status, d1, d2):
         G[G_PRESSES] += 1
         S.order[ch, d1] = G[G_PRESSES]
         if params[P.P_VOICE_MODE] == P.VOICE_POLY:
-            note_on(S, prog, now, ch, d1, float(d2))
+            poly_play(S, prog, now, ch, d1, float(d2))
         else:
             target = priority_key(S, prog, ch)
             if target >= 0:

@@ -43,7 +43,8 @@ COMMON_SCHEMA: dict[str, Spec] = {
                            "(one voice, overlapping notes change pitch without a retrigger)"),
     "glide_ms": Spec("float", 0.0, 0.0, 10000.0, "ms", "portamento time (0: none)"),
     "glide": Spec("choice", "legato", choices=("legato", "always"), controllable=False,
-                  doc="glide only between overlapping (legato) notes, or on every mono note"),
+                  doc="glide only between overlapping (legato) notes, or on every note that "
+                      "follows a sounding one (mono and poly)"),
     "note_priority": Spec("choice", "last", choices=("last", "low", "high"),
                           controllable=False, doc="mono modes: which held key sounds"),
     "envelope.attack_ms": Spec("float", 4.0, 0.0, 20000.0, "ms", curve="exp"),

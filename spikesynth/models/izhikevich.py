@@ -66,47 +66,99 @@ class IzhikevichVoice(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _calibrated_ratio(tables, note, freq):
-    """Model ms per sample per Hz at ``freq``: the note's own calibration at its frequency,
-    else interpolated (in log frequency) between the calibrated notes around ``freq``.
-
-    The discrete system's period is not exactly proportional to its time scale, so a note
-    bent (or gliding) far from its own frequency takes the calibration of the notes it
-    passes (those calibrated with the same sub-steps), whatever the tuning's order of keys.
-    """
-    f0 = tables[T_FREQ, note]
-    if f0 == freq:
-        return tables[T_SCALE, note] / f0
-    lo = -1
-    hi = -1
-    substeps = tables[T_SUBSTEPS, note]
-    for n in range(128):
-        f = tables[T_FREQ, n]
-        # Only notes calibrated with the voice's own sub-steps describe the same system.
-        if not (f > 0.0 and tables[T_SCALE, n] == tables[T_SCALE, n]
-                and tables[T_SUBSTEPS, n] == substeps):
-            continue
-        if f <= freq and (lo < 0 or f > tables[T_FREQ, lo]):
-            lo = n
-        if f >= freq and (hi < 0 or f < tables[T_FREQ, hi]):
-            hi = n
-    if lo < 0 or hi < 0:
-        return tables[T_SCALE, note] / f0
-    r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
-    r_hi = tables[T_SCALE, hi] / tables[T_FREQ, hi]
-    if lo == hi:
-        return r_lo
-    x = math.log(freq / tables[T_FREQ, lo]) / math.log(tables[T_FREQ, hi] / tables[T_FREQ, lo])
-    return r_lo + (r_hi - r_lo) * x
+def _calibrated(tables, n):
+    """Whether note ``n`` was calibrated (not failed, not scaled from the lowest one)."""
+    m = tables[T_SCALE, n]
+    return tables[T_FREQ, n] >= LOWEST_CALIBRATED_HZ and m == m and tables[T_SUBSTEPS, n] >= 1.0
 
 
 @njit(cache=True, nogil=True)
-def _timescale(V, i, params, tables, sr, freq):
-    """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz."""
+def _bracket(tables, h):
+    """The calibrated notes whose sub-steps ``m/n`` (model ms) are nearest below and above
+    ``h``: ``(lo, hi, below)``. Below the smallest sub-step (``below`` true): the smallest
+    and the nearest at least 10 % larger, for a straight extrapolation (the method is first
+    order: ``T(h)`` is linear in ``h`` as ``h → 0``). Above the largest: the largest for
+    both. ``(-1, -1, False)`` if no note was calibrated.
+    """
+    lo = -1
+    hi = -1
+    h_lo = 0.0
+    h_hi = 0.0
+    for n in range(128):
+        if not _calibrated(tables, n):
+            continue
+        step = tables[T_SCALE, n] / tables[T_SUBSTEPS, n]
+        if step <= h and (lo < 0 or step > h_lo):
+            lo = n
+            h_lo = step
+        if step >= h and (hi < 0 or step < h_hi):
+            hi = n
+            h_hi = step
+    if lo >= 0 or hi < 0:
+        return lo, (hi if hi >= 0 else lo), False
+    # Below every calibrated sub-step (a note bent far down): hi is the smallest.
+    second = -1
+    h_second = 0.0
+    for n in range(128):
+        if not _calibrated(tables, n):
+            continue
+        step = tables[T_SCALE, n] / tables[T_SUBSTEPS, n]
+        if step >= 1.1 * h_hi and (second < 0 or step < h_second):
+            second = n
+            h_second = step
+    if second < 0:
+        return hi, hi, False
+    return hi, second, True
+
+
+@njit(cache=True, nogil=True)
+def _calibrated_ratio(tables, note, freq, substeps):
+    """Model ms per sample per Hz for voice rate ``freq`` with ``substeps`` sub-steps a sample.
+
+    The note's own calibration at its own frequency. Otherwise (a bend, a glide, vibrato):
+    the discrete system's steady period in model ms, ``T(h)``, depends on the sub-step ``h``
+    alone (the sample grid only samples it) and ``m/f = T(h)/sr``, so every calibrated note,
+    whatever its sub-steps, is a point ``(m/n, m/f)`` of one smooth curve. The ratio is where
+    that curve, linear between the two calibrated points around ``h``, meets the voice's own
+    ``h = freq·ratio/substeps``: solved exactly inside the bracket (one scan of the table
+    unless the solution leaves it); extrapolated below the smallest calibrated sub-step (a
+    note bent far down), constant above the largest.
+    """
+    f0 = tables[T_FREQ, note]
+    ratio = tables[T_SCALE, note] / f0
+    if f0 == freq and substeps == tables[T_SUBSTEPS, note]:
+        return ratio
+    c = freq / substeps  # h = c · ratio
+    for _ in range(4):
+        lo, hi, below = _bracket(tables, c * ratio)
+        if lo < 0:
+            return ratio
+        r_lo = tables[T_SCALE, lo] / tables[T_FREQ, lo]
+        h_lo = tables[T_SCALE, lo] / tables[T_SUBSTEPS, lo]
+        h_hi = tables[T_SCALE, hi] / tables[T_SUBSTEPS, hi]
+        if h_hi <= h_lo:  # above the curve's end (or exactly on a point): the ratio there
+            if r_lo == ratio:
+                return ratio
+            ratio = r_lo
+            continue
+        slope = (tables[T_SCALE, hi] / tables[T_FREQ, hi] - r_lo) / (h_hi - h_lo)
+        ratio = (r_lo - slope * h_lo) / (1.0 - slope * c)
+        h = c * ratio
+        if (h_lo <= h or below) and h <= h_hi:
+            return ratio
+    return ratio
+
+
+@njit(cache=True, nogil=True)
+def _timescale(V, i, params, tables, sr, freq, substeps):
+    """Model ms per sample and sub-steps of voice ``i`` for rate ``freq`` Hz (calibrated
+    tuning: with ``substeps`` sub-steps, or the note's own when 0)."""
     note = int(V[i, vk.F_NOTE])
     m = tables[T_SCALE, note]
     if params[P_TUNING] == 0.0 and m == m:  # calibrated (and calibration succeeded)
-        return freq * _calibrated_ratio(tables, note, freq), int(tables[T_SUBSTEPS, note])
+        if substeps <= 0:
+            substeps = int(tables[T_SUBSTEPS, note])
+        return freq * _calibrated_ratio(tables, note, freq, substeps), substeps
     m = freq / params[P_REF_RATE] * 1000.0 / sr
     return m, min(max(1, int(math.ceil(m / params[P_MAX_STEP]))), MAX_SUBSTEPS)
 
@@ -120,7 +172,7 @@ def tune(m, V, i, params, tables, sr, freq):
         V[i, mv.Z_COEFFS:mv.Z_COEFFS + izh.IZH_N_COEFFS], 1.0, params[P_A], params[P_B],
         params[P_C], params[P_D], params[P_E], params[P_F], params[P_G], params[P_U_VREF],
         params[P_U_LEAK], V_PEAK_MV)
-    scale, substeps = _timescale(V, i, params, tables, sr, freq)
+    scale, substeps = _timescale(V, i, params, tables, sr, freq, 0)
     mv.izhikevich_set_timescale(V, i, scale, substeps)
     V[i, mv.Z_CURRENT] = params[P_CURRENT]
     V[i, mv.Z_SCALE] = mv.IZH_AUDIO_SCALE
@@ -129,7 +181,7 @@ def tune(m, V, i, params, tables, sr, freq):
 
 @njit(cache=True, nogil=True)
 def set_rate(m, V, i, params, tables, sr, freq):
-    scale, _ = _timescale(V, i, params, tables, sr, freq)
+    scale, _ = _timescale(V, i, params, tables, sr, freq, int(V[i, mv.Z_SUBSTEPS]))
     mv.izhikevich_set_timescale(V, i, scale, V[i, mv.Z_SUBSTEPS])
 
 
