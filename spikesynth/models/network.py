@@ -41,8 +41,8 @@ class NetworkVoice(NamedTuple):
     """Prepared arrays of a network voice."""
 
     net: nv.NetworkArrays  # built by spikesynth.network.network_arrays
-    no_drive: np.ndarray  # float64 (0,)
-    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+    no_drive: np.ndarray  # float64 (0,): for the tracing variant, "no external input"
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): for the tracing variant, "no trace"
 
 
 @njit(cache=True, nogil=True)
@@ -84,7 +84,7 @@ def cut_drive(m, V, i):
 
 @njit(cache=True, nogil=True)
 def render(m, V, i, rng, out_l, out_r, start, stop):
-    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive, m.no_trace,
+    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, None, None,
                                 m.net)
 
 
