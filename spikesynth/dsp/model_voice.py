@@ -102,7 +102,7 @@ def _event(ring, pos, s, d0, d1, d2):
     blep.ring_add_event(ring, pos, s, d0, d1, d2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`).
 
@@ -205,7 +205,7 @@ def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_
     return v, u, theta, v_cross
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of Izhikevich voice ``i`` (see :func:`voice.voice_run`)."""
     a = V[i, Z_COEFFS + izh.IZH_A]

@@ -148,7 +148,7 @@ def _record_raster(trace, s, spiked):
                 trace[s, TRACE_FIELDS + j] += 1.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays):
     """Render samples ``start..stop-1`` of network voice ``i`` (see :func:`voice.voice_run`).
 

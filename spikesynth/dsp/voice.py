@@ -385,7 +385,10 @@ def _advance_spring(x, xd, h, omega, sigma, wd):
     return nx, nxd
 
 
-@njit(cache=True, nogil=True)
+# The audio path's kernels never allocate: compiled without numba's reference counting
+# (``_nrt=False``), a call skips the atomic increment and decrement of each array argument
+# and view (tens of ns per voice per block); an allocation inside would not compile.
+@njit(cache=True, nogil=True, _nrt=False)
 def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of voice ``i``, adding them into ``out_l``/``out_r``.
 

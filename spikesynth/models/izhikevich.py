@@ -151,7 +151,7 @@ def cut_drive(m, V, i):
     V[i, mv.Z_CURRENT] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
     return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, None, None)
 

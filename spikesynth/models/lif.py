@@ -82,7 +82,7 @@ def cut_drive(m, V, i):
     V[i, vk.F_DRIVE] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
     return mv.lif_voice_run(V, i, rng, out_l, out_r, start, stop, None, None)
 
