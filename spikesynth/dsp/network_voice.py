@@ -88,6 +88,7 @@ class NetworkArrays(NamedTuple):
     clock: np.ndarray  # (S, CLK_N) int64 ring position and step count per voice
     spiked: np.ndarray  # (n,) uint8 scratch: spikes of the last step
     arrived: np.ndarray  # (m,) int64 scratch: arrivals of the last step
+    recent: np.ndarray  # (S, L) int64 ring of the recent spiking steps per voice
     ext: np.ndarray  # (n,) scratch: drive of each neuron over a step
     out_l: np.ndarray  # (n,) per-neuron output gain, left (pan and v scale included)
     out_r: np.ndarray  # (n,) per-neuron output gain, right
@@ -103,7 +104,8 @@ def voice_state(net_arrays, i):
     """The :class:`spikesynth.dsp.network.NetworkState` of voice slot ``i`` (views)."""
     a = net_arrays
     return net.NetworkState(a.nstate[i], a.syn_state[i], a.rec_g[i], a.trace_state[i],
-                            a.hist[i], a.clock[i], a.spiked, a.arrived)  # fmt: skip
+                            a.hist[i], a.clock[i], a.spiked, a.arrived,
+                            a.recent[i])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
