@@ -657,6 +657,7 @@ def network_arrays(patch, n_slots: int):
         clock=per_slot(state0.clock),
         spiked=state0.spiked.copy(),
         arrived=state0.arrived.copy(),
+        recent=per_slot(state0.recent),
         ext=np.zeros(n),
         out_l=out_l,
         out_r=out_r,

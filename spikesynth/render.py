@@ -795,7 +795,7 @@ def _rate_tick(S, prog, now):
     S.G[G_GLIDING] = gliding
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting: see models/__init__
 def render_voices(S, prog, start, stop):
     """Add samples ``start..stop-1`` of every sounding voice into the mix."""
     V = S.V

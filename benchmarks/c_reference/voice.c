@@ -6,8 +6,10 @@
  * membrane exponential, exact threshold crossing at a sub-sample position, FIRING drive as a
  * polynomial in E with the spring's particular solution p_k/d_k, REFRACTORY, the spring's
  * 2x2 transition matrix (plain samples) or closed form (partial samples), the envelope step,
- * the xorshift64* input noise, and the write-back / finiteness check. Not included: the
- * probe input (drive_in) and trace arrays, which the engine always passes empty.
+ * the xorshift64* input noise, the band-limited events (spikesynth.dsp.blep: each spike's
+ * drive jumps placed as windowed-sinc residuals into the voice's accumulator ring, read back
+ * HALF_WIDTH samples later) and the write-back / finiteness check. Not included: the probe
+ * input (drive_in) and trace arrays, which the engine's audio path compiles out.
  *
  * Layout: a voice is a row of N_FIELDS doubles; the column indices F_* and the constants come
  * from "voice_layout.h", which the benchmark generates from spikesynth.dsp.voice, so the two
@@ -22,6 +24,55 @@
 #include <stdint.h>
 
 #include "voice_layout.h"
+
+/* spikesynth.dsp.blep.RESIDUALS, C order, shape (ORDERS, 2 * HALF_WIDTH, PHASES + 1): set by
+ * the benchmark through set_residuals before any rendering. */
+static const double *residuals;
+
+void set_residuals(const double *table) { residuals = table; }
+
+static inline double residual(int order, int j, double s)
+{
+    double f = s * PHASES;
+    long p = (long)f;
+    if (p >= PHASES)
+        p = PHASES - 1;
+    const double *r = residuals + ((long)order * 2 * HALF_WIDTH + j) * (PHASES + 1);
+    double a = r[p];
+    return a + (f - (double)p) * (r[p + 1] - a);
+}
+
+/* blep.ring_add_events: the corrections of an event s samples (0..2) before sample pos. */
+static void ring_add_events(double *ring, long pos, double s, double d0, double d1, double d2,
+                            double d3)
+{
+    int first = 0;
+    if (s > 1.0) {
+        pos -= 1;
+        s -= 1.0;
+        first = 1;
+    }
+    for (int j = first; j < 2 * HALF_WIDTH; j++) {
+        double r = d0 * residual(0, j, s);
+        if (d1 != 0.0)
+            r += d1 * residual(1, j, s);
+        if (d2 != 0.0)
+            r += d2 * residual(2, j, s);
+        if (d3 != 0.0)
+            r += d3 * residual(3, j, s);
+        ring[(pos + j - HALF_WIDTH) & RING_MASK] += r;
+    }
+}
+
+/* blep.ring_take: add the naive value of sample pos, return the finished sample pos - W. */
+static inline double ring_take(double *ring, long pos, double value)
+{
+    ring[pos & RING_MASK] += value;
+    long k = (pos - HALF_WIDTH) & RING_MASK;
+    double out = ring[k];
+    ring[k] = 0.0;
+    return out;
+}
 
 static inline double xorshift_uniform(uint64_t *rng, long i)
 {
@@ -70,6 +121,7 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
     const double tau_f = row[F_TAUF];
     const double e_decay = row[F_EDECAY];
     const double e_end = row[F_EEND];
+    const double q0 = row[F_Q0], q1 = row[F_Q1], q2 = row[F_Q2], q3 = row[F_Q3];
     const double p0 = row[F_P0], p1 = row[F_P1], p2 = row[F_P2], p3 = row[F_P3];
     const double d0 = row[F_D0], d1 = row[F_D1], d2 = row[F_D2], d3 = row[F_D3];
     const double t_ref = row[F_TREF];
@@ -89,6 +141,9 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
     const double rel_coef = row[F_REL_COEF];
     const double fade_step = row[F_FADE_STEP];
     const double v_span = v_high - v_reset;
+    const double w2 = omega * omega;
+    double *ring = row + F_BL_RING;
+    long pos = (long)row[F_BL_POS];
 
     for (long n = start; n < stop; n++) {
         double current = drive;
@@ -120,6 +175,10 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
                     t_left = t_fire;
                     x -= p0 + p1 + p2 + p3; /* to the homogeneous part */
                     xd -= d0 + d1 + d2 + d3;
+                    /* the drive jumps from 0 to d(1), its slope from 0 to d'(1) */
+                    double j2 = w2 * (q0 + q1 + q2 + q3);
+                    double j3 = w2 * (-(q1 + 2.0 * q2 + 3.0 * q3) / tau_f) - 2.0 * sigma * j2;
+                    ring_add_events(ring, pos, rem, 0.0, 0.0, j2, j3);
                     if (rem <= 0.0)
                         break;
                     continue;
@@ -155,6 +214,11 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
                 x += ((p3 * E + p2) * E + p1) * E + p0; /* back to the actual spring state */
                 xd += ((d3 * E + d2) * E + d1) * E + d0;
                 rem -= h;
+                /* the drive falls from d(e_end) to 0, its slope from d'(e_end) to 0 */
+                double j2 = -w2 * (((q3 * E + q2) * E + q1) * E + q0);
+                double j3 = w2 * (((3.0 * q3 * E + 2.0 * q2) * E + q1) * E / tau_f)
+                            - 2.0 * sigma * j2;
+                ring_add_events(ring, pos, rem, 0.0, 0.0, j2, j3);
                 state = REFRACTORY;
                 v = v_low;
                 t_left = t_ref;
@@ -212,7 +276,8 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
                 env_stage = ENV_OFF;
             }
         }
-        double out = (spring - dc) * env;
+        double out = ring_take(ring, pos, spring - dc) * env;
+        pos++;
         out_l[n] += out * gain_l;
         out_r[n] += out * gain_r;
         if (env_stage == ENV_OFF)
@@ -225,6 +290,7 @@ int voice_run(double *restrict V, long i, uint64_t *restrict rng, double *restri
     row[F_E] = E;
     row[F_X] = x;
     row[F_XD] = xd;
+    row[F_BL_POS] = (double)(pos & RING_MASK);
     row[F_ENV_STAGE] = env_stage;
     row[F_ENV] = env;
     return isfinite(x) && isfinite(xd) && isfinite(v) && fabs(x) < 1e6;

@@ -50,28 +50,21 @@ from . import izhikevich as izh
 from .voice import (
     ENV_OFF,
     F_AMP,
-    F_ATT_STEP,
     F_BL_POS,
     F_BL_RING,
     F_DC,
-    F_DEC_COEF,
     F_DRIVE,
     F_ENV,
     F_ENV_STAGE,
-    F_FADE_STEP,
     F_GAIN_L,
     F_GAIN_R,
     F_M,
     F_NOISE,
-    F_REL_COEF,
-    F_SUSTAIN,
-    TR_DRIVE,
-    TR_OUT,
-    TR_SPRING,
-    TR_STATE,
-    TR_V,
-    envelope_step,
-    xorshift_uniform,
+    envelope_next,
+    envelope_of,
+    noisy,
+    probe_current,
+    record_trace,
 )
 
 # LIF voice slots.
@@ -109,7 +102,7 @@ def _event(ring, pos, s, d0, d1, d2):
     blep.ring_add_event(ring, pos, s, d0, d1, d2)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of LIF voice ``i`` (see :func:`voice.voice_run`).
 
@@ -133,20 +126,16 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
     env = V[i, F_ENV]
-    att_step = V[i, F_ATT_STEP]
-    dec_coef = V[i, F_DEC_COEF]
-    sustain = V[i, F_SUSTAIN]
-    rel_coef = V[i, F_REL_COEF]
-    fade_step = V[i, F_FADE_STEP]
+    envelope = envelope_of(V, i)
     amp = V[i, F_AMP]
     gain_l = V[i, F_GAIN_L] * amp
     gain_r = V[i, F_GAIN_R] * amp
-    probe = drive_in.shape[0] > 0
-    tracing = trace.shape[0] > 0
     for n in range(start, stop):
-        current = drive_in[n] if probe else drive
+        current = drive
+        if drive_in is not None:
+            current = probe_current(drive_in, n, drive)
         if noise != 0.0:
-            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+            current = noisy(current, noise, rng, i)
         ref0 = state[lif.LIF_REF]
         spiked = lif.lif_step(state, current, coeffs)
         # Slope and curvature (per sample, audio units) of the free membrane leaving v_reset.
@@ -167,17 +156,13 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         x = (state[lif.LIF_V] - dc) * scale
         y = blep.ring_take(ring, pos, x)
         pos += 1
-        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
-                                       fade_step)
+        env_stage, env = envelope_next(env_stage, env, envelope)
         out = y * env
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
-        if tracing:
-            trace[n, TR_V] = state[lif.LIF_V]
-            trace[n, TR_STATE] = 1.0 if spiked else (2.0 if state[lif.LIF_REF] > 0.0 else 0.0)
-            trace[n, TR_DRIVE] = current
-            trace[n, TR_SPRING] = x
-            trace[n, TR_OUT] = out * amp
+        if trace is not None:
+            phase = 1.0 if spiked else (2.0 if state[lif.LIF_REF] > 0.0 else 0.0)
+            record_trace(trace, n, state[lif.LIF_V], phase, current, x, out * amp)
         if env_stage == ENV_OFF:
             break
     V[i, F_BL_POS] = pos & blep.RING_MASK
@@ -220,7 +205,7 @@ def izhikevich_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_
     return v, u, theta, v_cross
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of Izhikevich voice ``i`` (see :func:`voice.voice_run`)."""
     a = V[i, Z_COEFFS + izh.IZH_A]
@@ -248,21 +233,17 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     dc = V[i, F_DC]
     env_stage = int(V[i, F_ENV_STAGE])
     env = V[i, F_ENV]
-    att_step = V[i, F_ATT_STEP]
-    dec_coef = V[i, F_DEC_COEF]
-    sustain = V[i, F_SUSTAIN]
-    rel_coef = V[i, F_REL_COEF]
-    fade_step = V[i, F_FADE_STEP]
+    envelope = envelope_of(V, i)
     amp = V[i, F_AMP]
     gain_l = V[i, F_GAIN_L] * amp
     gain_r = V[i, F_GAIN_R] * amp
-    probe = drive_in.shape[0] > 0
-    tracing = trace.shape[0] > 0
     inv_n = 1.0 / substeps
     for n in range(start, stop):
-        current = drive_in[n] if probe else drive
+        current = drive
+        if drive_in is not None:
+            current = probe_current(drive_in, n, drive)
         if noise != 0.0:
-            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+            current = noisy(current, noise, rng, i)
         spiked = False
         for k in range(substeps):
             v, u, theta, v_cross, _ = _izh_substep(v, u, current, h, a, b, c, d, e, f, g,
@@ -293,17 +274,12 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         x = (v - dc) * scale
         held = blep.ring_take(ring, pos, x)
         pos += 1
-        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
-                                       fade_step)
+        env_stage, env = envelope_next(env_stage, env, envelope)
         out = held * env
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
-        if tracing:
-            trace[n, TR_V] = v
-            trace[n, TR_STATE] = 1.0 if spiked else 0.0
-            trace[n, TR_DRIVE] = current
-            trace[n, TR_SPRING] = u
-            trace[n, TR_OUT] = out * amp
+        if trace is not None:
+            record_trace(trace, n, v, 1.0 if spiked else 0.0, current, u, out * amp)
         if env_stage == ENV_OFF:
             break
     V[i, Z_STATE + izh.IZH_V] = v

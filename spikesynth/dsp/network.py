@@ -76,6 +76,8 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
 ``rec_par``        (nr, RP_N)            ``RP_E``, ``RP_DECAY``
 ``delays``         (nd,) int64           the distinct delays, steps
 ``delay_pre``      (nd,) uint64          bit ``j``: neuron ``j`` has synapses of that delay
+``delay_q``        (L,) int64            index ``q`` of each delay (steps) in ``delays``, -1
+                                         where no synapse has that delay
 ``fan_start``      (nd n + 1,) int64     synapses of (delay ``q``, pre ``j``):
 ``fan_syn``        (m,) int64            ``fan_syn[fan_start[q n + j] : fan_start[q n + j + 1]]``
 ``plast_start``    (n + 1,) int64        incoming plastic synapses of neuron ``j``:
@@ -96,8 +98,12 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
 ``rec_g``          (nr,)                 receptor conductances at the end of the last step
 ``trace_state``    (nt, TS_N)            ``TS_X`` post trace at step ``TS_T``
 ``hist``           (L,) uint64           spike ring, one word per step
+``recent``         (L,) uint16           ring of the ``hist`` positions of the steps with a
+                                         spike less than ``L`` steps ago: the newest at
+                                         ``CLK_RECENT_HEAD - 1``, ``CLK_RECENT_COUNT`` of them
 ``clock``          (CLK_N,) int64        ``CLK_POS`` (ring position), ``CLK_STEP`` (steps
-                                         done), ``CLK_ARRIVED`` (arrivals in the last step)
+                                         done), ``CLK_ARRIVED`` (arrivals in the last step),
+                                         ``CLK_RECENT_HEAD``, ``CLK_RECENT_COUNT``
 ``spiked``         (n,) uint8            out: which neurons spiked in the last step
 ``arrived``        (m,) int64            out: the synapses that received a spike in it
 =================  ====================  =====================================================
@@ -218,7 +224,10 @@ TS_N = 2
 CLK_POS = 0  # position in the spike ring (steps done mod L)
 CLK_STEP = 1  # steps done
 CLK_ARRIVED = 2  # synapses that received a spike in the last step (arrived[:count])
-CLK_N = 3
+CLK_RECENT_HEAD = 3  # where the next spiking step goes in ``recent``
+CLK_RECENT_COUNT = 4  # spiking steps in ``recent`` (those less than L steps ago)
+RECENT_DTYPE = np.uint16  # holds a ring position: L <= MAX_RING_STEPS
+CLK_N = 5
 
 # Memory budget of one network's arrays (checked by the spec layer before allocating).
 MAX_SYNAPSES = 4096  # 64 x 64: every pair once
@@ -237,6 +246,7 @@ class NetworkTopology(NamedTuple):
     rec_par: np.ndarray
     delays: np.ndarray
     delay_pre: np.ndarray
+    delay_q: np.ndarray
     fan_start: np.ndarray
     fan_syn: np.ndarray
     plast_start: np.ndarray
@@ -257,6 +267,7 @@ class NetworkState(NamedTuple):
     clock: np.ndarray
     spiked: np.ndarray
     arrived: np.ndarray
+    recent: np.ndarray
 
 
 def ring_length(syn_idx: np.ndarray) -> int:
@@ -273,7 +284,9 @@ def network_memory_bytes(n_neurons: int, n_synapses: int, ring_steps: int,
     n, m, length = int(n_neurons), int(n_synapses), int(ring_steps)
     shared = 8 * (n * (1 + N_COEFF_WIDTH + IN_N + 6) + m * (SI_N + SP_N + 3)
                   + m * (1 + RP_N + 2) + m * n + 4 * n)  # fmt: skip
-    per_network = 8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N) + n
+    shared += 8 * length  # delay_q
+    per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N)
+                   + 2 * length + n)  # fmt: skip
     return shared + int(n_networks) * per_network
 
 
@@ -335,6 +348,8 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
             syn_idx[s, SI_TRACE] = -1
     delays = np.unique(syn_idx[:, SI_DELAY]).astype(np.int64)
     nd = delays.shape[0]
+    delay_q = np.full(int(delays[-1]) + 1 if nd else 1, -1, dtype=np.int64)
+    delay_q[delays] = np.arange(nd)
     delay_pre = np.zeros(nd, dtype=np.uint64)
     fan_lists: list[list[int]] = [[] for _ in range(nd * n)]
     q_of = {int(d): q for q, d in enumerate(delays)}
@@ -357,8 +372,8 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
     plast_syn = np.array([s for lst in plast_lists for s in lst], dtype=np.int64)
     bits = np.array([1 << j for j in range(n)], dtype=np.uint64)
     return NetworkTopology(kind, ncoef, ninput, syn_idx, syn_par, rec_start, rec_par, delays,
-                           delay_pre, fan_start, fan_syn, plast_start, plast_syn, trace_start,
-                           trace_decay, bits)  # fmt: skip
+                           delay_pre, delay_q, fan_start, fan_syn, plast_start, plast_syn,
+                           trace_start, trace_decay, bits)  # fmt: skip
 
 
 def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
@@ -379,6 +394,7 @@ def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
         clock=np.zeros(CLK_N, dtype=np.int64),
         spiked=np.zeros(n, dtype=np.uint8),
         arrived=np.zeros(m, dtype=np.int64),
+        recent=np.zeros(int(ring_steps), dtype=RECENT_DTYPE),
     )
 
 
@@ -461,8 +477,11 @@ def network_step(ext, lr, topology, state):
     hist[pos] = word
     for r in range(rec_g.shape[0]):
         rec_g[r] *= rec_par[r, RP_DECAY]
-    # Arrivals: per distinct delay, the ring word of that many steps back (written here, not
-    # in a helper: a call binding this many arrays kept their reference counts in the loop).
+    # Arrivals: the spike words of the recent spiking steps (newest first: in order of delay),
+    # each masked by the neurons with synapses of that delay (written here, not in a helper:
+    # a call binding this many arrays kept their reference counts in the loop). Visiting
+    # only the steps that had a spike, rather than every distinct delay, keeps a network of
+    # long, varied delays cheap.
     now = float(clock[CLK_STEP])
     any_spike = n_spikes > 0
     plast_start = topology.plast_start
@@ -470,8 +489,9 @@ def network_step(ext, lr, topology, state):
     trace_start = topology.trace_start
     syn_idx = topology.syn_idx
     syn_par = topology.syn_par
-    delays = topology.delays
     delay_pre = topology.delay_pre
+    delay_q = topology.delay_q
+    recent = state.recent
     fan_start = topology.fan_start
     fan_syn = topology.fan_syn
     trace_decay = topology.trace_decay
@@ -482,10 +502,30 @@ def network_step(ext, lr, topology, state):
     one = np.uint64(1)
     zero = np.uint64(0)
     n_arrived = 0
-    for q in range(delays.shape[0]):
-        back = pos - delays[q]
-        if back < 0:
-            back += L
+    head = clock[CLK_RECENT_HEAD]
+    count = clock[CLK_RECENT_COUNT]
+    if count > 0:  # the oldest spiking step, if it was L steps ago, is out of every delay's reach
+        tail = head - count
+        if tail < 0:
+            tail += L
+        if recent[tail] == pos:
+            count -= 1
+    if word != zero:
+        recent[head] = pos
+        head = head + 1 if head + 1 < L else 0
+        count += 1
+    clock[CLK_RECENT_HEAD] = head
+    clock[CLK_RECENT_COUNT] = count
+    k = head
+    for _ in range(count):
+        k = k - 1 if k > 0 else L - 1
+        back = np.int64(recent[k])
+        delay = pos - back
+        if delay < 0:
+            delay += L
+        q = delay_q[delay] if delay < delay_q.shape[0] else -1
+        if q < 0:
+            continue
         hits = hist[back] & delay_pre[q]
         while hits != zero:
             base = q * n + np.int64(trailing_zeros(hits))

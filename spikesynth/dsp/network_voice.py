@@ -45,26 +45,19 @@ from .model_voice import steady_period
 from .voice import (
     ENV_OFF,
     F_AMP,
-    F_ATT_STEP,
-    F_DEC_COEF,
     F_DRIVE,
     F_ENV,
     F_ENV_STAGE,
-    F_FADE_STEP,
     F_GAIN_L,
     F_GAIN_R,
     F_M,
     F_NOISE,
-    F_REL_COEF,
-    F_SUSTAIN,
-    TR_DRIVE,
-    TR_OUT,
-    TR_SPRING,
-    TR_STATE,
-    TR_V,
     TRACE_FIELDS,
-    envelope_step,
-    xorshift_uniform,
+    envelope_next,
+    envelope_of,
+    noisy,
+    probe_current,
+    record_trace,
 )
 
 # Voice row slots.
@@ -95,6 +88,7 @@ class NetworkArrays(NamedTuple):
     clock: np.ndarray  # (S, CLK_N) int64 ring position and step count per voice
     spiked: np.ndarray  # (n,) uint8 scratch: spikes of the last step
     arrived: np.ndarray  # (m,) int64 scratch: arrivals of the last step
+    recent: np.ndarray  # (S, L) int64 ring of the recent spiking steps per voice
     ext: np.ndarray  # (n,) scratch: drive of each neuron over a step
     out_l: np.ndarray  # (n,) per-neuron output gain, left (pan and v scale included)
     out_r: np.ndarray  # (n,) per-neuron output gain, right
@@ -110,7 +104,8 @@ def voice_state(net_arrays, i):
     """The :class:`spikesynth.dsp.network.NetworkState` of voice slot ``i`` (views)."""
     a = net_arrays
     return net.NetworkState(a.nstate[i], a.syn_state[i], a.rec_g[i], a.trace_state[i],
-                            a.hist[i], a.clock[i], a.spiked, a.arrived)  # fmt: skip
+                            a.hist[i], a.clock[i], a.spiked, a.arrived,
+                            a.recent[i])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -146,7 +141,16 @@ def network_voice_start(V, i, net_arrays):
     V[i, N_CUR_R] = right
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _record_raster(trace, s, spiked):
+    """Tracing variant: count this step's spikes in the raster columns (if the trace has them)."""
+    if trace.shape[0] > 0 and trace.shape[1] > TRACE_FIELDS:
+        for j in range(spiked.shape[0]):
+            if spiked[j] != 0:
+                trace[s, TRACE_FIELDS + j] += 1.0
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
 def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays):
     """Render samples ``start..stop-1`` of network voice ``i`` (see :func:`voice.voice_run`).
 
@@ -175,21 +179,16 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     noise = V[i, F_NOISE]
     env_stage = int(V[i, F_ENV_STAGE])
     env = V[i, F_ENV]
-    att_step = V[i, F_ATT_STEP]
-    dec_coef = V[i, F_DEC_COEF]
-    sustain = V[i, F_SUSTAIN]
-    rel_coef = V[i, F_REL_COEF]
-    fade_step = V[i, F_FADE_STEP]
+    envelope = envelope_of(V, i)
     amp = V[i, F_AMP]
     g_l = V[i, F_GAIN_L] * amp
     g_r = V[i, F_GAIN_R] * amp
-    probe = drive_in.shape[0] > 0
-    tracing = trace.shape[0] > 0
-    raster = trace.shape[1] > TRACE_FIELDS
     for s in range(start, stop):
-        current = drive_in[s] if probe else drive
+        current = drive
+        if drive_in is not None:
+            current = probe_current(drive_in, s, drive)
         if noise != 0.0:
-            current *= 1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0)
+            current = noisy(current, noise, rng, i)
         for j in range(n):
             ext[j] = current
         phase += rate
@@ -206,22 +205,18 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
                 dv = nstate[j, net.V_SLOT] - mean_v[j]
                 cur_l += gain_out_l[j] * dv
                 cur_r += gain_out_r[j] * dv
-                if raster and tracing and spiked[j] != 0:
-                    trace[s, TRACE_FIELDS + j] += 1.0
+            if trace is not None:
+                _record_raster(trace, s, spiked)
         if phase >= 1.0:  # could not keep up: drop the debt rather than fall behind forever
             phase -= math.floor(phase)
         left = prev_l + (cur_l - prev_l) * phase
         right = prev_r + (cur_r - prev_r) * phase
-        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
-                                       fade_step)
+        env_stage, env = envelope_next(env_stage, env, envelope)
         out_l[s] += left * env * g_l
         out_r[s] += right * env * g_r
-        if tracing:
-            trace[s, TR_V] = nstate[0, net.V_SLOT]
-            trace[s, TR_STATE] = steps
-            trace[s, TR_DRIVE] = current
-            trace[s, TR_SPRING] = left
-            trace[s, TR_OUT] = 0.5 * (left + right) * env * amp
+        if trace is not None:
+            record_trace(trace, s, nstate[0, net.V_SLOT], steps, current, left,
+                         0.5 * (left + right) * env * amp)
         if env_stage == ENV_OFF:
             break
     V[i, N_PHASE] = phase

@@ -49,6 +49,7 @@ constants name its columns. Per-voice noise uses a xorshift64* state in a uint64
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -181,6 +182,59 @@ def envelope_step(stage, env, att_step, dec_coef, sustain, rel_coef, fade_step):
             env = 0.0
             stage = ENV_OFF
     return stage, env
+
+
+class Envelope(NamedTuple):
+    """A voice's envelope coefficients, read once per block (see :func:`envelope_step`)."""
+
+    att_step: float  # ATTACK increment per sample
+    dec_coef: float  # DECAY factor per sample
+    sustain: float  # SUSTAIN level, 0..1
+    rel_coef: float  # RELEASE factor per sample
+    fade_step: float  # FADE (stolen voice) decrement per sample
+
+
+@njit(cache=True, nogil=True, inline="always")
+def envelope_of(V, i):
+    """Voice ``i``'s :class:`Envelope` from its row."""
+    return Envelope(V[i, F_ATT_STEP], V[i, F_DEC_COEF], V[i, F_SUSTAIN], V[i, F_REL_COEF],
+                    V[i, F_FADE_STEP])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def envelope_next(stage, env, e):
+    """:func:`envelope_step` with the coefficients of an :class:`Envelope` ``e``."""
+    return envelope_step(stage, env, e.att_step, e.dec_coef, e.sustain, e.rel_coef, e.fade_step)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def noisy(current, noise, rng, i):
+    """``current``·(1 + noise·u), ``u`` triangular in (-1, 1) from voice ``i``'s stream."""
+    return current * (1.0 + noise * (xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0))
+
+
+# --- the tracing variant --------------------------------------------------------------------
+# Every voice kernel takes ``drive_in`` and ``trace``. The audio path passes ``None`` for both:
+# numba prunes each ``if drive_in is not None:`` / ``if trace is not None:`` branch at compile
+# time, so the audio variant has no probe or trace test per sample. The tracing variant (tests,
+# plots, the ear, a live probe) passes arrays, either of which may be empty (not used).
+
+
+@njit(cache=True, nogil=True, inline="always")
+def probe_current(drive_in, n, drive):
+    """Tracing variant: the membrane input of sample ``n``, ``drive_in[n]`` unless it is empty."""
+    return drive_in[n] if drive_in.shape[0] > 0 else drive
+
+
+@njit(cache=True, nogil=True, inline="always")
+def record_trace(trace, n, v, state, drive, spring, out):
+    """Tracing variant: write one sample's trace columns (nothing into an empty trace)."""
+    if trace.shape[0] > 0:
+        trace[n, TR_V] = v
+        trace[n, TR_STATE] = state
+        trace[n, TR_DRIVE] = drive
+        trace[n, TR_SPRING] = spring
+        trace[n, TR_OUT] = out
 
 
 @njit(cache=True, nogil=True)
@@ -331,7 +385,10 @@ def _advance_spring(x, xd, h, omega, sigma, wd):
     return nx, nxd
 
 
-@njit(cache=True, nogil=True)
+# The audio path's kernels never allocate: compiled without numba's reference counting
+# (``_nrt=False``), a call skips the atomic increment and decrement of each array argument
+# and view (tens of ns per voice per block); an allocation inside would not compile.
+@njit(cache=True, nogil=True, _nrt=False)
 def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     """Render samples ``start..stop-1`` of voice ``i``, adding them into ``out_l``/``out_r``.
 
@@ -343,11 +400,13 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     out_l, out_r : float64 arrays, shape (>= stop,)
         Mix buses; the voice adds ``(spring - DC)·envelope·amp·gain_{l,r}``.
     start, stop : int
-    drive_in : float64 array, shape (>= stop,) or (0,)
-        When non-empty, the membrane input for each sample (overrides the solved drive):
-        used by tests and plots to probe the neuron with arbitrary currents.
-    trace : float64 array, shape (>= stop, TRACE_FIELDS) or (0, TRACE_FIELDS)
-        When non-empty, receives v, state, spike drive, spring position and output.
+    drive_in : None, or float64 array, shape (>= stop,) or (0,)
+        None on the audio path (the branch is compiled out). When non-empty, the membrane
+        input for each sample (overrides the solved drive): used by tests, plots and the ear
+        to probe the neuron with arbitrary currents.
+    trace : None, or float64 array, shape (>= stop, TRACE_FIELDS) or (0, TRACE_FIELDS)
+        None on the audio path (compiled out). When non-empty, receives v, state, spike
+        drive, spring position and output.
 
     Returns
     -------
@@ -398,13 +457,7 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     amp = V[i, F_AMP]
     gain_l = V[i, F_GAIN_L] * amp
     gain_r = V[i, F_GAIN_R] * amp
-    att_step = V[i, F_ATT_STEP]
-    dec_coef = V[i, F_DEC_COEF]
-    sustain = V[i, F_SUSTAIN]
-    rel_coef = V[i, F_REL_COEF]
-    fade_step = V[i, F_FADE_STEP]
-    probe = drive_in.shape[0] > 0
-    tracing = trace.shape[0] > 0
+    envelope = envelope_of(V, i)
     v_span = v_high - v_reset
     w2 = omega * omega
     ring = V[i, F_BL_RING:F_BL_RING + blep.RING]
@@ -412,11 +465,10 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 
     for n in range(start, stop):
         current = drive
-        if probe:
-            current = drive_in[n]
+        if drive_in is not None:
+            current = probe_current(drive_in, n, drive)
         if noise != 0.0:
-            u = xorshift_uniform(rng, i) + xorshift_uniform(rng, i) - 1.0
-            current = current * (1.0 + noise * u)
+            current = noisy(current, noise, rng, i)
         rem = 1.0  # what is left of this sample
         for _ in range(_MAX_TRANSITIONS):
             if state == RESTING:
@@ -502,21 +554,14 @@ def voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
         if state == FIRING:
             spring = x + ((p3 * E + p2) * E + p1) * E + p0
 
-        env_stage, env = envelope_step(env_stage, env, att_step, dec_coef, sustain, rel_coef,
-                                       fade_step)
+        env_stage, env = envelope_next(env_stage, env, envelope)
         out = blep.ring_take(ring, pos, spring - dc) * env
         pos += 1
         out_l[n] += out * gain_l
         out_r[n] += out * gain_r
-        if tracing:
-            trace[n, TR_V] = v
-            trace[n, TR_STATE] = state
-            if state == FIRING:
-                trace[n, TR_DRIVE] = ((q3 * E + q2) * E + q1) * E + q0
-            else:
-                trace[n, TR_DRIVE] = 0.0
-            trace[n, TR_SPRING] = spring
-            trace[n, TR_OUT] = out * amp
+        if trace is not None:
+            spike_drive = ((q3 * E + q2) * E + q1) * E + q0 if state == FIRING else 0.0
+            record_trace(trace, n, v, state, spike_drive, spring, out * amp)
         if env_stage == ENV_OFF:
             break
 

@@ -61,8 +61,8 @@ VECTOR_KEYS = tuple(k for k in KEYS if k != "izhikevich.preset")
 class IzhikevichVoice(NamedTuple):
     """Prepared arrays of the Izhikevich voice: only the empty probe buffers."""
 
-    no_drive: np.ndarray  # float64 (0,)
-    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+    no_drive: np.ndarray  # float64 (0,): for the tracing variant, "no external input"
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): for the tracing variant, "no trace"
 
 
 @njit(cache=True, nogil=True)
@@ -203,10 +203,9 @@ def cut_drive(m, V, i):
     V[i, mv.Z_CURRENT] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
-    return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive,
-                                   m.no_trace)
+    return mv.izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, None, None)
 
 
 @njit(cache=True, nogil=True)

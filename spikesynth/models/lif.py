@@ -38,8 +38,8 @@ P_METHOD = P.MODEL_BASE + 4  # 0 euler, 1 exact (as spikesynth.dsp.lif)
 class LifVoice(NamedTuple):
     """Prepared arrays of the LIF voice: only the empty probe buffers."""
 
-    no_drive: np.ndarray  # float64 (0,)
-    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+    no_drive: np.ndarray  # float64 (0,): for the tracing variant, "no external input"
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): for the tracing variant, "no trace"
 
 
 @njit(cache=True, nogil=True)
@@ -82,9 +82,9 @@ def cut_drive(m, V, i):
     V[i, vk.F_DRIVE] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
-    return mv.lif_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive, m.no_trace)
+    return mv.lif_voice_run(V, i, rng, out_l, out_r, start, stop, None, None)
 
 
 @njit(cache=True, nogil=True)

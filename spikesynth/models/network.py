@@ -41,8 +41,8 @@ class NetworkVoice(NamedTuple):
     """Prepared arrays of a network voice."""
 
     net: nv.NetworkArrays  # built by spikesynth.network.network_arrays
-    no_drive: np.ndarray  # float64 (0,)
-    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS)
+    no_drive: np.ndarray  # float64 (0,): for the tracing variant, "no external input"
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): for the tracing variant, "no trace"
 
 
 @njit(cache=True, nogil=True)
@@ -82,9 +82,9 @@ def cut_drive(m, V, i):
     V[i, vk.F_DRIVE] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
-    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive, m.no_trace,
+    return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, None, None,
                                 m.net)
 
 

@@ -48,8 +48,8 @@ MIDDLE_C_HZ = 261.6255653005986  # spring keytracking pivots here
 class SpikingVoice(NamedTuple):
     """Prepared arrays of the spiking voice: only the empty probe buffers."""
 
-    no_drive: np.ndarray  # float64 (0,): no external membrane input
-    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): not tracing
+    no_drive: np.ndarray  # float64 (0,): for the tracing variant, "no external input"
+    no_trace: np.ndarray  # float64 (0, TRACE_FIELDS): for the tracing variant, "no trace"
 
 
 @njit(cache=True, nogil=True)
@@ -95,9 +95,9 @@ def cut_drive(m, V, i):
     V[i, vk.F_DRIVE] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # no reference counting (see models/__init__)
 def render(m, V, i, rng, out_l, out_r, start, stop):
-    return vk.voice_run(V, i, rng, out_l, out_r, start, stop, m.no_drive, m.no_trace)
+    return vk.voice_run(V, i, rng, out_l, out_r, start, stop, None, None)
 
 
 @njit(cache=True, nogil=True)
