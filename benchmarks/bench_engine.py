@@ -22,10 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from spikesynth import Synth, load_patch
-
 ROOT = Path(__file__).resolve().parent.parent
 SR = 48000
 SECONDS = 4.0
@@ -65,22 +61,13 @@ def start_times() -> None:
 
 
 def block_cost(block: int, n_voices: int = 64) -> float:
-    patch = load_patch(None).replace(voices=256)
-    synth = Synth(patch, SR, block)
+    """ns of CPU per voice-sample, 64 voices (notes 36-99) in ``block``-frame blocks."""
+    from bench_voice import held_notes_cost
+
     notes = [36 + i for i in range(n_voices)]
-    synth.process(block, [(0, bytes([0x90, n, 100])) for n in notes])
-    assert synth.stats()["voices_active"] == n_voices
-    out = np.zeros((block, 2), dtype=np.float32)
-    events = np.zeros((1, 4), dtype=np.int32)
-    blocks = int(SECONDS * SR / block)
-    best = np.inf
-    for _ in range(3):
-        t0 = time.process_time()  # CPU time: the machine may be shared
-        for _ in range(blocks):
-            synth.process_block(out, events, 0)
-        best = min(best, time.process_time() - t0)
-    assert synth.stats()["voices_active"] == n_voices
-    return best * 1e9 / (blocks * block * n_voices)
+    # CPU time: the machine may be shared
+    best = held_notes_cost(notes, block, SECONDS, time.process_time)
+    return best * 1e9 / (SECONDS * SR * n_voices)
 
 
 def main() -> None:

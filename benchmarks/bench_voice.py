@@ -40,25 +40,30 @@ print(time.perf_counter() - t0)
 """
 
 
-def voices_benchmark(n_voices: int) -> tuple[float, float]:
+def held_notes_cost(notes, block=BLOCK, seconds=SECONDS, clock=time.perf_counter) -> float:
+    """Seconds (best of 3, by ``clock``) to render ``seconds`` of the default patch holding
+    ``notes``, in ``block``-frame ``Synth.process_block`` calls."""
     patch = load_patch(None).replace(voices=256)
-    synth = Synth(patch, SR, BLOCK)
-    notes = [30 + (i * 7) % 70 for i in range(n_voices)]
-    synth.process(BLOCK, [(0, bytes([0x90, n, 100])) for n in notes])
-    assert synth.stats()["voices_active"] == n_voices
-    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    synth = Synth(patch, SR, block)
+    synth.process(block, [(0, bytes([0x90, n, 100])) for n in notes])
+    assert synth.stats()["voices_active"] == len(notes)
+    out = np.zeros((block, 2), dtype=np.float32)
     events = np.zeros((1, 4), dtype=np.int32)
-    blocks = int(SECONDS * SR / BLOCK)
+    blocks = int(seconds * SR / block)
     best = np.inf
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(blocks):
             synth.process_block(out, events, 0)
-        best = min(best, time.perf_counter() - t0)
-    samples = blocks * BLOCK
-    ns_per_voice_sample = best / (samples * n_voices) * 1e9
-    realtime = samples / SR / best
-    return ns_per_voice_sample, realtime
+        best = min(best, clock() - t0)
+    assert synth.stats()["voices_active"] == len(notes)
+    return best * (seconds * SR) / (blocks * block)  # for exactly ``seconds`` of audio
+
+
+def voices_benchmark(n_voices: int) -> tuple[float, float]:
+    best = held_notes_cost([30 + (i * 7) % 70 for i in range(n_voices)])
+    samples = SECONDS * SR
+    return best / (samples * n_voices) * 1e9, samples / SR / best
 
 
 def first_sample_times() -> tuple[float, float]:
