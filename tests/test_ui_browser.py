@@ -205,12 +205,13 @@ def test_gain_db_lowers_the_next_note_by_20_db(ui):
         audio, _ = ui.rec.recorded()
         return rms(audio[ui.rec.clean(start + SR // 10, start + SR // 2, SR // 10)])
 
+    own = load_patch(ui.folder / "default.yaml")["gain_db"]  # the patch's level (-2.9 dB)
     try:
         loud = level()
-        ui.set_value("gain_db", -20)
+        ui.set_value("gain_db", own - 20)
         quiet = level()
     finally:
-        ui.set_value("gain_db", 0)
+        ui.set_value("gain_db", own)
     assert 20 * np.log10(quiet / loud) == pytest.approx(-20, abs=2), (loud, quiet)
 
 
