@@ -5,10 +5,13 @@ the envelope held flat at 0 dB so the figure measures the voice, not its decay) 
 and its steady part analysed with :func:`spikesynth.analysis.inharmonic_db`: the energy more
 than 1 % of f0 away from every harmonic, relative to the harmonic energy (worst channel).
 A figure over the issue's target is marked ``*``. Then, per network patch, the mono sum's
-fundamental (:func:`spikesynth.analysis.mono_fundamental_db`), and the cost per
-voice-sample of each model's anti-aliasing scheme.
+fundamental (:func:`spikesynth.analysis.mono_fundamental_db`), the cost per voice-sample of
+each model's anti-aliasing scheme, and (``--levels``) every bundled patch's loudness at C2..C7
+(BS.1770, velocity 100, no input: as a plain ``render --note``) and the gain reduction of an
+8-note velocity-127 chord (listening patches hear quiet noise), measured against the same
+render with the limiter bypassed.
 
-Run: .venv/bin/python benchmarks/bench_clean.py [--rates 44100,48000] [--patches a,b]
+Run: .venv/bin/python benchmarks/bench_clean.py [--rates 44100,48000] [--patches a,b] [--levels]
 (with NUMBA_CACHE_DIR keyed by the sources as scripts/test.sh sets it, or a fresh cache:
 numba does not notice a changed kernel called from another file)
 Prints the tables; asserts only that every render is finite.
@@ -22,8 +25,14 @@ import time
 import numpy as np
 
 from spikesynth import Synth, load_patch
-from spikesynth.analysis import clean_analysis_seconds, inharmonic_db, mono_fundamental_db
-from spikesynth.patch import PATCH_DIR
+from spikesynth.analysis import (
+    clean_analysis_seconds,
+    gain_reduction_db,
+    inharmonic_db,
+    loudness_lufs,
+    mono_fundamental_db,
+)
+from spikesynth.patch import PATCH_DIR, list_patches
 
 NOTES = (48, 60, 72, 84, 96, 108)
 NOTE_NAMES = ("C3", "C4", "C5", "C6", "C7", "C8")
@@ -96,11 +105,46 @@ def cost_table(names, sr=48000, seconds=2.0, voices=8):
         print(f"  {name:16s} {ns:7.1f} ns")
 
 
+CHORD = (48, 52, 55, 60, 64, 67, 72, 76)
+LEVEL_NOTES = (36, 48, 60, 72, 84, 96)
+
+
+def level_table(sr=44100, seconds=0.8):
+    print(f"\nloudness, LUFS ({seconds} s, velocity 100) and 8-note chord gain reduction, dB")
+    print(f"{'patch':16s} " + " ".join(f"{n:>6s}" for n in ("C2", "C3", "C4", "C5", "C6", "C7"))
+          + "   chord GR")
+    c4 = []
+    for path in list_patches(PATCH_DIR):
+        patch = load_patch(path)
+        noise = 0.05 * np.random.default_rng(1).standard_normal(int(1.0 * sr))
+        cells = []
+        for note in LEVEL_NOTES:
+            synth = Synth(patch, sr, 2048)
+            audio = synth.process(int(seconds * sr), [(0, bytes([0x90, note, 100]))])
+            cells.append(loudness_lufs(audio, sr))
+        c4.append(cells[2])
+        renders = []
+        for bypass in (False, True):
+            synth = Synth(patch, sr, 2048)
+            synth.bypass_limiter = bypass
+            renders.append(synth.process(sr, [(0, bytes([0x90, n, 127])) for n in CHORD],
+                                         audio_in=noise if synth.listening else None))
+        gr = gain_reduction_db(*renders)
+        print(f"{path.stem:16s} " + " ".join(f"{x:6.1f}" for x in cells) + f"   {gr:6.2f}",
+              flush=True)
+    finite = [x for x in c4 if np.isfinite(x)]
+    print(f"median at C4: {np.median(finite):.1f} LUFS, spread {max(finite) - min(finite):.1f} LU")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="44100,48000")
     ap.add_argument("--patches", default=",".join(PITCHED + PITCHED_NETWORKS))
+    ap.add_argument("--levels", action="store_true", help="only the loudness and chord table")
     args = ap.parse_args()
+    if args.levels:
+        level_table()
+        return
     rates = [int(r) for r in args.rates.split(",")]
     names = [n for n in args.patches.split(",") if n]
     clean_table(names, rates)

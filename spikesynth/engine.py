@@ -34,7 +34,16 @@ from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
 from .events import EVENT_FIELDS, events_from_list
 from .listen import LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
-from .master import CEILING, M_LIMITING, M_NONFINITE, master_reset, master_state
+from .master import (
+    CEILING,
+    M_BYPASS,
+    M_LIMITING,
+    M_NONFINITE,
+    master_latency,
+    master_limiter,
+    master_reset,
+    master_state,
+)
 from .models.base import N_TABLES, T_FREQ, note_frequency, solo_fields
 from .params import P_GAIN_DB, P_NOISE
 from .prepare import note_tables, prepare_program
@@ -192,6 +201,7 @@ class Synth:
             C=np.zeros((16, N_CHANNEL_FIELDS)),
             K=np.zeros((16, 128)),
             M=master_state(0.0),
+            limiter=master_limiter(self.samplerate),
             mix=np.zeros((2, self.max_block)),
             usable=np.zeros(128),
             tuned=np.zeros(128),
@@ -319,6 +329,22 @@ class Synth:
         """The synth's own parameter copy of the current program (controllers modulate it)."""
         return self._active.program.params
 
+    @property
+    def latency(self) -> int:
+        """The master section's constant delay in samples (the look-ahead limiter's; 66 at
+        44.1 kHz, 72 at 48 kHz), the same offline and live. Thread: any."""
+        return master_latency(self.samplerate)
+
+    @property
+    def bypass_limiter(self) -> bool:
+        """Whether the limiter's gain is bypassed (the delay stays). Measurement only: a
+        bypassed synth can exceed the ceiling. Thread: main (set between blocks)."""
+        return bool(self.state.M[M_BYPASS])
+
+    @bypass_limiter.setter
+    def bypass_limiter(self, value: bool) -> None:
+        self.state.M[M_BYPASS] = 1.0 if value else 0.0
+
     def reset(self):
         """Silence every voice and clear DSP state; the patch is kept. Thread: main or audio."""
         S = self.state
@@ -334,7 +360,7 @@ class Synth:
         S.G[G_SEED] = self.seed
         S.G[G_PROGRAMS] = len(self._bank)
         S.G[G_ENTER] = 1.0  # the first block restores the patch's own values
-        master_reset(S.M, float(self._active.program.base[P_GAIN_DB]))
+        master_reset(S.M, S.limiter, float(self._active.program.base[P_GAIN_DB]))
         self._carry = self._carry[:0]
         for prepared in (self._active, *self._bank):
             if prepared is not None and prepared.listen is not None:

@@ -384,7 +384,8 @@ class LiveSession:
             f"spikesynth: playing {self.audio.patch.name} ({self.paths[self.program].name}, "
             f"program {self.program} of {len(self.paths)}) on {info['name']} [{api}], "
             f"{self.samplerate} Hz, block {self.blocksize}, output latency "
-            f"{1e3 * self.audio.output_latency:.1f} ms, "
+            f"{1e3 * self.audio.output_latency:.1f} ms + look-ahead "
+            f"{1e3 * self.audio.synth.latency / self.samplerate:.1f} ms, "
             + (f"input latency {1e3 * self.audio.input_latency:.1f} ms, "
                if self.input_device is not None else "")
             + "MIDI latency "

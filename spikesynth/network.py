@@ -11,7 +11,8 @@ The spec (a dict, or the ``network:`` section of a YAML file, :func:`load_networ
         v0: -70
         gain: 1.0                 # multiplies the external drive (default 0: not driven)
         bias: 0.0                 # constant input (default 0)
-        out: 1.0                  # as a synth voice: how loud this membrane is heard (0: not)
+        out: 1.0                  # as a synth voice: how loud this membrane is heard (0: not;
+                                  # negative: inverted, e.g. for a mono-compatible push-pull)
         pan: 0.0                  # as a synth voice: -1 left .. 1 right
     synapses:                     # optional
       - pre: A                    # neuron name or index
@@ -138,7 +139,7 @@ def _number(d: Mapping, name: str, key: str, default=None, *, lo=None, lo_open=F
 # NETWORK_MEMORY_BUDGET at the largest polyphony (tests/test_network.py checks the worst case).
 MAX_DELAY_MS = 1000.0  # synaptic delay, ms of model time (and at most MAX_RING_STEPS - 1 steps)
 MAX_TAU_MS = 10000.0  # synaptic and STDP time constants, ms
-MAX_LEVEL = 1e4  # |gain|, |bias|, |E_syn| (unit of the neuron's input / potential)
+MAX_LEVEL = 1e4  # |gain|, |bias|, |out|, |E_syn| (unit of the neuron's input / potential)
 MAX_G = 1e3  # g_max and |w|
 MAX_STDP_AMPLITUDE = 1e3  # a_plus, a_minus, |w_min|, |w_max|, lr
 MAX_NETWORKS = 256  # running copies: the patch schema's largest polyphony
@@ -210,7 +211,7 @@ def _build_neuron(j: int, spec, dt: float, a: _NeuronArrays) -> tuple[str, dict]
     _unknown(spec, allowed, key)
     gain = _number(spec, "gain", key, 0.0, lo=-MAX_LEVEL, hi=MAX_LEVEL)
     bias = _number(spec, "bias", key, 0.0, lo=-MAX_LEVEL, hi=MAX_LEVEL)
-    out = _number(spec, "out", key, 1.0, lo=0.0, hi=MAX_LEVEL)
+    out = _number(spec, "out", key, 1.0, lo=-MAX_LEVEL, hi=MAX_LEVEL)
     pan = _number(spec, "pan", key, 0.0)
     if not -1.0 <= pan <= 1.0:
         raise NetworkSpecError(f"{key}.pan", f"must be in -1..1, got {pan}")

@@ -304,13 +304,15 @@ def render_events(synth: Synth, events, tail=None, sink=None, progress=False,
                   max_seconds=MAX_SECONDS) -> int:
     """Render ``events`` (absolute samples) through ``synth`` in blocks; return frames rendered.
 
-    Runs until the last event, then for ``tail`` seconds, or (``tail=None``) until every voice
+    Runs until the last event, then for ``tail`` seconds plus the synth's latency (the
+    look-ahead is flushed), or (``tail=None``) until every voice
     has finished and the output has been silent for ``SILENCE_HOLD_S``; never beyond
     ``max_seconds`` in all. ``sink(block)`` receives each float32 (frames, 2) block.
     """
     sr = synth.samplerate
     end = _last_note_end(events)
-    hard_end = end + int((tail if tail is not None else MAX_AUTO_TAIL_S) * sr)
+    # + the master's look-ahead: the limiter's delay line is flushed, the whole tail heard.
+    hard_end = end + int((tail if tail is not None else MAX_AUTO_TAIL_S) * sr) + synth.latency
     hard_end = min(hard_end, max(int(max_seconds * sr), 0))
     hold = int(SILENCE_HOLD_S * sr)
     bar = None

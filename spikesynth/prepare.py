@@ -33,6 +33,9 @@ from .render import Program
 LEVEL_SILENT_RMS = 1e-3  # below this a voice is taken as silent at the patch's own drive
 NOMINAL_RMS = 0.15  # a spiking membrane's RMS in audio units: the level a silent voice gets
 MAX_MEASURE_S = 0.6
+KEY_PROBE_STEP = 6  # semitones between the notes whose K-weighted level is measured
+K_SHELF_DB, K_SHELF_HZ, K_SHELF_Q = 4.0, 1500.0, 1.0 / math.sqrt(2.0)  # BS.1770 pre-filter
+K_HIGHPASS_HZ, K_HIGHPASS_Q = 38.0, 0.5
 
 
 @njit(cache=True, nogil=True)
@@ -87,6 +90,102 @@ def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
         tables[T_DC, note] = voice_dc(m, V, i, mean)
 
 
+def k_weighting(samplerate: float) -> np.ndarray:
+    """BS.1770's K-weighting as two biquads (float64 (2, 5): b0 b1 b2 a1 a2, normalised):
+    the shelf and the high-pass of the audio-EQ cookbook at ``samplerate``. Thread: any."""
+    sos = np.zeros((2, 5))
+    big_a = 10.0 ** (K_SHELF_DB / 40.0)
+    w = 2.0 * math.pi * K_SHELF_HZ / samplerate
+    alpha = math.sin(w) / (2.0 * K_SHELF_Q)
+    c = math.cos(w)
+    root = 2.0 * math.sqrt(big_a) * alpha
+    b = (big_a * ((big_a + 1) + (big_a - 1) * c + root),
+         -2.0 * big_a * ((big_a - 1) + (big_a + 1) * c),
+         big_a * ((big_a + 1) + (big_a - 1) * c - root))
+    a = ((big_a + 1) - (big_a - 1) * c + root, 2.0 * ((big_a - 1) - (big_a + 1) * c),
+         (big_a + 1) - (big_a - 1) * c - root)
+    sos[0] = (b[0] / a[0], b[1] / a[0], b[2] / a[0], a[1] / a[0], a[2] / a[0])
+    w = 2.0 * math.pi * K_HIGHPASS_HZ / samplerate
+    alpha = math.sin(w) / (2.0 * K_HIGHPASS_Q)
+    c = math.cos(w)
+    a0 = 1.0 + alpha
+    sos[1] = ((1 + c) / 2 / a0, -(1 + c) / a0, (1 + c) / 2 / a0, -2 * c / a0, (1 - alpha) / a0)
+    return sos
+
+
+@njit(cache=True, nogil=True)
+def _biquad(sos, k, x, n):
+    """Filter ``x[:n]`` in place through biquad row ``k`` of ``sos`` (direct form II)."""
+    z1 = 0.0
+    z2 = 0.0
+    for t in range(n):
+        w = x[t] - sos[k, 3] * z1 - sos[k, 4] * z2
+        x[t] = sos[k, 0] * w + sos[k, 1] * z1 + sos[k, 2] * z2
+        z2 = z1
+        z1 = w
+
+
+@njit(cache=True, nogil=True)
+def fill_key_loudness(m, params, sr, tables, V, rng, buf, sos, probes, ratio):
+    """For each note of ``probes`` (int64), ``ratio``: a lone voice's RMS over its K-weighted
+    RMS (both channels), or nan where the key is unmapped or silent. Prepare time.
+
+    ``V`` (1, N_FIELDS), ``rng`` (1,) and ``buf`` (4, >= 0.6 s) are scratch; ``sos`` from
+    :func:`k_weighting`.
+    """
+    i = V.shape[0] - 1
+    start = i * 0
+    for k in range(probes.shape[0]):
+        note = probes[k]
+        ratio[k] = math.nan
+        if not tables[T_FREQ, note] > 0.0 or tables[T_NORM, note] == 0.0:
+            continue
+        solo_fields(V, i, note)
+        voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
+        voice_start(m, V, i, params)
+        period = V[i, vk.F_PERIOD]
+        settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+        window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+        if window >= period > 0.0:
+            window = int(period * math.floor(window / period))
+        total = settle + window
+        for n in range(total):
+            buf[0, n] = 0.0
+            buf[1, n] = 0.0
+        voice_render(m, V, i, rng, buf[0], buf[1], start, total)
+        plain = 0.0
+        weighted = 0.0
+        for c in range(2):
+            mean = 0.0
+            for n in range(settle, total):
+                mean += buf[c, n]
+            mean /= window
+            for n in range(settle, total):
+                plain += (buf[c, n] - mean) * (buf[c, n] - mean)
+            for n in range(total):
+                buf[2 + c, n] = buf[c, n]
+            for stage in range(sos.shape[0]):
+                _biquad(sos, stage, buf[2 + c], total)
+            for n in range(settle, total):
+                weighted += buf[2 + c, n] * buf[2 + c, n]
+        if plain > 0.0 and weighted > 1e-30 * plain:
+            ratio[k] = math.sqrt(plain / weighted)
+
+
+def key_loudness(record, params, samplerate, tables) -> np.ndarray:
+    """Each note's level correction (float64 (128,)): RMS over K-weighted RMS of a lone voice,
+    measured on probe notes and interpolated in note number. Thread: main (allocates)."""
+    probes = np.unique(np.append(np.arange(0, 128, KEY_PROBE_STEP), 127)).astype(np.int64)
+    ratio = np.zeros(len(probes))
+    fill_key_loudness(record, params, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
+                      np.ones(1, dtype=np.uint64), np.zeros((4, int(MAX_MEASURE_S * samplerate))),
+                      k_weighting(samplerate), probes, ratio)
+    ok = np.isfinite(ratio)
+    if not ok.any():
+        return np.ones(128)
+    return np.exp(np.interp(np.arange(128), probes[ok], np.log(ratio[ok])))
+
+
 def tuning_frequencies(tuning) -> np.ndarray:
     """A :class:`~spikesynth.tuning.Tuning` as the ``freqs`` of :func:`fill_note_tables`
     (unmapped keys 0); empty for None (12-tone equal temperament from ``a4``)."""
@@ -107,6 +206,7 @@ def note_tables(record, params, samplerate, tuning=None) -> np.ndarray:
     fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
                      np.ones(1, dtype=np.uint64), buf, np.zeros(512),
                      tuning_frequencies(tuning))
+    tables[T_NORM] *= key_loudness(record, quiet, samplerate, tables)
     return tables
 
 

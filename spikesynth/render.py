@@ -118,6 +118,7 @@ class EngineState(NamedTuple):
     C: np.ndarray  # float64 (16, N_CHANNEL_FIELDS): per-channel controllers (C_*)
     K: np.ndarray  # float64 (16, 128): velocity of each key held down (0: up)
     M: np.ndarray  # float64 (N_MASTER,): master section state
+    limiter: tuple  # spikesynth.dsp.limiter.Limiter: the master's look-ahead limiter
     mix: np.ndarray  # float64 (2, max_block): the voices' sum before the master section
     usable: np.ndarray  # float64 (128,): 1 where program change n has a program to switch to
     tuned: np.ndarray  # float64 (128,): MIDI Tuning Standard Hz per key, 0: the program's table
@@ -951,7 +952,7 @@ def render_block_with(out, events, n_events, S, prog, L):
     if L is not None:
         if L.settings[LS_ROUTING] == ROUTING_VOCODER:
             listen_vocode(S.mix, L, pos)
-    master_process(out, S.mix, pos, S.M, prog.params[P.P_GAIN_DB], G[G_SR])
+    master_process(out, S.mix, pos, S.M, S.limiter, prog.params[P.P_GAIN_DB], G[G_SR])
     if L is not None:
         listen_mix(out, L, pos, CEILING)
         L.settings[LS_OFFSET] += pos

@@ -204,8 +204,8 @@ def test_rerun_renders_exactly_the_deleted_files(library, runner, tmp_path):
             assert (path.stat().st_ino, path.stat().st_mtime_ns) == stamp  # untouched
     # A damaged file is out of date too, and so is everything after the patch changes.
     with open(folder / "052_v050.wav", "r+b") as f:
-        f.seek(200)
-        f.write(b"\0\0\0\0")
+        f.seek(200)  # the first frames are silence (the master's look-ahead): not zeros
+        f.write(b"\x7f\x7f\x7f\x7f")
     report = render_library([DEFAULT_PATCH], out, NOTES, VELOCITIES, SETTINGS, runner,
                             quiet=True)
     assert [p.name for p in report.rendered] == ["052_v050.wav"]

@@ -52,18 +52,22 @@ def test_same_events_any_block_size_identical_output(patch):
 
 
 def test_event_applies_at_its_exact_sample(patch):
-    """The note starts exactly the voice's constant latency after its event's sample (the
-    band-limited events reach blep.HALF_WIDTH samples ahead: only their faint pre-ringing
-    comes earlier, never before the event)."""
+    """The note starts exactly the stated latency after its event's sample: the master's
+    look-ahead (``Synth.latency``) plus the voice's own (the band-limited events reach
+    blep.HALF_WIDTH samples ahead: only their faint pre-ringing comes earlier, never before
+    the event's sample plus the master's delay)."""
     W = blep.HALF_WIDTH
     for offset in (0, 1, 37, 511):
         synth = Synth(patch, SR, 1024)
+        D = synth.latency
+        assert D == round(1.5e-3 * SR)
         out = synth.process(1024, [(offset, on(60))])
         nonzero = np.nonzero(np.abs(out[:, 0]) > 0)[0]
-        assert offset <= nonzero[0] <= offset + W
-        assert out[offset + W, 0] != 0.0
-        early = np.abs(out[:offset + W, 0]).max()
-        assert early < 0.01 * np.abs(out[offset + W:offset + W + 96, 0]).max()
+        assert offset + D <= nonzero[0] <= offset + D + W
+        start = offset + D + W
+        assert out[start, 0] != 0.0
+        early = np.abs(out[:start, 0]).max()
+        assert early < 0.01 * np.abs(out[start:start + 96, 0]).max()
 
 
 def test_zero_length_block_applies_events(patch):

@@ -214,8 +214,9 @@ def test_bend_from_the_command_line_measured(tmp_path):
 
 
 def test_mod_wheel_makes_class1_audible(tmp_path):
+    # The wheel at 0 is no current (a plain --note plays the patch's own current).
     silent, sr = _render(tmp_path, "patches/class1.yaml", "--note", "C4:100:0:1",
-                         "--tail", "0", name="s.wav")
+                         "--cc", "1:0", "--tail", "0", name="s.wav")
     wheel, _ = _render(tmp_path, "patches/class1.yaml", "--note", "C4:100:0:1",
                        "--cc", "1:127", "--tail", "0", name="w.wav")
     rms = lambda x: float(np.sqrt(np.mean(x ** 2)))  # noqa: E731

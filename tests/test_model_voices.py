@@ -82,7 +82,8 @@ def test_class_1_glides_up_from_low_rates_class_2_jumps_to_a_finite_rate():
 def test_free_tuning_rate_follows_the_mod_wheel():
     patch = load_patch(PATCH_DIR / "class1.yaml")
     synth = Synth(patch, SR, 4096)
-    silent = synth.process(SR // 2, [(0, bytes([0x90, 60, 100]))])
+    # The wheel at 0 is no current (the patch's own 10 plays until a wheel is moved).
+    silent = synth.process(SR // 2, [(0, bytes([0xB0, 1, 0])), (0, bytes([0x90, 60, 100]))])
     synth.process(SR // 4, [(0, bytes([0xB0, 1, 127]))])
     loud = synth.process(SR // 2)
     assert np.abs(loud).max() > 5 * np.abs(silent[SR // 10:]).max()

@@ -31,14 +31,17 @@ import pytest
 import rtmidi
 from audio_analysis import cents, estimate_f0
 
+from spikesynth.master import master_latency
+
 pytestmark = pytest.mark.jack
 
 ROOT = Path(__file__).resolve().parent.parent
 PATCHES = ROOT / "patches"
 SR = 48000
 PERIOD = 64  # the fixture's JACK period, and play's default blocksize
-# play's default MIDI latency: one block + 3 ms (spikesynth.audio.default_midi_latency_ns).
-LATENCY_FRAMES = PERIOD + 3 * SR // 1000
+# play's default MIDI latency: one block + 3 ms (spikesynth.audio.default_midi_latency_ns),
+# then the master section's look-ahead (Synth.latency: 1.5 ms).
+LATENCY_FRAMES = PERIOD + 3 * SR // 1000 + master_latency(SR)
 SILENCE = 1e-4  # -80 dBFS
 
 

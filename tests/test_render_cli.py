@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from audio_analysis import cents, estimate_f0
 
+from spikesynth.master import master_latency
 from spikesynth.offline import RenderError, parse_note, parse_pitch
 
 CLI = [sys.executable, "-m", "spikesynth.cli"]
@@ -54,7 +55,8 @@ def test_render_options_samplerate_subtype_tail(tmp_path):
     assert r.returncode == 0, r.stderr
     info = sf.info(out)
     assert info.samplerate == 44100 and info.subtype == "FLOAT"
-    assert info.frames == int(round(0.5 * 44100)) + 2 * 44100
+    # The tail is whole: the master's look-ahead is flushed after it.
+    assert info.frames == int(round(0.5 * 44100)) + 2 * 44100 + master_latency(44100)
 
 
 def test_render_is_deterministic_bytes(tmp_path):

@@ -205,12 +205,13 @@ def test_gain_db_lowers_the_next_note_by_20_db(ui):
         audio, _ = ui.rec.recorded()
         return rms(audio[ui.rec.clean(start + SR // 10, start + SR // 2, SR // 10)])
 
+    own = load_patch(ui.folder / "default.yaml")["gain_db"]  # the patch's level (-2.9 dB)
     try:
         loud = level()
-        ui.set_value("gain_db", -20)
+        ui.set_value("gain_db", own - 20)
         quiet = level()
     finally:
-        ui.set_value("gain_db", 0)
+        ui.set_value("gain_db", own)
     assert 20 * np.log10(quiet / loud) == pytest.approx(-20, abs=2), (loud, quiet)
 
 
@@ -245,7 +246,7 @@ def test_an_out_of_range_value_shows_the_schema_message_and_changes_nothing(ui):
     wait_for(lambda: error.is_displayed() and error.text, 5.0, "the error message")
     assert error.text == info.value.message
     box = ui.control("gain_db").find_element(By.CSS_SELECTOR, "input.value")
-    assert float(box.get_attribute("value")) == 0.0
+    assert float(box.get_attribute("value")) == load_patch(ui.folder / "default.yaml")["gain_db"]
     after = ui.api("/api/state")
     assert after["controls"] == before["controls"] and after["version"] == before["version"]
 

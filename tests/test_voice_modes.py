@@ -42,10 +42,12 @@ def test_legato_glides_then_settles_in_tune_with_one_voice_block_size_invariant(
     np.testing.assert_array_equal(audio, again)
     assert synth.stats()["voices_active"] == 1
     # The glide is linear in pitch over 100 ms: 20 ms windows follow it (a jump would not).
+    # The audio lags the events by the master's look-ahead (Synth.latency).
+    lag = synth.latency / SR
     for start in (0.51, 0.53, 0.55, 0.57):
         expected = 700.0 * (start + 0.01 - 0.5) / 0.1  # cents above note 60 mid-window
-        measured = cents(f0(audio, start, start + 0.02, hz(60) * 2 ** (expected / 1200)),
-                         hz(60))
+        measured = cents(f0(audio, start + lag, start + lag + 0.02,
+                            hz(60) * 2 ** (expected / 1200)), hz(60))
         assert abs(measured - expected) < 10.0, (start, measured, expected)
     assert abs(cents(f0(audio, 0.2, 0.5, hz(60)), hz(60))) < 1.0
     assert abs(cents(f0(audio, 0.65, 1.0, hz(67)), hz(67))) < 1.0
