@@ -47,6 +47,7 @@ import numpy as np
 from . import __version__, analysis
 from .engine import CEILING, Synth
 from .fileio import atomic_output
+from .master import master_latency
 from .offline import (
     BLOCK,
     Note,
@@ -695,10 +696,15 @@ class _LibraryPatch:
         comment = (f"{self.patch.name} ({self.path.name}): spikesynth {__version__} library\n"
                    f"each sample: the note held {s.length_s:g} s, then released; the release "
                    f"is rendered {tail} and is in the sample (one_shot plays it out)\n"
-                   f"{s.samplerate} Hz {s.subtype}; regions cover keys 0-127 and velocities "
+                   f"{s.samplerate} Hz {s.subtype}; offset skips the {master_latency(s.samplerate)}"
+                   "-sample look-ahead of the master limiter at each sample's start\n"
+                   "regions cover keys 0-127 and velocities "
                    "0-127, each at its nearest rendered note and velocity")
+        # The samples are exactly what ``render`` writes, the master's look-ahead delay at
+        # their start included; ``offset`` has the sampler skip it, so a key sounds at once.
         text = write_sfz(layout(samples), comment,
-                         {"loop_mode": "one_shot", "amp_veltrack": 0})
+                         {"loop_mode": "one_shot", "amp_veltrack": 0,
+                          "offset": master_latency(s.samplerate)})
         _write_text(self.sfz, text)
 
 

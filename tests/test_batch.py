@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 from daskcluster import START_TIMEOUT_S, DaskProcesses
 
-from spikesynth import load_patch
+from spikesynth import Synth, load_patch
 from spikesynth.analysis import cents, estimate_f0, spectral_centroid
 from spikesynth.batch import (
     BatchError,
@@ -166,6 +166,9 @@ def test_sfz_covers_every_key_and_velocity_and_each_sample_is_in_tune(library):
             assert r.keys.lo <= r.pitch_keycenter <= r.keys.hi
     manifest = json.loads((library["out"] / "default" / "manifest.json").read_text())
     by_file = {e["file"]: e for e in manifest["samples"]}
+    offsets = re.findall(r"(?m)^offset=(\d+)$", sfz.read_text())
+    assert offsets == [str(Synth(load_patch(None), SR, 64).latency)]
+    offset = int(offsets[0])
     for r in regions:
         path = sfz.parent / r.sample
         assert not Path(r.sample).is_absolute() and path.is_file(), r.sample
@@ -176,6 +179,9 @@ def test_sfz_covers_every_key_and_velocity_and_each_sample_is_in_tune(library):
         assert abs(cents(f0, hz(r.pitch_keycenter))) < 1.0, (r.sample, f0)
         # the release tail is in the sample: it lasts past the note-off
         assert len(audio) > int(0.55 * SR)
+        # the global offset skips exactly the master's look-ahead delay: silence before it,
+        # the note's attack right after it
+        assert not audio[:offset].any() and np.abs(audio[offset:offset + SR // 100]).max() > 0
         entry = by_file[Path(r.sample).name]
         assert abs(cents(entry["f0_hz"], f0)) < 0.01
         assert entry["velocity"] in range(r.velocities.lo, r.velocities.hi + 1)
