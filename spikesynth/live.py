@@ -292,8 +292,6 @@ class LiveSession:
         # the session's (ProgramRing), so the engine itself ignores program change here.
         self.synth.set_programs(self.prepared, self.program, engine_switches=False)
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
-        if self.output_tap is not None:
-            self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
         self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
@@ -331,8 +329,9 @@ class LiveSession:
             self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
                                          blocksize=self.blocksize, latency=self.latency,
                                          device=device, midi_latency_ns=latency_ns,
-                                         callback=self._callback_choice(),
-                                         input_device=input_device)
+                                         callback=self.callback,
+                                         input_device=input_device,
+                                         output_tap=self.output_tap)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -390,13 +389,6 @@ class LiveSession:
             + "MIDI latency "
             f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
             "Ctrl-C stops.")
-
-    def _callback_choice(self) -> str:
-        """The UI's output tap copies blocks in the Python callback: with --ui, ``auto``
-        means the Python one (the compiled callback has no tap yet)."""
-        if self.output_tap is not None and self.callback == "auto":
-            return "python"
-        return self.callback
 
     def _callback_text(self) -> str:
         if self.audio.callback_kind == "compiled":

@@ -53,7 +53,8 @@ def status_numbers(player) -> dict:
         if line.startswith("voices"):
             words = line.split()
             return {"xruns": int(words[words.index("xruns") + 1]),
-                    "load": float(words[words.index("load") + 1].rstrip("%"))}
+                    "load": float(words[words.index("load") + 1].rstrip("%")),
+                    "worst": float(words[words.index("worst") - 1].rstrip("%"))}
     return {}
 
 
@@ -89,6 +90,7 @@ def run(server, patch, *args):
         after = status_numbers(player)
         rec.stop()
         audio, _ = rec.recorded()
+        print(f"status: {after}")
         return audio[start:], after["xruns"] - before, after["load"], ins, line, rec
     finally:
         for thing in reversed(made):

@@ -583,13 +583,9 @@ class Bridge:
         audio = getattr(self.session, "audio", None)
         if audio is None:
             return {"callbacks": 0, "count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-        n = int(audio.callbacks)
-        size = len(audio.loads_ppm)
-        since = max(int(since), n - size + 1, 0)
-        if n <= since:
+        n, loads = audio.loads_since(since)
+        if not loads.size:
             return {"callbacks": n, "count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-        idx = np.arange(since, n) & (size - 1)
-        loads = audio.loads_ppm[idx] * 1e-6
         return {"callbacks": n, "count": int(loads.size),
                 "p50": float(np.percentile(loads, 50)), "p99": float(np.percentile(loads, 99)),
                 "max": float(loads.max())}
