@@ -339,6 +339,9 @@ class AudioHost:
         Each output block is copied into its ring (the UI's spectrum and meters), by the
         compiled callback (:meth:`spikesynth.rtcallback.CompiledCallback.attach_tap`) or the
         Python one.
+    probe : bool
+        The compiled callback's variant with the live probe (``play --ui``; see
+        :class:`spikesynth.rtcallback.LiveProbe`, :attr:`probe`); the Python callback has none.
     midi_latency_ns : int, optional
         Arrival-to-sound scheduling latency; :func:`default_midi_latency_ns` by default.
     resync_ns : int, optional
@@ -357,7 +360,7 @@ class AudioHost:
     def __init__(self, synth, ring, *, samplerate: int = 48000, blocksize: int = 64,
                  latency="low", device: int | None = None, midi_latency_ns: int | None = None,
                  resync_ns: int | None = None, callback: str = "auto",
-                 input_device: int | None = None, output_tap=None):
+                 input_device: int | None = None, output_tap=None, probe: bool = False):
         sd = _sounddevice()
         if callback not in CALLBACK_KINDS:
             raise AudioDeviceError(f"callback must be one of {', '.join(CALLBACK_KINDS)}")
@@ -415,7 +418,8 @@ class AudioHost:
             try:
                 self.rt = rtcallback.EngineCallback(
                     synth, ring, samplerate=self.samplerate, latency_ns=self.midi_latency_ns,
-                    resync_ns=self.resync_ns, input_channels=0 if input_device is None else 1)
+                    resync_ns=self.resync_ns, input_channels=0 if input_device is None else 1,
+                    probe=probe)
                 if output_tap is not None:
                     self.rt.rt.attach_tap(output_tap.ring, output_tap.header)
             except Exception as e:  # noqa: BLE001 - numba errors: fall back, say why
@@ -475,6 +479,11 @@ class AudioHost:
             self.input_overflows += 1
         self._indata = indata
         self._callback(outdata, frames, time_info, status)
+
+    @property
+    def probe(self):
+        """The live probe's reader (:class:`spikesynth.rtcallback.LiveProbe`), or None."""
+        return self.rt.probe if self.rt is not None else None
 
     @property
     def callback_kind(self) -> str:

@@ -331,7 +331,8 @@ class LiveSession:
                                          device=device, midi_latency_ns=latency_ns,
                                          callback=self.callback,
                                          input_device=input_device,
-                                         output_tap=self.output_tap)
+                                         output_tap=self.output_tap,
+                                         probe=self.output_tap is not None)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -392,7 +393,8 @@ class LiveSession:
 
     def _callback_text(self) -> str:
         if self.audio.callback_kind == "compiled":
-            return "audio callback compiled (GIL-free)"
+            probe = ", with the UI's probe" if self.audio.probe is not None else ""
+            return f"audio callback compiled (GIL-free{probe})"
         return f"audio callback Python ({self.audio.callback_note or 'fallback'})"
 
     def _start_thread(self, target, name):

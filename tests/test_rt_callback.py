@@ -223,3 +223,36 @@ def test_the_probe_traces_the_latest_voice_and_leaves_the_sound_alone(name):
     expected = sum(len(s) for s in alone["spikes"])
     assert abs(len(got["spikes"]) - expected) <= max(2, 0.05 * expected)
     assert got["neurons"] == max(len(alone["spikes"]), 1)
+
+
+def test_the_compiled_duplex_callback_hears_as_the_python_path():
+    """A listening patch (ear_resynth: the ear's 64 channels drive their voices) given the
+    same input block by block: PortAudio's interleaved input pointer in the compiled callback,
+    ``audio_in`` in ``Synth.process_ring``; the outputs agree sample for sample."""
+
+    def synth():
+        s = Synth(load_patch(PATCH_DIR / "ear_resynth.yaml"), samplerate=SR, max_block=512)
+        s.warm_up()
+        return s, EventRing(16)
+
+    tone = (0.1 * np.sin(2 * np.pi * 440.0 * np.arange(60 * BLOCK) / SR)).astype(np.float32)
+    compiled, ring = synth()
+    cb = rt.EngineCallback(compiled, ring, samplerate=SR, latency_ns=0, resync_ns=10**7,
+                           input_channels=1)
+    fn = PA_CALLBACK(cb.address)
+    python, pring = synth()
+    got, want = [], []
+    for b in range(60):
+        block = np.ascontiguousarray(tone[b * BLOCK:(b + 1) * BLOCK, None])
+        out = np.full((BLOCK, 2), np.nan, dtype=np.float32)
+        assert fn(block.ctypes.data, out.ctypes.data, BLOCK, None, 0, cb.userdata) == 0
+        got.append(out)
+        ref = np.zeros((BLOCK, 2), dtype=np.float32)
+        python.process_ring(ref, pring, 10**12, 0, block)
+        want.append(ref)
+    got, want = np.concatenate(got), np.concatenate(want)
+    assert np.array_equal(got, want)
+    assert np.sqrt(np.mean(got.astype(np.float64) ** 2)) > 1e-3  # the ear made it sound
+    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    assert fn(None, out.ctypes.data, BLOCK, None, 0x2, cb.userdata) == 0  # no input pointer
+    assert cb.stats()["input_overflows"] == 1 and np.isfinite(out).all()

@@ -314,6 +314,10 @@ def canvas_pixels(element):
 
 
 def test_the_membrane_view_draws_while_a_note_plays(ui):
+    """play --ui runs the compiled callback with its live probe, and the membrane canvas,
+    drawn from the probe (the audio thread's trace of the latest voice), moves."""
+    assert any("audio callback compiled (GIL-free, with the UI's probe)" in line
+               for line in ui.player.lines), ui.player.lines[-5:]
     canvas = ui.driver.find_element(By.ID, "membrane")
     key = ui.driver.find_element(By.CSS_SELECTOR, '[data-note="64"]')
     ActionChains(ui.driver).click_and_hold(key).perform()
@@ -325,6 +329,8 @@ def test_the_membrane_view_draws_while_a_note_plays(ui):
     finally:
         ActionChains(ui.driver).release(key).perform()
     background = np.array([0x10, 0x12, 0x16])
+    assert ui.driver.find_element(By.TAG_NAME, "body").get_attribute("data-view-source") \
+        == "probe"
     assert (np.abs(first - background).sum(axis=2) > 60).mean() > 0.01, "nothing drawn"
     assert (np.abs(first - second).sum(axis=2) > 30).mean() > 0.005, "the view is not moving"
 
