@@ -130,7 +130,9 @@ def ui():
         made.append(player)
         rec = Recorder(seconds=240.0)
         made.append(rec)
-        rec.connect(player.wait_ports(rec.client, timeout=400))  # a cold numba cache compiles
+        # A cold numba cache compiles the engine and the compiled callback with its probe (one
+        # program of each voice model): minutes on a busy 2-core machine.
+        rec.connect(player.wait_ports(rec.client, timeout=900))
         rec.start()
         rec.settle()
         keys = Keyboard(rec)

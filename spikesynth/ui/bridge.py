@@ -166,7 +166,9 @@ class Bridge:
         self.folder = Path(path).resolve().parent
         self._path = Path(path).resolve()
         self._patch = patch  # preview only; live reads the synth
-        self._base = self._edited = synth.patch if synth is not None else None
+        self._base = self._edited = None
+        if synth is not None:
+            self._base = self._edited = self._engine_patch()
         self._programs = None  # preview: the folder's files, listed once per save
         self.undo_stack: list = []
         self.learning: str | None = None
@@ -257,10 +259,16 @@ class Bridge:
         """
         if self.synth is None:
             return self._patch
-        current = self.synth.patch
+        current = self._engine_patch()
         if current is not self._base:
             self._base, self._edited = current, current
         return self._edited
+
+    def _engine_patch(self):
+        """The patch the audio thread plays: the host's (with the compiled callback the
+        synth object does not switch), else the synth's."""
+        audio = getattr(self.session, "audio", None)
+        return audio.patch if audio is not None else self.synth.patch
 
     @property
     def path(self) -> Path:
@@ -343,9 +351,13 @@ class Bridge:
         prepared = self.synth.prepare_patch(new_patch)
         lock = getattr(self.session, "_program_lock", None) or threading.Lock()
         with lock:
-            self.synth.use_patch(prepared)
+            audio = getattr(self.session, "audio", None)
+            if audio is not None:  # the host switches (the compiled callback's patch rows)
+                audio.use_patch(prepared)
+            else:
+                self.synth.use_patch(prepared)
             # Until a fading switch completes the engine still reports the old patch.
-            self._base, self._edited = self.synth.patch, new_patch
+            self._base, self._edited = self._engine_patch(), new_patch
 
     def set_param(self, path: str, value) -> Result:
         """Set one setting, validated by the schema. Thread: UI server (worker).
