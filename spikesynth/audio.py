@@ -334,7 +334,14 @@ class AudioHost:
     input_device : int, optional
         PortAudio index of an input device: the stream is duplex, and its first input
         channel is the synth's ``audio_in`` (what a patch with ``listen:`` hears), rendered in
-        the same callback (input block *k* shapes output block *k*).
+        the same callback (input block *k* shapes output block *k*), compiled or Python.
+    output_tap : spikesynth.ui.tap.OutputTap, optional
+        Each output block is copied into its ring (the UI's spectrum and meters), by the
+        compiled callback (:meth:`spikesynth.rtcallback.CompiledCallback.attach_tap`) or the
+        Python one.
+    probe : bool
+        The compiled callback's variant with the live probe (``play --ui``; see
+        :class:`spikesynth.rtcallback.LiveProbe`, :attr:`probe`); the Python callback has none.
     midi_latency_ns : int, optional
         Arrival-to-sound scheduling latency; :func:`default_midi_latency_ns` by default.
     resync_ns : int, optional
@@ -353,7 +360,7 @@ class AudioHost:
     def __init__(self, synth, ring, *, samplerate: int = 48000, blocksize: int = 64,
                  latency="low", device: int | None = None, midi_latency_ns: int | None = None,
                  resync_ns: int | None = None, callback: str = "auto",
-                 input_device: int | None = None):
+                 input_device: int | None = None, output_tap=None, probe: bool = False):
         sd = _sounddevice()
         if callback not in CALLBACK_KINDS:
             raise AudioDeviceError(f"callback must be one of {', '.join(CALLBACK_KINDS)}")
@@ -404,25 +411,26 @@ class AudioHost:
         self.rt = None
         #: Why the Python callback runs ("" when the compiled one does).
         self.callback_note = ""
-        if input_device is not None and callback == "compiled":
-            raise AudioDeviceError("the compiled audio callback takes no input: play --input "
-                                   "runs the Python callback")
-        if input_device is not None:
-            callback = "python"  # the duplex stream: the input reaches Synth.process_ring
+        self.output_tap = output_tap
         if callback != "python":
             from . import rtcallback
 
             try:
                 self.rt = rtcallback.EngineCallback(
                     synth, ring, samplerate=self.samplerate, latency_ns=self.midi_latency_ns,
-                    resync_ns=self.resync_ns)
+                    resync_ns=self.resync_ns, input_channels=0 if input_device is None else 1,
+                    probe=probe)
+                if output_tap is not None:
+                    self.rt.rt.attach_tap(output_tap.ring, output_tap.header)
             except Exception as e:  # noqa: BLE001 - numba errors: fall back, say why
                 if callback == "compiled":
                     raise AudioDeviceError(f"the compiled audio callback is not available: "
                                            f"{e}") from None
                 self.callback_note = str(e).splitlines()[0] if str(e) else type(e).__name__
         else:
-            self.callback_note = "requested" if input_device is None else "--input"
+            self.callback_note = "requested"
+        if output_tap is not None and self.rt is None:
+            output_tap.prepare()
 
         self._stream = None
         self._indata = None  # the duplex callback's input block (None: output only)
@@ -449,6 +457,14 @@ class AudioHost:
         try:
             sd.check_input_settings(device=input_device, channels=1, dtype="float32",
                                     samplerate=self.samplerate)
+            if self.rt is not None:
+                self._stream = sd._StreamBase(
+                    kind="duplex", samplerate=self.samplerate, blocksize=self.blocksize,
+                    device=(input_device, self.device), channels=(1, 2), dtype="float32",
+                    latency=latency,
+                    callback=sd._ffi.cast("PaStreamCallback *", self.rt.address),
+                    userdata=sd._ffi.cast("void *", self.rt.userdata), wrap_callback=None)
+                return
             self._stream = sd.Stream(
                 samplerate=self.samplerate, blocksize=self.blocksize,
                 device=(input_device, self.device), channels=(1, 2), dtype="float32",
@@ -463,6 +479,11 @@ class AudioHost:
             self.input_overflows += 1
         self._indata = indata
         self._callback(outdata, frames, time_info, status)
+
+    @property
+    def probe(self):
+        """The live probe's reader (:class:`spikesynth.rtcallback.LiveProbe`), or None."""
+        return self.rt.probe if self.rt is not None else None
 
     @property
     def callback_kind(self) -> str:
@@ -516,6 +537,8 @@ class AudioHost:
         else:
             outdata.fill(0.0)
             self.oversize += 1
+        if self.output_tap is not None:
+            self.output_tap.write(outdata)
         self.frames += frames
         if frames:
             load = (self._perf() - entry) * self.samplerate // (frames * 1000)
@@ -570,6 +593,21 @@ class AudioHost:
             return self.rt.loads()
         n = min(self.callbacks, LOAD_HISTORY)
         return self.loads_ppm[:n].astype(np.float64) * 1e-6
+
+    def loads_since(self, since: int) -> tuple[int, np.ndarray]:
+        """``(callbacks, loads)``: the count of callbacks so far and the loads (fractions of
+        the block) of callbacks number ``since`` on, as far as the history reaches (a copy).
+        Thread: any (reads only)."""
+        if self.rt is not None:
+            t = self.rt.rt.table
+            n = int(self.rt.stats()["callbacks"])
+            ring = t[self.rt.rt.loads_base:self.rt.rt.loads_base + LOAD_HISTORY]
+        else:
+            n = int(self.callbacks)
+            ring = self.loads_ppm
+        since = max(int(since), n - len(ring) + 1, 0)
+        idx = np.arange(since, n) & (len(ring) - 1)
+        return n, ring[idx].astype(np.float64) * 1e-6
 
     def stats(self) -> dict:
         """Counters for the status line, tests and benchmarks. Thread: any (reads only)."""

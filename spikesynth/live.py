@@ -292,8 +292,6 @@ class LiveSession:
         # the session's (ProgramRing), so the engine itself ignores program change here.
         self.synth.set_programs(self.prepared, self.program, engine_switches=False)
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
-        if self.output_tap is not None:
-            self.output_tap.attach(self.synth)
         self.ring = EventRing(4096)
         lock = threading.Lock()
         self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
@@ -331,8 +329,10 @@ class LiveSession:
             self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
                                          blocksize=self.blocksize, latency=self.latency,
                                          device=device, midi_latency_ns=latency_ns,
-                                         callback=self._callback_choice(),
-                                         input_device=input_device)
+                                         callback=self.callback,
+                                         input_device=input_device,
+                                         output_tap=self.output_tap,
+                                         probe=self.output_tap is not None)
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -392,16 +392,10 @@ class LiveSession:
             f"{self.audio.midi_latency_ns / 1e6:.2f} ms; {midi}; {self._callback_text()}. "
             "Ctrl-C stops.")
 
-    def _callback_choice(self) -> str:
-        """The UI's output tap copies blocks in the Python callback: with --ui, ``auto``
-        means the Python one (the compiled callback has no tap yet)."""
-        if self.output_tap is not None and self.callback == "auto":
-            return "python"
-        return self.callback
-
     def _callback_text(self) -> str:
         if self.audio.callback_kind == "compiled":
-            return "audio callback compiled (GIL-free)"
+            probe = ", with the UI's probe" if self.audio.probe is not None else ""
+            return f"audio callback compiled (GIL-free{probe})"
         return f"audio callback Python ({self.audio.callback_note or 'fallback'})"
 
     def _start_thread(self, target, name):

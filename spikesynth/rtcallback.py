@@ -14,10 +14,13 @@ taken (an exception inside the render is caught in compiled code: silence, count
 
 The render contract (what an engine provides)
 ----------------------------------------------
-``render(out, block_start_ns, latency_ns, mode, state, patch) -> bool``, an
+``render(out, heard, block_start_ns, latency_ns, mode, state, patch) -> bool``, an
 ``@njit(nogil=True)`` function:
 
 * ``out``: float32 array, shape (frames, channels), PortAudio's interleaved output buffer;
+* ``heard``: float32 array, shape (frames, input channels), PortAudio's interleaved input
+  buffer of a duplex stream (input block *k* arrives with output block *k*); zero channels
+  for an output-only stream, or when PortAudio passes no input;
 * ``block_start_ns``: host time (``CLOCK_MONOTONIC``, as ``time.monotonic_ns``) of the
   block's first frame, from the frame clock described in :mod:`spikesynth.audio`;
 * ``latency_ns``: MIDI arrival-to-sound latency;
@@ -47,6 +50,15 @@ callback writes back the latest sequence it has seen (``H_SEEN``) and the row it
 current nor the row of a request at or after ``H_SEEN``, so the audio thread never reads an
 array that was freed.
 
+The output tap
+--------------
+:meth:`CompiledCallback.attach_tap` gives the callback a preallocated float32 ring: after the
+render it copies the block there (:func:`tap_write`) and advances the ring's frame counter
+with a release store; a reader on another thread (the UI server) loads the counter with
+acquire semantics, copies the frames it wants, and loads the counter again to drop any frame
+the callback overwrote meanwhile (:class:`spikesynth.ui.tap.OutputTap`). One producer, any
+number of readers, no lock, nothing allocated on the audio side.
+
 Thread: :func:`compile_callback` and :class:`CompiledCallback` on main; the compiled callback
 on the audio thread; :meth:`CompiledCallback.stats` from any thread.
 """
@@ -65,6 +77,10 @@ from numba.np.arrayobj import make_array
 
 from . import render as R
 from .dsp import voice as vk
+from .listen import LS_ROUTING, listen_ear, listen_reset, nearest_channel
+from .models import voice_trace
+from .models.base import note_frequency
+from .render import ROUTING_VOCODER
 
 __all__ = [
     "CompiledCallback",
@@ -77,11 +93,14 @@ __all__ = [
     "atomic_store",
     "compile_callback",
     "layout_of",
+    "tap_write",
 ]
 
 SWITCH_NONE, SWITCH_RETUNE, SWITCH_FADE, SWITCH_FRESH = 0, 1, 2, 3
 
 # PaStreamCallbackFlags bits (portaudio.h).
+PA_INPUT_UNDERFLOW = 0x1
+PA_INPUT_OVERFLOW = 0x2
 PA_OUTPUT_UNDERFLOW = 0x4
 PA_OUTPUT_OVERFLOW = 0x8
 PA_CONTINUE = 0
@@ -118,7 +137,13 @@ H_RESYNC_NS = 22
 H_CHANNELS = 23
 H_ROW_LEN = 24
 H_FADES = 25  # audio: switches that waited for a fade
-N_HEADER = 32
+H_IN_UNDERFLOWS = 26  # audio: PortAudio's input-underflow flag
+H_IN_OVERFLOWS = 27  # audio: PortAudio's input-overflow flag
+H_IN_CHANNELS = 28  # main, before start: interleaved input channels (0: output only)
+H_TAP_CAP = 29  # main: frames in the output tap's ring (a power of two)
+H_TAP_HEADER = 30  # main: address of the tap's int64 frame counter
+H_TAP_RING = 31  # main (release, last): address of the tap's float32 ring (0: no tap)
+N_HEADER = 40
 
 
 class RtUnavailable(RuntimeError):
@@ -192,6 +217,25 @@ def _read(table, index):
     return atomic_load(table, index)
 
 
+@njit(cache=True, nogil=True)
+def tap_write(out, ring, header):
+    """Copy ``out`` (float32, (frames, channels)) into ``ring`` (float32, (capacity,
+    channels), capacity a power of two): a single-producer ring of frames.
+
+    Thread: audio (the one producer). ``header[0]`` counts the frames written (it only grows;
+    frame ``n`` sits in slot ``n & (capacity - 1)``) and is advanced with a release store
+    after the copy, so a reader that loads it with acquire semantics sees those frames
+    written. Allocates nothing.
+    """
+    mask = ring.shape[0] - 1
+    n = header[0]
+    for i in range(out.shape[0]):
+        j = (n + i) & mask
+        for c in range(out.shape[1]):
+            ring[j, c] = out[i, c]
+    atomic_store(header, 0, n + out.shape[0])
+
+
 def _clock_id() -> int:
     """The ``clock_gettime`` clock id behind ``time.monotonic_ns``, or raise."""
     info = time.get_clock_info("monotonic")
@@ -229,11 +273,26 @@ class Leaf(NamedTuple):
     ndim: int
 
 
-def layout_of(record) -> tuple:
-    """The structure of a record of arrays: a nested tuple of :class:`Leaf` (and the record's
-    own class at each level), hashable, used as the compiled callback's key. Thread: any.
+class Scalar(NamedTuple):
+    """A number in a record (``int`` as int64, ``float`` as float64), kept in the table."""
 
-    Raises :class:`RtUnavailable` for anything that is not a C-contiguous array or a tuple.
+    path: tuple
+    kind: str  # "int" or "float"
+
+
+class Nothing(NamedTuple):
+    """``None`` in a record (an optional part: the compiled code prunes it)."""
+
+    path: tuple
+
+
+def layout_of(record) -> tuple:
+    """The structure of a record of arrays: a nested tuple of :class:`Leaf` (arrays),
+    :class:`Scalar` (Python or numpy ints and floats), :class:`Nothing` (None), and the
+    record's own class at each level; hashable, used as the compiled callback's key.
+    Thread: any.
+
+    Raises :class:`RtUnavailable` for anything else, or an array that is not C-contiguous.
     """
 
     def walk(node, path):
@@ -241,44 +300,93 @@ def layout_of(record) -> tuple:
             if not node.flags.c_contiguous:
                 raise RtUnavailable(f"array at {path} is not C-contiguous")
             return Leaf(path, node.dtype, node.ndim)
+        if node is None:
+            return Nothing(path)
+        if isinstance(node, (int, np.integer)) and not isinstance(node, (bool, np.bool_)):
+            return Scalar(path, "int")
+        if isinstance(node, (float, np.floating)):
+            return Scalar(path, "float")
         if isinstance(node, tuple):
             cls = type(node) if hasattr(node, "_fields") else tuple
             return (cls, tuple(walk(x, path + (i,)) for i, x in enumerate(node)))
-        raise RtUnavailable(f"{type(node).__name__} at {path} is not an array or a tuple")
+        raise RtUnavailable(f"{type(node).__name__} at {path} is not an array, a number or "
+                            "a tuple")
 
     return walk(record, ())
 
 
+_LEAVES = (Leaf, Scalar, Nothing)
+
+
 def _leaves(layout):
-    if isinstance(layout, Leaf):
+    if isinstance(layout, _LEAVES):
         return [layout]
     return [leaf for child in layout[1] for leaf in _leaves(child)]
+
+
+def _width(leaf) -> int:
+    """Table slots of one leaf: address and shape, one number, or none."""
+    if isinstance(leaf, Leaf):
+        return 1 + leaf.ndim
+    return 1 if isinstance(leaf, Scalar) else 0
 
 
 def _arrays(record):
     if isinstance(record, np.ndarray):
         return [record]
+    if not isinstance(record, tuple):
+        return []
     return [a for x in record for a in _arrays(x)]
 
 
+def _scalars(record):
+    if isinstance(record, tuple):
+        return [v for x in record for v in _scalars(x)]
+    return [] if record is None or isinstance(record, np.ndarray) else [record]
+
+
 def _row_len(layout) -> int:
-    return sum(1 + leaf.ndim for leaf in _leaves(layout))
+    return sum(_width(leaf) for leaf in _leaves(layout))
 
 
 def _pack(record, out) -> None:
-    """Write each array's address and shape into ``out`` (int64) in leaf order."""
+    """Write each array's address and shape, and each number, into ``out`` (int64) in leaf
+    order (a float as its float64 bits: the callback reads the table as float64 there)."""
     k = 0
-    for a in _arrays(record):
-        out[k] = a.ctypes.data
-        out[k + 1:k + 1 + a.ndim] = a.shape
-        k += 1 + a.ndim
+
+    def walk(node):
+        nonlocal k
+        if isinstance(node, np.ndarray):
+            out[k] = node.ctypes.data
+            out[k + 1:k + 1 + node.ndim] = node.shape
+            k += 1 + node.ndim
+        elif node is None:
+            pass
+        elif isinstance(node, (float, np.floating)):
+            out[k] = np.array([node], dtype=np.float64).view(np.int64)[0]
+            k += 1
+        elif isinstance(node, (int, np.integer)):
+            out[k] = int(node)
+            k += 1
+        else:
+            for x in node:
+                walk(x)
+
+    walk(record)
 
 
 def _rebuild_source(layout, base, names, lines, prefix):
-    """Source lines that rebuild ``layout`` from the table at offset ``base`` (an expression)."""
+    """Source lines that rebuild ``layout`` from the table at offset ``base`` (an expression);
+    ``t`` is the table as int64, ``tf`` the same memory as float64."""
     counter = [0]
 
     def emit(node):
+        if isinstance(node, Nothing):
+            return "None"
+        if isinstance(node, Scalar):
+            k = counter[0]
+            counter[0] += 1
+            return f"{'t' if node.kind == 'int' else 'tf'}[{base} + {k}]"
         if isinstance(node, Leaf):
             k = counter[0]
             counter[0] += 1 + node.ndim
@@ -384,7 +492,7 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
     clock_id = _clock_id()
     names = {"carray": carray, "_as_pointer": _as_pointer, "_address": _address, "np": np,
              "_render": render, "_clock_ns": _clock_ns, "atomic_load": atomic_load,
-             "atomic_store": atomic_store}
+             "atomic_store": atomic_store, "_tap_write": tap_write}
     state_base = N_HEADER
     rows_base = state_base + _row_len(state_layout)
     row_len = 1 + _row_len(patch_layout)  # the compatibility key, then the arrays
@@ -404,10 +512,20 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
     src = "\n".join([
         "def _callback(inp, output, frames, time_info, flags, user):",
         "    t = carray(user, (TABLE_LEN,), np.int64)",
+        "    tf = carray(user, (TABLE_LEN,), np.float64)",
         "    entry = _clock_ns(CLOCK_ID)",
         "    nframes = np.int64(frames)",
         "    channels = t[H_CHANNELS]",
         "    out = carray(output, (nframes, channels), np.float32)",
+        # the input block (interleaved float32); none: zero channels (the render hears silence)
+        "    if t[H_IN_CHANNELS] > 0 and _address(inp) != 0:",
+        "        heard = carray(inp, (nframes, t[H_IN_CHANNELS]), np.float32)",
+        "    else:",
+        "        heard = carray(user, (nframes, 0), np.float32)",
+        "    if flags & PA_INPUT_UNDERFLOW:",
+        "        t[H_IN_UNDERFLOWS] += 1",
+        "    if flags & PA_INPUT_OVERFLOW:",
+        "        t[H_IN_OVERFLOWS] += 1",
         "    lost = False",
         "    if flags & PA_OUTPUT_UNDERFLOW:",
         "        t[H_UNDERFLOWS] += 1",
@@ -455,7 +573,7 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         *patch_lines,
         "    if nframes <= t[H_MAX_BLOCK]:",
         "        try:",
-        f"            sounding = _render(out, start, t[H_LATENCY], mode, {state_expr}, "
+        f"            sounding = _render(out, heard, start, t[H_LATENCY], mode, {state_expr}, "
         f"{patch_expr})",
         "            t[H_SOUNDING] = 1 if sounding else 0",
         "        except Exception:",
@@ -464,6 +582,11 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         "    else:",
         "        out[:] = 0.0",
         "        t[H_OVERSIZE] += 1",
+        # the output tap (the UI's views): a copy of the block, published by a release store
+        "    tap = atomic_load(t, H_TAP_RING)",
+        "    if tap != 0:",
+        "        _tap_write(out, carray(_as_pointer(tap), (t[H_TAP_CAP], channels), np.float32),",
+        "                   carray(_as_pointer(t[H_TAP_HEADER]), (1,), np.int64))",
         "    t[H_FRAMES] += nframes",
         "    if nframes > 0:",
         "        done = _clock_ns(CLOCK_ID)",
@@ -507,10 +630,13 @@ class CompiledCallback:
         See :class:`spikesynth.audio.AudioHost`.
     channels : int
         Interleaved output channels.
+    input_channels : int
+        Interleaved input channels of a duplex stream (0: output only; the render then gets
+        a block of zero channels).
     """
 
     def __init__(self, render, state, patch, key, *, tag=None, samplerate, max_block, latency_ns,
-                 resync_ns, channels=2):
+                 resync_ns, channels=2, input_channels=0):
         self.state_layout = layout_of(state)
         self.patch_layout = layout_of(patch)
         self.state_base = N_HEADER
@@ -525,7 +651,9 @@ class CompiledCallback:
         t[H_LATENCY] = int(latency_ns)
         t[H_RESYNC_NS] = int(resync_ns)
         t[H_CHANNELS] = int(channels)
+        t[H_IN_CHANNELS] = int(input_channels)
         t[H_ROW_LEN] = self.row_len
+        self._tap = None
         t[H_ANCHOR] = 1 << 62  # the first callback's entry sets it (it jumps down)
         _pack(state, t[self.state_base:self.rows_base])
         self._state = state
@@ -546,6 +674,26 @@ class CompiledCallback:
         """The ``void *userData`` to give PortAudio (the table's address)."""
         return self.table.ctypes.data
 
+    def attach_tap(self, ring, header) -> None:
+        """Copy every output block into ``ring`` (float32, (capacity, channels), capacity a
+        power of two), advancing ``header[0]`` (int64) as :func:`tap_write` does.
+
+        Thread: main, before the stream starts or while it runs (the ring's address is
+        published last, with a release store). The arrays are kept alive here.
+        """
+        ring = np.asarray(ring)
+        cap = ring.shape[0]
+        if (ring.dtype != np.float32 or ring.ndim != 2 or ring.shape[1] != self.table[H_CHANNELS]
+                or cap & (cap - 1) or not ring.flags.c_contiguous):
+            raise ValueError("the tap ring must be C-contiguous float32 (2**k, channels)")
+        if header.dtype != np.int64 or header.shape[0] < 1:
+            raise ValueError("the tap header must be int64 (>= 1,)")
+        tap_write(np.zeros((0, ring.shape[1]), np.float32), ring, header)  # compiled now
+        self._tap = (ring, header)
+        self.table[H_TAP_CAP] = cap
+        self.table[H_TAP_HEADER] = header.ctypes.data
+        _publish(self.table, H_TAP_RING, ring.ctypes.data)
+
     def _write_row(self, row, patch, key, tag=None):
         at = self.rows_base + row * self.row_len
         self.table[at] = int(key)
@@ -554,7 +702,8 @@ class CompiledCallback:
 
     @staticmethod
     def _signature(patch, key):
-        return (int(key),) + tuple((a.ctypes.data, a.shape) for a in _arrays(patch))
+        return ((int(key),) + tuple((a.ctypes.data, a.shape) for a in _arrays(patch))
+                + tuple(_scalars(patch)))
 
     def _free_rows(self):
         seen = int(_read(self.table, H_SEEN))
@@ -631,6 +780,8 @@ class CompiledCallback:
             "faults": int(t[H_FAULTS]),
             "patch_switches": int(t[H_SWITCHES]),
             "patch_fades": int(t[H_FADES]),
+            "input_overflows": int(t[H_IN_OVERFLOWS]),
+            "input_underflows": int(t[H_IN_UNDERFLOWS]),
             "dac_delay_ns": int(t[H_DAC_DELAY]),
             "last_callback_ns": int(t[H_LAST_ENTRY]),
         }
@@ -646,17 +797,51 @@ class RtState(NamedTuple):
     engine: tuple  # spikesynth.render.EngineState
 
 
-class LiveBank(NamedTuple):
-    """A patch row: one prepared program per voice model the session plays (a fixed tuple of
-    types, so one compiled callback serves every program), and which of them sounds."""
+class LivePart(NamedTuple):
+    """One program of a patch row and its ear (``listen:`` patches), or None."""
 
-    which: np.ndarray  # int64 (1,): the index in ``programs`` that renders
-    programs: tuple  # spikesynth.render.Program, one per voice model (record type)
+    program: tuple  # spikesynth.render.Program
+    listen: object  # spikesynth.listen.ListenState, or None (the listening code compiled out)
+    probe: object = None  # ProbePart (the probe variant, play --ui), or None
+
+
+class LiveBank(NamedTuple):
+    """A patch row: one prepared program per kind the session plays (voice model, and
+    whether it listens: a fixed tuple of types, so one compiled callback serves every
+    program), and which of them sounds."""
+
+    which: np.ndarray  # int64 (1,): the index in ``parts`` that renders
+    parts: tuple  # LivePart, one per kind
 
 
 @njit(cache=True, nogil=True)
-def render_engine(out, block_start_ns, latency_ns, mode, s, p):
-    """:func:`spikesynth.render.render_ring` under the render contract. Thread: audio."""
+def hear(heard, mono, frames):
+    """``mono[:frames]`` = the input block ``heard`` (float32, (frames, channels)) mixed to
+    mono; silence when it has no channel. Thread: audio."""
+    channels = heard.shape[1]
+    for n in range(frames):
+        x = 0.0
+        for c in range(channels):
+            x += heard[n, c]
+        mono[n] = x / channels if channels > 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _render_part(out, heard, s, prog, L, block_start_ns, latency_ns, fresh):
+    """Render with ``prog``; a listening part first runs the ear over this block's input."""
+    if L is not None:
+        if fresh:
+            listen_reset(L)  # the ear from silence, the channel voices restart
+        hear(heard, L.input, out.shape[0])
+        listen_ear(L, out.shape[0])
+    return R.render_ring_with(out, s.slots, s.header, s.events, block_start_ns, latency_ns,
+                              s.engine, prog, L)
+
+
+@njit(cache=True, nogil=True)
+def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
+    """:func:`spikesynth.render.render_ring_with` under the render contract; ``heard`` is
+    what a listening patch hears. Thread: audio."""
     S = s.engine
     G = S.G
     if mode == SWITCH_FRESH:
@@ -670,10 +855,10 @@ def render_engine(out, block_start_ns, latency_ns, mode, s, p):
     frames = out.shape[0]
     done = 0
     k = 0
-    for prog in literal_unroll(p.programs):
+    for part in literal_unroll(p.parts):
         if k == p.which[0]:
-            done = R.render_ring(out, s.slots, s.header, s.events, block_start_ns, latency_ns,
-                                 S, prog)
+            done = _render_part(out, heard, s, part.program, part.listen, block_start_ns,
+                                latency_ns, mode == SWITCH_FRESH)
         k += 1
     for n in range(done, frames):  # a switch the host has not published yet: silence
         out[n, 0] = 0.0
@@ -698,35 +883,62 @@ class EngineCallback:
         Warmed up; its current prepared patch is the first one, and its programs
         (:meth:`Synth.set_programs`) give the voice models the row must hold.
     ring : spikesynth.events.EventRing
-    samplerate, max_block, latency_ns, resync_ns : int
+    samplerate, max_block, latency_ns, resync_ns, input_channels : int
         See :class:`CompiledCallback`.
+    probe : bool
+        Compile the variant with the live probe (:func:`render_engine_probe`; ``play --ui``)
+        and read it through :attr:`probe`.
     """
 
-    def __init__(self, synth, ring, *, samplerate, latency_ns, resync_ns):
+    def __init__(self, synth, ring, *, samplerate, latency_ns, resync_ns, input_channels=0,
+                 probe=False):
         from . import models
 
         self._models = models
+        self._synth = synth
+        #: The live probe's reader (:class:`LiveProbe`), or None: the callback without probe.
+        self.probe = LiveProbe(synth) if probe else None
         prepared = synth.prepared
         kinds: dict = {}
         for p in (prepared, *[q for q in synth.programs if q is not None]):
-            kinds.setdefault(type(p.program.model), p)
+            kinds.setdefault(self._kind(p), p)
         self._kinds = list(kinds)
-        self._bank = [kinds[k].program for k in self._kinds]
+        self._bank = [self._part(kinds[k]) for k in self._kinds]
         self._keys: list = []  # one representative prepared patch per compatibility class
         self._requested = prepared
-        self.rt = CompiledCallback(render_engine, engine_state(synth, ring),
+        state = engine_state(synth, ring)
+        if self.probe is not None:
+            state = RtProbeState(*state, self.probe.arrays)
+        self.rt = CompiledCallback(render_engine_probe if probe else render_engine,
+                                   state,
                                    self._row(prepared), self._key(prepared), tag=prepared,
                                    samplerate=samplerate, max_block=synth.max_block,
-                                   latency_ns=latency_ns, resync_ns=resync_ns)
+                                   latency_ns=latency_ns, resync_ns=resync_ns,
+                                   input_channels=input_channels)
+
+    @staticmethod
+    def _kind(prepared):
+        return (type(prepared.program.model), prepared.listen is not None)
+
+    def _part(self, prepared) -> LivePart:
+        if self.probe is None:
+            return LivePart(prepared.program, prepared.listen)
+        model = self._models.get(prepared.patch["model"])
+        return LivePart(prepared.program, prepared.listen,
+                        probe_part(prepared.program, model, self._synth.n_slots,
+                                   self._synth.max_block))
 
     def _row(self, prepared) -> LiveBank:
-        index = self._kinds.index(type(prepared.program.model))
-        self._bank[index] = prepared.program
+        index = self._kinds.index(self._kind(prepared))
+        self._bank[index] = self._part(prepared)
         return LiveBank(np.array([index], dtype=np.int64), tuple(self._bank))
 
     def _compatible(self, old, new) -> bool:
+        """Whether the voices carry on into ``new`` (a listening patch always starts afresh:
+        its ear and channel voices, as ``Synth.use_patch``)."""
         model = self._models.get(new.patch["model"])
         return (type(old.program.model) is type(new.program.model)
+                and old.listen is None and new.listen is None
                 and model.compatible(old.patch, new.patch))
 
     def _key(self, prepared) -> int:
@@ -742,8 +954,11 @@ class EngineCallback:
         Raises :class:`TimeoutError` when the audio thread takes no switches (stopped), and
         ``ValueError`` for a voice model the stream was not opened with.
         """
-        if type(prepared.program.model) not in self._kinds:
-            raise ValueError(f"voice model {prepared.patch['model']} is not in this stream")
+        prepared = self._synth._with_listen(prepared)
+        if self._kind(prepared) not in self._kinds:
+            raise ValueError(f"voice model {prepared.patch['model']} "
+                             f"{'listening ' if prepared.listen is not None else ''}"
+                             "is not in this stream")
         last = self._requested
         if self._compatible(last, prepared):  # the voices keep a network's running state
             model = self._models.get(prepared.patch["model"])
@@ -772,3 +987,251 @@ class EngineCallback:
 
     def loads(self):
         return self.rt.loads()
+
+
+# -- the live probe (play --ui): a separate compiled variant ---------------------------------
+# The probe shadows the most recent voice: before each block it copies that voice's state (its
+# row of V, its noise generator, its row of every per-voice array of the model record) into
+# the probe's own arrays, and after the block it runs the seam's tracing variant
+# (``voice_trace``) on the copy over the same frames, with the same drive (the ear's, for a
+# listening patch). The trace's membrane and state go to a ring, the spikes to another. The
+# voices themselves render exactly as without the probe, through the same render_engine;
+# the audio path without --ui is a different compiled callback with no probe at all.
+PH_FRAMES = 0  # audio (release): frames written to ``Probe.ring``
+PH_SPIKES = 1  # audio (release): spikes written to ``Probe.spikes``
+PH_SLOT = 2  # audio: the voice slot probed in the last block (-1: none sounds)
+PH_NOTE_MILLI = 3  # audio: its note (MIDI number x 1000, bends excluded)
+PH_NEURONS = 4  # audio: raster rows of the probed program (1 for a one-neuron model)
+PH_SERIAL = 5  # audio: F_AGE of the probed voice (changes with every new note)
+N_PROBE_HEADER = 8
+PROBE_STATES = 0  # kernel "states" (RESTING/FIRING/REFRACTORY): a spike is FIRING's onset
+PROBE_PULSES = 1  # a spike is a sample whose state is 1
+PROBE_RASTER = 2  # a spike is a count in the trace's raster columns (networks)
+
+
+class Probe(NamedTuple):
+    """The probe's stream-long arrays (allocated once, on main)."""
+
+    V: np.ndarray  # float64, like EngineState.V: the probed voice's copy (its row only)
+    rng: np.ndarray  # uint64, like EngineState.rng
+    left: np.ndarray  # float64 (max_block,): the copy's output (discarded)
+    right: np.ndarray  # float64 (max_block,)
+    drive: np.ndarray  # float64 (max_block,): a listening voice's drive
+    ring: np.ndarray  # float32 (capacity, 2): membrane, state per sample
+    spikes: np.ndarray  # int64 (capacity, 2): neuron, frame number
+    header: np.ndarray  # int64 (N_PROBE_HEADER,): PH_*
+
+
+class ProbePart(NamedTuple):
+    """The probe's arrays for one program: a copy of its model record and the pairs
+    (record array, copy) whose first axis is the voice slots."""
+
+    model: tuple  # a copy of Program.model (same type)
+    pairs: tuple  # ((real, copy), ...): never empty (a dummy pair pads it)
+    trace: np.ndarray  # float64 (max_block, TRACE_FIELDS + raster columns)
+    kind: np.ndarray  # int64 (2,): PROBE_*, raster rows
+
+
+class RtProbeState(NamedTuple):
+    """:class:`RtState` with the probe."""
+
+    slots: np.ndarray
+    header: np.ndarray
+    events: np.ndarray
+    engine: tuple
+    probe: Probe
+
+
+@njit(cache=True, nogil=True)
+def _copy_rows(pairs, i):
+    for pair in literal_unroll(pairs):
+        pair[1][i] = pair[0][i]
+
+
+@njit(cache=True, nogil=True)
+def _probe_before(s, part, mode):
+    """Choose the most recent sounding voice and copy its state. Thread: audio."""
+    P = s.probe
+    S = s.engine
+    V = S.V
+    best = -1
+    if mode == SWITCH_NONE or mode == SWITCH_FADE:
+        for i in range(int(S.G[R.G_TOP])):
+            if V[i, vk.F_ENV_STAGE] != vk.ENV_OFF and (best < 0
+                                                        or V[i, vk.F_AGE] > V[best, vk.F_AGE]):
+                best = i
+    P.header[PH_SLOT] = best
+    if best < 0:
+        return
+    for f in range(V.shape[1]):
+        P.V[best, f] = V[best, f]
+    P.rng[best] = S.rng[best]
+    _copy_rows(part.probe.pairs, best)
+
+
+@njit(cache=True, nogil=True)
+def _probe_drive(s, part, L, i, frames):
+    """The drive a listening voice ``i`` got in this block (as listen.listen_voices)."""
+    P = s.probe
+    V = P.V
+    solved = V[i, vk.F_DRIVE]
+    if L.settings[LS_ROUTING] == ROUTING_VOCODER:
+        for n in range(frames):
+            P.drive[n] = solved
+        return P.drive
+    bend = s.engine.C[int(V[i, vk.F_CHANNEL]), R.C_BEND]
+    c = nearest_channel(L.cf_hz, note_frequency(part.program.params, V[i, vk.F_NOTE], bend))
+    for n in range(frames):
+        P.drive[n] = solved + L.ear_drive[c, n]
+    return P.drive
+
+
+@njit(cache=True, nogil=True)
+def _probe_trace(s, part, L, i, frames):
+    P = s.probe
+    trace = part.probe.trace[:frames]
+    trace[:] = 0.0
+    if L is None:
+        voice_trace(part.probe.model, P.V, i, P.rng, P.left, P.right, 0, frames, None, trace)
+    else:
+        drive = _probe_drive(s, part, L, i, frames)
+        voice_trace(part.probe.model, P.V, i, P.rng, P.left, P.right, 0, frames, drive, trace)
+    return trace
+
+
+@njit(cache=True, nogil=True)
+def _probe_after(s, part, frames):
+    """Trace the copy over this block and publish it into the rings. Thread: audio."""
+    P = s.probe
+    H = P.header
+    i = H[PH_SLOT]
+    if i < 0 or frames == 0:
+        return
+    trace = _probe_trace(s, part, part.listen, i, frames)
+    kind = part.probe.kind[0]
+    H[PH_NEURONS] = part.probe.kind[1]
+    H[PH_NOTE_MILLI] = np.int64(round(P.V[i, vk.F_NOTE] * 1000.0))
+    H[PH_SERIAL] = np.int64(P.V[i, vk.F_AGE])
+    first = H[PH_FRAMES]
+    mask = P.ring.shape[0] - 1
+    was = P.ring[(first - 1) & mask, 1]  # the state before this block
+    k = H[PH_SPIKES]
+    smask = P.spikes.shape[0] - 1
+    for n in range(frames):
+        j = (first + n) & mask
+        state = trace[n, vk.TR_STATE]
+        P.ring[j, 0] = trace[n, vk.TR_V]
+        P.ring[j, 1] = state
+        if kind == PROBE_RASTER:
+            for c in range(vk.TRACE_FIELDS, trace.shape[1]):
+                if trace[n, c] > 0.0:
+                    P.spikes[k & smask, 0] = c - vk.TRACE_FIELDS
+                    P.spikes[k & smask, 1] = first + n
+                    k += 1
+        elif (state == 1.0 and (kind == PROBE_PULSES or was != 1.0)):
+            P.spikes[k & smask, 0] = 0
+            P.spikes[k & smask, 1] = first + n
+            k += 1
+        was = state
+    atomic_store(H, PH_SPIKES, k)
+    atomic_store(H, PH_FRAMES, first + frames)
+
+
+@njit(cache=True, nogil=True)
+def render_engine_probe(out, heard, block_start_ns, latency_ns, mode, s, p):
+    """:func:`render_engine` with the live probe around it (``play --ui``). Thread: audio."""
+    k = 0
+    for part in literal_unroll(p.parts):
+        if k == p.which[0]:
+            _probe_before(s, part, mode)
+        k += 1
+    sounding = render_engine(out, heard, block_start_ns, latency_ns, mode, s, p)
+    k = 0
+    for part in literal_unroll(p.parts):
+        if k == p.which[0]:
+            _probe_after(s, part, out.shape[0])
+        k += 1
+    return sounding
+
+
+def _copy_record(node):
+    if isinstance(node, np.ndarray):
+        return node.copy()
+    if isinstance(node, tuple):
+        items = [_copy_record(x) for x in node]
+        return type(node)(*items) if hasattr(node, "_fields") else tuple(items)
+    return node
+
+
+def probe_part(program, model, n_slots, max_block) -> ProbePart:
+    """The probe's copy of ``program``'s model record (``model``: its
+    :class:`spikesynth.models.base.VoiceModel`) and its trace buffer. Thread: main."""
+    record = program.model
+    copy = _copy_record(record)
+    pairs = tuple((a, b) for a, b in zip(_arrays(record), _arrays(copy), strict=True)
+                  if a.ndim >= 1 and a.shape[0] == n_slots)
+    if not pairs:
+        pairs = ((np.zeros(n_slots), np.zeros(n_slots)),)
+    columns = int(model.trace_columns(record))
+    if columns:
+        kind = PROBE_RASTER
+    else:
+        kind = PROBE_STATES if model.plot.get("states") else PROBE_PULSES
+    return ProbePart(copy, pairs, np.zeros((max_block, vk.TRACE_FIELDS + columns)),
+                     np.array([kind, max(columns, 1)], dtype=np.int64))
+
+
+class LiveProbe:
+    """The probe's arrays and the UI's reader of them.
+
+    Thread: constructed on main; written by the audio thread; :meth:`latest` from any other
+    (the UI server). Parameters: a warmed-up :class:`spikesynth.engine.Synth`.
+    """
+
+    def __init__(self, synth, capacity: int = 1 << 15, spikes: int = 1 << 14):
+        S = synth.state
+        mb = synth.max_block
+        self.arrays = Probe(np.zeros_like(S.V), np.ones_like(S.rng), np.zeros(mb), np.zeros(mb),
+                            np.zeros(mb), np.zeros((capacity, 2), dtype=np.float32),
+                            np.zeros((spikes, 2), dtype=np.int64),
+                            np.zeros(N_PROBE_HEADER, dtype=np.int64))
+        self.arrays.header[PH_SLOT] = -1
+        self.capacity = capacity
+        self.samplerate = float(synth.samplerate)
+
+    @property
+    def frames(self) -> int:
+        """Frames traced so far. Thread: any."""
+        return int(_read(self.arrays.header, PH_FRAMES))
+
+    def latest(self, frames: int) -> dict | None:
+        """The last ``frames`` traced frames (at most the ring's capacity): ``v`` and
+        ``state`` (float32 arrays), ``spikes`` (int array (k, 2): neuron, frame from the
+        window's start), ``neurons``, ``note`` (MIDI, fractional), ``serial`` (changes with
+        each new note), ``end`` (frames traced so far); None before anything was traced.
+
+        Frames the audio thread overwrote during the copy are dropped from the window's
+        start (the counters are loaded with acquire semantics before and after). Thread: any.
+        """
+        a = self.arrays
+        H = a.header
+        end = int(_read(H, PH_FRAMES))
+        if end == 0:
+            return None
+        spikes_end = int(_read(H, PH_SPIKES))
+        frames = min(int(frames), end, self.capacity)
+        first = end - frames
+        data = a.ring[np.arange(first, end) & (self.capacity - 1)]
+        cap = a.spikes.shape[0]
+        k0 = max(spikes_end - cap, 0)
+        spikes = a.spikes[np.arange(k0, spikes_end) & (cap - 1)].copy()
+        now = int(_read(H, PH_FRAMES))
+        lapped = min(max(now - self.capacity - first, 0), frames)
+        now_spikes = int(_read(H, PH_SPIKES))
+        spikes = spikes[max(now_spikes - cap - k0, 0):]
+        data, first = data[lapped:], first + lapped
+        spikes = spikes[(spikes[:, 1] >= first) & (spikes[:, 1] < end)]
+        spikes[:, 1] -= first
+        return {"v": data[:, 0], "state": data[:, 1], "spikes": spikes,
+                "neurons": int(H[PH_NEURONS]), "note": int(H[PH_NOTE_MILLI]) / 1000.0,
+                "serial": int(H[PH_SERIAL]), "slot": int(H[PH_SLOT]), "end": end}

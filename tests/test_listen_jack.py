@@ -1,11 +1,14 @@
 """``spikesynth play PATCH --input`` on a private JACK server: a duplex stream, the synth gets
 an input port, a sine fed into it comes out as the resynthesis predicts, and the ear at 64
-channels and 64-frame blocks fits the block (mean load under 60 %) and adds at most a handful
-of xruns to an idle run's (a non-realtime jackd on a shared machine misses cycles anyway).
+channels and 64-frame blocks fits the block (mean load under 60 %) and adds no xruns to an
+idle run's (within a tolerance of two: a jackd on a shared machine misses the odd cycle).
 
 A JACK client of the test plays a sine into the synth's input port (its process callback
 copies a precomputed, phase-continuous table) while the recorder of ``test_play_jack``
 records what the synth sends. A missing JACK fails, never skips.
+
+The stream is duplex in the compiled (GIL-free) callback, and the ear adds no xruns to an
+idle run's beyond a tolerance of :data:`XRUN_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import pytest
 from test_play_jack import PATCHES, SR, Player, Recorder, wait_for
 
 from spikesynth import Synth, load_patch
+from spikesynth.events import EventRing
+from spikesynth.rtcallback import EngineCallback
 
 pytestmark = pytest.mark.jack
 TONE_HZ = 440.0  # 440 cycles in exactly one second at 48 kHz: the table wraps in phase
 RUN_S = 3.0
+XRUN_TOLERANCE = 2  # xruns over the idle run's allowed (missed cycles of a shared machine)
 
 
 class Sine:
@@ -53,7 +59,8 @@ def status_numbers(player) -> dict:
         if line.startswith("voices"):
             words = line.split()
             return {"xruns": int(words[words.index("xruns") + 1]),
-                    "load": float(words[words.index("load") + 1].rstrip("%"))}
+                    "load": float(words[words.index("load") + 1].rstrip("%")),
+                    "worst": float(words[words.index("worst") - 1].rstrip("%"))}
     return {}
 
 
@@ -107,32 +114,45 @@ def alone(name, tmp_path):
 
 def test_a_sine_fed_in_comes_out_resynthesised_without_xruns_from_the_ear(jack_server,
                                                                           tmp_path):
-    # Compile (or load) the listening engine here first: play then loads it from the cache
-    # within its port deadline.
+    # Compile (or load) the listening engine and its compiled duplex callback here first:
+    # play then loads them from the cache within its port deadline.
     for name in ("ear_resynth.yaml", "default.yaml"):
-        Synth(load_patch(PATCHES / name), SR, 4096).warm_up()
+        synth = Synth(load_patch(PATCHES / name), SR, 4096)
+        synth.set_programs([synth.prepared], 0, engine_switches=False)  # as play does
+        synth.warm_up()
+        EngineCallback(synth, EventRing(16), samplerate=SR, latency_ns=0, resync_ns=10**7,
+                       input_channels=1)
     sys.setswitchinterval(0.0005)  # the recorder's JACK callback needs the GIL promptly
+    rounds = []
     try:
-        heard, ear_xruns, ear_load, ins, line, rec = run(jack_server,
-                                                         alone("ear_resynth.yaml", tmp_path))
-        assert len(ins) == 1  # one input port: the synth's audio_in
-        assert "input latency" in line
-        # A quarter second without a missed JACK cycle (the ear's xruns make them likelier):
-        # 4 Hz bins, enough to place 440 Hz within a semitone.
-        steady = heard[rec.clean(SR // 2, len(heard), SR // 4)]
-        assert np.sqrt(np.mean(steady.astype(np.float64) ** 2)) > 0.01
-        mag = np.abs(np.fft.rfft(steady[:, 0] * np.hanning(len(steady))))
-        peak = np.fft.rfftfreq(len(steady), 1 / SR)[np.argmax(mag)]
-        assert abs(12 * np.log2(peak / TONE_HZ)) < 1.0, peak
-        # Idle: the same duplex stream and sine, a patch that does not listen.
-        _, idle_xruns, idle_load, *_ = run(jack_server, alone("default.yaml", tmp_path))
+        for _ in range(2):
+            heard, ear_xruns, ear_load, ins, line, rec = run(
+                jack_server, alone("ear_resynth.yaml", tmp_path))
+            assert len(ins) == 1  # one input port: the synth's audio_in
+            assert "input latency" in line
+            assert "audio callback compiled (GIL-free)" in line  # the duplex stream too
+            # A quarter second without a missed JACK cycle: 4 Hz bins, enough to place
+            # 440 Hz within a semitone.
+            steady = heard[rec.clean(SR // 2, len(heard), SR // 4)]
+            assert np.sqrt(np.mean(steady.astype(np.float64) ** 2)) > 0.01
+            mag = np.abs(np.fft.rfft(steady[:, 0] * np.hanning(len(steady))))
+            peak = np.fft.rfftfreq(len(steady), 1 / SR)[np.argmax(mag)]
+            assert abs(12 * np.log2(peak / TONE_HZ)) < 1.0, peak
+            # Idle: the same duplex stream and sine, a patch that does not listen.
+            _, idle_xruns, idle_load, *_ = run(jack_server, alone("default.yaml", tmp_path))
+            rounds.append((ear_xruns, ear_load, idle_xruns, idle_load))
+            print(f"xruns ear {ear_xruns} (load {ear_load}%), idle {idle_xruns} "
+                  f"(load {idle_load}%)")
+            if ear_xruns <= idle_xruns + XRUN_TOLERANCE:
+                break
     finally:
         sys.setswitchinterval(0.005)
-    print(f"xruns ear {ear_xruns} (load {ear_load}%), idle {idle_xruns} (load {idle_load}%)")
-    # The ear's cost fits the block with room to spare (measured 18-30 % mean at 64 channels,
-    # 64-frame blocks, Python callback) ...
-    assert ear_load < 60.0, (ear_load, idle_load)
-    # ... but in the Python duplex callback it still costs xruns (seen: +1 to +8 over idle):
-    # the target, none, needs the input in the compiled callback. Bounded here so that a
-    # regression (an ear that cannot keep up: xruns every few cycles) fails.
-    assert ear_xruns <= idle_xruns + 25, (ear_xruns, idle_xruns)
+    ear_xruns, ear_load, idle_xruns, idle_load = rounds[-1]
+    # The ear's cost fits the block with room to spare (measured 21-38 % mean at 64
+    # channels, 64-frame blocks, 64 resynthesis voices, compiled callback) ...
+    assert ear_load < 60.0, rounds
+    # ... and, in the compiled duplex callback, the ear adds no xruns to an idle run's: the
+    # same count within XRUN_TOLERANCE (a non-realtime shared machine misses the odd cycle
+    # in either run: seen 0-3 in each, the test's own Python clients need the GIL). A
+    # second round only when the first missed: an ear that cannot keep up fails both.
+    assert ear_xruns <= idle_xruns + XRUN_TOLERANCE, rounds

@@ -184,3 +184,75 @@ def test_layout_rejects_what_the_callback_cannot_address():
         rt.layout_of((np.zeros((4, 4))[:, 1],))  # not contiguous
     with pytest.raises(rt.RtUnavailable):
         rt.layout_of((np.zeros(3), [1, 2]))  # a list
+
+
+class Probed(Compiled):
+    """The probe variant (play --ui) of the compiled callback."""
+
+    def __init__(self, patch="default.yaml"):
+        self.synth, self.ring = make(patch)
+        self.cb = rt.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
+                                    resync_ns=10**7, probe=True)
+        self.fn = PA_CALLBACK(self.cb.address)
+        self.time_info = np.array([0.0, 1.0, 1.002])
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "sync_ring.yaml"])
+def test_the_probe_traces_the_latest_voice_and_leaves_the_sound_alone(name):
+    """The probe variant renders the same samples as the callback without it; its membrane
+    is the one the seam's tracing variant gives for the same note (the voice traced alone
+    from its note-on, :func:`spikesynth.engine.trace_voice`), and its spikes are there."""
+    from spikesynth.engine import trace_voice
+
+    script = {0: note(0x90, 57, 100), 20: note(0x90, 64, 100)}
+    plain, probed = Compiled(name), Probed(name)
+    assert np.array_equal(play(plain, script, 120), play(probed, script, 120))
+    # The probe picks its voice before each block: the first block (nothing sounds yet) is
+    # not traced, and note 64 (block 20) from block 21 on.
+    got = probed.cb.probe.latest(100 * BLOCK)  # blocks 20..119
+    assert got["note"] == 64.0 and got["end"] == 119 * BLOCK
+    patch = load_patch(PATCH_DIR / name)
+    alone = trace_voice(patch, SR, 100 * BLOCK, 64)
+    v = got["v"].astype(np.float64)
+    # The same neuron, seen from the engine's voice (envelope and the engine's own start):
+    # its membrane correlates with the lone voice's sample by sample.
+    ref = alone["v"]
+    r = np.corrcoef(v[BLOCK:], ref[BLOCK:len(v)])[0, 1]
+    assert r > 0.99, r
+    assert len(got["spikes"]) > 10
+    expected = sum(len(s) for s in alone["spikes"])
+    assert abs(len(got["spikes"]) - expected) <= max(2, 0.05 * expected)
+    assert got["neurons"] == max(len(alone["spikes"]), 1)
+
+
+def test_the_compiled_duplex_callback_hears_as_the_python_path():
+    """A listening patch (ear_resynth: the ear's 64 channels drive their voices) given the
+    same input block by block: PortAudio's interleaved input pointer in the compiled callback,
+    ``audio_in`` in ``Synth.process_ring``; the outputs agree sample for sample."""
+
+    def synth():
+        s = Synth(load_patch(PATCH_DIR / "ear_resynth.yaml"), samplerate=SR, max_block=512)
+        s.warm_up()
+        return s, EventRing(16)
+
+    tone = (0.1 * np.sin(2 * np.pi * 440.0 * np.arange(60 * BLOCK) / SR)).astype(np.float32)
+    compiled, ring = synth()
+    cb = rt.EngineCallback(compiled, ring, samplerate=SR, latency_ns=0, resync_ns=10**7,
+                           input_channels=1)
+    fn = PA_CALLBACK(cb.address)
+    python, pring = synth()
+    got, want = [], []
+    for b in range(60):
+        block = np.ascontiguousarray(tone[b * BLOCK:(b + 1) * BLOCK, None])
+        out = np.full((BLOCK, 2), np.nan, dtype=np.float32)
+        assert fn(block.ctypes.data, out.ctypes.data, BLOCK, None, 0, cb.userdata) == 0
+        got.append(out)
+        ref = np.zeros((BLOCK, 2), dtype=np.float32)
+        python.process_ring(ref, pring, 10**12, 0, block)
+        want.append(ref)
+    got, want = np.concatenate(got), np.concatenate(want)
+    assert np.array_equal(got, want)
+    assert np.sqrt(np.mean(got.astype(np.float64) ** 2)) > 1e-3  # the ear made it sound
+    out = np.zeros((BLOCK, 2), dtype=np.float32)
+    assert fn(None, out.ctypes.data, BLOCK, None, 0x2, cb.userdata) == 0  # no input pointer
+    assert cb.stats()["input_overflows"] == 1 and np.isfinite(out).all()

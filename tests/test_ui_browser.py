@@ -130,7 +130,9 @@ def ui():
         made.append(player)
         rec = Recorder(seconds=240.0)
         made.append(rec)
-        rec.connect(player.wait_ports(rec.client, timeout=400))  # a cold numba cache compiles
+        # A cold numba cache compiles the engine and the compiled callback with its probe (one
+        # program of each voice model): minutes on a busy 2-core machine.
+        rec.connect(player.wait_ports(rec.client, timeout=900))
         rec.start()
         rec.settle()
         keys = Keyboard(rec)
@@ -315,6 +317,10 @@ def canvas_pixels(element):
 
 
 def test_the_membrane_view_draws_while_a_note_plays(ui):
+    """play --ui runs the compiled callback with its live probe, and the membrane canvas,
+    drawn from the probe (the audio thread's trace of the latest voice), moves."""
+    assert any("audio callback compiled (GIL-free, with the UI's probe)" in line
+               for line in ui.player.lines), ui.player.lines[-5:]
     canvas = ui.driver.find_element(By.ID, "membrane")
     key = ui.driver.find_element(By.CSS_SELECTOR, '[data-note="64"]')
     ActionChains(ui.driver).click_and_hold(key).perform()
@@ -326,6 +332,8 @@ def test_the_membrane_view_draws_while_a_note_plays(ui):
     finally:
         ActionChains(ui.driver).release(key).perform()
     background = np.array([0x10, 0x12, 0x16])
+    assert ui.driver.find_element(By.TAG_NAME, "body").get_attribute("data-view-source") \
+        == "probe"
     assert (np.abs(first - background).sum(axis=2) > 60).mean() > 0.01, "nothing drawn"
     assert (np.abs(first - second).sum(axis=2) > 30).mean() > 0.005, "the view is not moving"
 

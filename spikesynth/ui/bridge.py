@@ -12,8 +12,11 @@ replace what this module does today without touching the server or the page:
 * **notes** go through the session's :class:`~spikesynth.events.EventRing`, pushed under the
   lock the MIDI and keyboard inputs share, exactly like MIDI;
 * **views** (:meth:`Bridge.view_frame`, format below): the membrane and raster of the most
-  recent note come from :func:`spikesynth.engine.trace_voice` (computed on a worker thread
-  for each new patch or note and played back at the real rate), the spectrum and meters from
+  recent voice come, live with the compiled callback, from its probe (the audio thread
+  traces a copy of that voice and copies the trace into a preallocated ring); otherwise
+  (the preview, the Python callback) from :func:`spikesynth.engine.trace_voice` (computed on
+  a worker thread for each new patch or note and played back at the real rate); the
+  spectrum and meters from
   the live output (:class:`~spikesynth.ui.tap.OutputTap`); in the offline preview
   (``spikesynth ui``) from the traced voice's output.
 
@@ -28,8 +31,10 @@ length]`` in float32 elements from the payload start:
 * ``raster``: pairs ``(neuron, time as a fraction of raster_seconds)``;
 * ``spectrum``: dB re full scale, bin k at ``k * spectrum_hz`` Hz.
 
-Other header keys: ``type`` ("view"), ``seq``, ``source`` ("trace" now; "probe" once the engine
-has a live probe), ``note``, ``f0`` (Hz, of the most recent note), ``neurons``,
+Other header keys: ``type`` ("view"), ``seq``, ``source`` ("probe": live, from the compiled
+callback's probe of the most recent voice, :class:`spikesynth.rtcallback.LiveProbe`;
+"trace": the last note replayed, in the preview or with the Python callback), ``note``,
+``f0`` (Hz, of the most recent note), ``neurons``,
 ``thresholds`` (levels drawn over the membrane), ``meters`` (``peak_db``/``rms_db`` per
 channel), ``status`` (voices, load, xruns, MIDI counts, program).
 
@@ -59,6 +64,7 @@ __all__ = ["Bridge", "Result", "encode_view", "decode_view", "schema_for"]
 
 UNDO_DEPTH = 200
 TRACE_SECONDS = 0.3
+PROBE_SECONDS = 0.3  # s of the live probe read per view frame (the raster: its last 0.25 s)
 STATUS_INTERVAL = 0.2  # s between status refreshes in the views
 #: The interpreter's thread switch interval while the page is served live (s): the server
 #: thread then holds the GIL at most this long when the audio callback wants it back.
@@ -160,7 +166,9 @@ class Bridge:
         self.folder = Path(path).resolve().parent
         self._path = Path(path).resolve()
         self._patch = patch  # preview only; live reads the synth
-        self._base = self._edited = synth.patch if synth is not None else None
+        self._base = self._edited = None
+        if synth is not None:
+            self._base = self._edited = self._engine_patch()
         self._programs = None  # preview: the folder's files, listed once per save
         self.undo_stack: list = []
         self.learning: str | None = None
@@ -251,10 +259,16 @@ class Bridge:
         """
         if self.synth is None:
             return self._patch
-        current = self.synth.patch
+        current = self._engine_patch()
         if current is not self._base:
             self._base, self._edited = current, current
         return self._edited
+
+    def _engine_patch(self):
+        """The patch the audio thread plays: the host's (with the compiled callback the
+        synth object does not switch), else the synth's."""
+        audio = getattr(self.session, "audio", None)
+        return audio.patch if audio is not None else self.synth.patch
 
     @property
     def path(self) -> Path:
@@ -337,9 +351,13 @@ class Bridge:
         prepared = self.synth.prepare_patch(new_patch)
         lock = getattr(self.session, "_program_lock", None) or threading.Lock()
         with lock:
-            self.synth.use_patch(prepared)
+            audio = getattr(self.session, "audio", None)
+            if audio is not None:  # the host switches (the compiled callback's patch rows)
+                audio.use_patch(prepared)
+            else:
+                self.synth.use_patch(prepared)
             # Until a fading switch completes the engine still reports the old patch.
-            self._base, self._edited = self.synth.patch, new_patch
+            self._base, self._edited = self._engine_patch(), new_patch
 
     def set_param(self, path: str, value) -> Result:
         """Set one setting, validated by the schema. Thread: UI server (worker).
@@ -583,13 +601,9 @@ class Bridge:
         audio = getattr(self.session, "audio", None)
         if audio is None:
             return {"callbacks": 0, "count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-        n = int(audio.callbacks)
-        size = len(audio.loads_ppm)
-        since = max(int(since), n - size + 1, 0)
-        if n <= since:
+        n, loads = audio.loads_since(since)
+        if not loads.size:
             return {"callbacks": n, "count": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
-        idx = np.arange(since, n) & (size - 1)
-        loads = audio.loads_ppm[idx] * 1e-6
         return {"callbacks": n, "count": int(loads.size),
                 "p50": float(np.percentile(loads, 50)), "p99": float(np.percentile(loads, 99)),
                 "max": float(loads.max())}
@@ -617,8 +631,10 @@ class Bridge:
         now = time.monotonic()
         dt, self._last_frame = now - self._last_frame, now
         trace_entry = self._trace
-        if trace_entry is None or trace_entry[0] is not self.patch or trace_entry[1] != self.note:
-            self._trace_want.set()
+        probe = self._probe()
+        if probe is None and (trace_entry is None or trace_entry[0] is not self.patch
+                              or trace_entry[1] != self.note):
+            self._trace_want.set()  # no live probe: replay the last note's trace
         trace = trace_entry[2] if trace_entry is not None else None
         sr = self.samplerate
         header = {"type": "view", "seq": self.seq, "source": "trace", "note": self.note,
@@ -630,7 +646,10 @@ class Bridge:
             self._status, self._status_at = self.status(), now
         status = self._status
         sounding = status["voices_active"] > 0 or bool(self.held)
-        if trace is not None:
+        live = probe.latest(int(PROBE_SECONDS * sr)) if probe is not None else None
+        if live is not None:
+            self._probe_view(header, arrays, live)
+        elif trace is not None:
             period = float(trace.get("period") or 0.0)
             period = period if np.isfinite(period) and period > 0 else sr / header["f0"]
             n = len(trace["v"])
@@ -668,6 +687,36 @@ class Bridge:
         header["meters"] = {"peak_db": [_db(x) for x in peak], "rms_db": [_db(x) for x in rms]}
         header["status"] = status
         return encode_view(header, arrays)
+
+    def _probe(self):
+        """The live probe of the compiled callback (play --ui), or None."""
+        audio = getattr(self.session, "audio", None)
+        return getattr(audio, "probe", None)
+
+    def _probe_view(self, header, arrays, live) -> None:
+        """Membrane, states and raster of the most recent voice, from the audio thread's
+        probe (the last :data:`PROBE_SECONDS`)."""
+        sr = self.samplerate
+        v, state, spikes = live["v"], live["state"], live["spikes"]
+        n = len(v)
+        f0 = self.patch["a4"] * 2.0 ** ((live["note"] + self.patch["transpose"] - 69) / 12.0)
+        window = int(min(max(6 * sr / max(f0, 1.0), 0.005 * sr), 0.04 * sr, n))
+        arrays["membrane"] = v[n - window:]
+        arrays["state"] = state[n - window:]
+        header["membrane_seconds"] = window / sr
+        header["source"] = "probe"
+        header["note"] = int(round(live["note"]))
+        header["f0"] = float(f0)
+        header["neurons"] = live["neurons"]
+        raster_window = min(int(0.25 * sr), n)
+        r0 = n - raster_window
+        keep = spikes[spikes[:, 1] >= r0]
+        arrays["raster"] = (np.stack([keep[:, 0], (keep[:, 1] - r0) / raster_window], axis=1)
+                            if len(keep) else np.zeros((0, 2)))
+        header["raster_seconds"] = raster_window / sr
+        p = self.patch
+        header["thresholds"] = ([p["membrane.threshold_high"], p["membrane.threshold_low"]]
+                                if p["model"] == "spiking" else [])
 
     def _f0(self, note: int) -> float:
         p = self.patch

@@ -1,41 +1,28 @@
 """A copy of the live output for the UI's views: one compiled copy per audio block.
 
-:class:`OutputTap` owns a preallocated float32 ring of stereo frames. :meth:`OutputTap.attach`
-wraps the synth's :meth:`~spikesynth.engine.Synth.process_ring` so that, after rendering, the
-audio thread copies the block into the ring (:func:`tap_write`, ``nogil``, no allocation, no
-lock) and publishes it by advancing a frame counter. The UI's server thread reads the most
-recent frames with :meth:`OutputTap.latest` (a racy but harmless read: at worst a block being
-overwritten shows up half old, half new in one drawn frame).
+:class:`OutputTap` owns a preallocated float32 ring of stereo frames and its frame counter: a
+single-producer ring (:func:`spikesynth.rtcallback.tap_write`). The audio host
+(:class:`spikesynth.audio.AudioHost`, ``output_tap=``) copies each rendered block into it:
+the compiled callback itself (no GIL), or the Python callback through the same compiled
+function. The counter is advanced with a release store after the copy; the UI's server
+thread reads the most recent frames with :meth:`OutputTap.latest`, which loads the counter
+with acquire semantics before copying and again after, and blanks the frames the audio
+thread overwrote meanwhile (nothing torn is drawn, nothing on the audio side waits).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..rtcallback import _read, tap_write
 
 __all__ = ["OutputTap", "tap_write"]
-
-
-@njit(cache=True, nogil=True)
-def tap_write(out, ring, header):
-    """Copy ``out`` (float32, shape (frames, 2)) into ``ring`` (float32, (capacity, 2)).
-
-    Thread: audio. ``header[0]`` counts the frames written so far (it only grows; the slot of
-    frame n is ``n & (capacity - 1)``); it is advanced after the copy. Allocates nothing.
-    """
-    mask = ring.shape[0] - 1
-    n = header[0]
-    for i in range(out.shape[0]):
-        j = (n + i) & mask
-        ring[j, 0] = out[i, 0]
-        ring[j, 1] = out[i, 1]
-    header[0] = n + out.shape[0]
 
 
 class OutputTap:
     """The last ``capacity`` output frames of the live host.
 
-    Thread: constructed and attached on main; written by the audio thread; read by any.
+    Thread: constructed on main; written by the audio thread (one producer); read by any.
 
     Parameters
     ----------
@@ -51,34 +38,33 @@ class OutputTap:
         self.ring = np.zeros((cap, 2), dtype=np.float32)
         self.header = np.zeros(1, dtype=np.int64)
 
-    def attach(self, synth) -> None:
-        """Make ``synth.process_ring`` copy each rendered block here. Thread: main.
+    def prepare(self) -> None:
+        """Compile the copy (:func:`tap_write`) so the audio thread never waits for it.
 
-        Compiles :func:`tap_write` first, so the audio thread never waits for it.
+        Thread: main, before the stream starts.
         """
-        tap_write(np.zeros((1, 2), dtype=np.float32), self.ring, self.header)
-        self.header[0] = 0
-        self.ring[:] = 0.0
-        render = synth.process_ring
-        ring, header = self.ring, self.header
+        tap_write(np.zeros((0, 2), dtype=np.float32), self.ring, self.header)
 
-        def process_ring(out, events_ring, block_start_ns, latency_ns, audio_in=None):
-            render(out, events_ring, block_start_ns, latency_ns, audio_in)
-            tap_write(out, ring, header)
-
-        synth.process_ring = process_ring
+    def write(self, out) -> None:
+        """Copy one output block (float32, shape (frames, 2)). Thread: audio (the Python
+        callback; the compiled one writes the ring itself)."""
+        tap_write(out, self.ring, self.header)
 
     @property
     def written(self) -> int:
         """Frames written so far. Thread: any."""
-        return int(self.header[0])
+        return int(_read(self.header, 0))
 
     def latest(self, frames: int) -> np.ndarray:
-        """The last ``frames`` frames (a copy, float32, shape (frames, 2)). Thread: any."""
+        """The last ``frames`` frames (a copy, float32, shape (frames, 2)); frames not yet
+        written, or overwritten while they were copied, are zeros. Thread: any."""
         frames = min(int(frames), self.capacity)
-        end = int(self.header[0])
-        idx = (np.arange(end - frames, end) & (self.capacity - 1))
-        data = self.ring[idx]
-        if end < frames:
-            data[: frames - end] = 0.0
+        end = int(_read(self.header, 0))  # acquire: the frames before ``end`` are written
+        first = end - frames
+        data = self.ring[np.arange(first, end) & (self.capacity - 1)]
+        now = int(_read(self.header, 0))
+        torn = min(max(now - self.capacity - first, 0), frames)  # lapped during the copy
+        data[:torn] = 0.0
+        if first < 0:
+            data[: -first] = 0.0
         return data

@@ -301,6 +301,7 @@ function draw() {
   drawMeters($('#meters'), v);
   $('#status').textContent = formatStatus(v.header.status) + (v.header.error ? `\n${v.header.error}` : '');
   document.body.dataset.views = v.header.seq;
+  document.body.dataset.viewSource = v.header.source;
 }
 
 // ---- buttons -------------------------------------------------------------------------
