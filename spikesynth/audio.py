@@ -503,6 +503,7 @@ class AudioHost:
             self.rt.use_patch(prepared)
         except (TimeoutError, ValueError):  # stopped, or a voice model the stream lacks
             return False
+        self.synth.follow(prepared)  # parameters are checked against what plays now
         return True
 
     @property

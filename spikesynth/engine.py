@@ -285,6 +285,14 @@ class Synth:
         else:
             self._pending = prepared
 
+    def follow(self, prepared) -> None:
+        """The host's compiled callback now plays ``prepared`` (it switched there, with its
+        own fade): this synth's main-thread view follows it (:attr:`patch`, :attr:`params`,
+        :meth:`param_target`, so OSC and UI parameters are checked against the patch really
+        playing). No effect on sound. Thread: main or MIDI (callers serialise)."""
+        self._active = prepared
+        self._pending = None
+
     def set_patch(self, patch) -> None:
         """Prepare and switch to ``patch``. Thread: main."""
         self.use_patch(self.prepare_patch(patch))

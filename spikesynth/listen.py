@@ -46,6 +46,7 @@ from numba import njit
 from .dsp import cochlea as K
 from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
+from .master import master_latency
 from .models import voice_trace
 from .models.base import note_frequency
 from .schema import Spec
@@ -100,7 +101,8 @@ LS_WET = 6
 LS_DRONES = 7  # 1: the per-channel voices are playing (0 after reset: start them)
 LS_OFFSET = 8  # frames of this host block already rendered (a program switch split it)
 LS_FRAMES = 9  # frames of input in this host block
-N_SETTINGS = 10
+LS_DRY_POS = 10  # the dry delay line's next slot
+N_SETTINGS = 11
 
 
 class ListenState(NamedTuple):
@@ -132,6 +134,7 @@ class ListenState(NamedTuple):
     carrier_state: np.ndarray  # float64 (channels, N_STATE): vocoder's bank on the voices
     bands: np.ndarray  # float64 (channels, max_block) for the vocoder, else (channels, 0)
     mono: np.ndarray  # float64 (max_block,): the voices' mono sum (vocoder)
+    dry_delay: np.ndarray  # float64 (master latency,): the dry input, delayed like the synth
 
 
 def ear_parameters(patch, samplerate):
@@ -181,7 +184,8 @@ def build_listen(patch, samplerate, max_block):
         ear._cont, ear._spk, np.ascontiguousarray(ear.cf_hz), np.zeros((ch, max_block)),
         np.zeros(ch), np.zeros(max_block), np.zeros(max_block),
         np.zeros((0, vk.TRACE_FIELDS)), settings, np.zeros((ch, K.N_STATE)),
-        np.zeros((ch, max_block if vocoder else 0)), np.zeros(max_block))
+        np.zeros((ch, max_block if vocoder else 0)), np.zeros(max_block),
+        np.zeros(master_latency(sr)))
 
 
 def validate(values, given, network, fail):
@@ -289,17 +293,28 @@ def listen_voices(S, prog, L, start, stop, n_slots, bend_column):
 
 @njit(cache=True, nogil=True)
 def listen_mix(out, L, frames, ceiling):
-    """``out = wet·out + dry·input`` for ``frames`` frames of this part of the block."""
+    """``out = wet·out + dry·input`` (the input delayed by the master's latency) for
+    ``frames`` frames of this part of the block."""
     off = int(L.settings[LS_OFFSET])
     dry = L.settings[LS_DRY]
     wet = L.settings[LS_WET]
     if dry == 0.0 and wet == 1.0:
         return
+    # The synth's output comes out of the master's look-ahead delay: the dry input takes the
+    # same delay, so the two stay aligned (no comb filter in the mix).
+    delay = L.dry_delay
+    length = delay.shape[0]
+    pos = int(L.settings[LS_DRY_POS])
     for n in range(frames):
-        x = dry * L.input[off + n]
+        x = L.input[off + n]
+        if length > 0:
+            x, delay[pos] = delay[pos], x
+            pos = pos + 1 if pos + 1 < length else 0
+        x *= dry
         for side in range(2):
             y = wet * out[n, side] + x
             out[n, side] = min(max(y, -ceiling), ceiling)
+    L.settings[LS_DRY_POS] = pos
 
 
 

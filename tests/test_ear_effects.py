@@ -11,6 +11,7 @@ import soundfile as sf
 
 from spikesynth import ear_effects as X
 from spikesynth import load_patch
+from spikesynth.master import master_latency
 from spikesynth.offline import Note, note_events
 
 SR = 48000
@@ -55,10 +56,14 @@ def test_vocoder_partials_sit_at_the_held_notes_harmonics():
     # No input, no output: the ear hears nothing, every band is closed.
     silent = X.process_signal(patch, np.zeros(SR // 5), SR, events)
     assert np.max(np.abs(silent.audio)) == 0.0
-    # Dry/wet: dry only gives the input back (clipped at the ceiling).
+    # Dry/wet: dry only gives the input back (clipped at the ceiling), delayed by exactly
+    # the master's look-ahead like the synth's own output, so the two mix aligned.
     dry = patch.replace(listen__dry=1.0, listen__wet=0.0)
     out = X.process_signal(dry, x, SR, events).audio[:, 0]
-    assert np.allclose(out, np.clip(x, -X.CEILING, X.CEILING).astype(np.float32))
+    lag = master_latency(SR)
+    assert lag > 0 and not out[:lag].any()
+    expected = np.clip(x, -X.CEILING, X.CEILING).astype(np.float32)
+    assert np.allclose(out[lag:len(x)], expected[:len(x) - lag])
 
 
 def test_process_cli(tmp_path):

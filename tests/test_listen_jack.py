@@ -107,7 +107,7 @@ def run(server, patch, *args):
 
 def alone(name, tmp_path):
     folder = tmp_path / name.split(".")[0]
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)  # a second round reuses it
     (folder / name).write_text((PATCHES / name).read_text())
     return folder / name
 

@@ -256,3 +256,22 @@ def test_the_compiled_duplex_callback_hears_as_the_python_path():
     out = np.zeros((BLOCK, 2), dtype=np.float32)
     assert fn(None, out.ctypes.data, BLOCK, None, 0x2, cb.userdata) == 0  # no input pointer
     assert cb.stats()["input_overflows"] == 1 and np.isfinite(out).all()
+
+
+def test_a_switch_in_the_compiled_callback_moves_the_synths_parameter_view():
+    """With the compiled callback the host switches programs there; the synth's own view
+    (what OSC and UI parameters are checked against) must follow, or a /param for the new
+    voice model would be refused (or land on another model's index)."""
+    from types import SimpleNamespace
+
+    from spikesynth.audio import AudioHost
+
+    synth = Synth(load_patch(None), 48000, 256)
+    izh = synth.prepare_patch(load_patch(PATCH_DIR / "izhikevich_rs.yaml"))
+    taken = []
+    host = SimpleNamespace(rt=SimpleNamespace(use_patch=taken.append), synth=synth)
+    with pytest.raises(ValueError):
+        synth.param_target("izhikevich.current", 12.0)  # not a key of the default patch
+    assert AudioHost.use_patch(host, izh) and taken == [izh]
+    index, value = synth.param_target("izhikevich.current", 12.0)
+    assert synth.patch["model"] == "izhikevich" and value == 12.0
