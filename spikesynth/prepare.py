@@ -39,6 +39,27 @@ K_HIGHPASS_HZ, K_HIGHPASS_Q = 38.0, 0.5
 
 
 @njit(cache=True, nogil=True)
+def _solo_note(m, V, i, rng, buf, params, tables, sr, note, start):
+    """``note`` alone on voice ``i`` into ``buf[0]``/``buf[1]``: a settling time, then a
+    window of whole periods where they fit (so a measurement does not ripple by note).
+    Returns ``(settle, settle + window)``. Prepare time."""
+    solo_fields(V, i, note)
+    voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
+    voice_start(m, V, i, params)
+    period = V[i, vk.F_PERIOD]
+    settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+    window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
+    if window >= period > 0.0:
+        window = int(period * math.floor(window / period))
+    total = settle + window
+    for n in range(total):
+        buf[0, n] = 0.0
+        buf[1, n] = 0.0
+    voice_render(m, V, i, rng, buf[0], buf[1], start, total)
+    return settle, total
+
+
+@njit(cache=True, nogil=True)
 def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
     """Per-note tables (prepare time): the model's calibration, then each note's level and mean.
 
@@ -65,19 +86,8 @@ def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
         if not tables[T_FREQ, note] > 0.0:  # unmapped: never sounds
             tables[T_NORM, note] = 0.0
             continue
-        solo_fields(V, i, note)
-        voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
-        voice_start(m, V, i, params)
-        period = V[i, vk.F_PERIOD]
-        settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
-        window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
-        # Measure over whole periods where they fit, so the estimate does not ripple by note.
-        if window >= period:
-            window = int(period * math.floor(window / period))
-        for n in range(settle + window):
-            buf[0, n] = 0.0
-            buf[1, n] = 0.0
-        voice_render(m, V, i, rng, buf[0], buf[1], start, settle + window)
+        settle, total = _solo_note(m, V, i, rng, buf, params, tables, sr, note, start)
+        window = total - settle
         mean = 0.0
         for n in range(settle, settle + window):
             mean += buf[0, n]
@@ -140,19 +150,8 @@ def fill_key_loudness(m, params, sr, tables, V, rng, buf, sos, probes, ratio):
         ratio[k] = math.nan
         if not tables[T_FREQ, note] > 0.0 or tables[T_NORM, note] == 0.0:
             continue
-        solo_fields(V, i, note)
-        voice_tune(m, V, i, params, tables, sr, tables[T_FREQ, note])
-        voice_start(m, V, i, params)
-        period = V[i, vk.F_PERIOD]
-        settle = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
-        window = int(min(max(4.0 * period, 0.05 * sr), 0.3 * sr))
-        if window >= period > 0.0:
-            window = int(period * math.floor(window / period))
-        total = settle + window
-        for n in range(total):
-            buf[0, n] = 0.0
-            buf[1, n] = 0.0
-        voice_render(m, V, i, rng, buf[0], buf[1], start, total)
+        settle, total = _solo_note(m, V, i, rng, buf, params, tables, sr, note, start)
+        window = total - settle
         plain = 0.0
         weighted = 0.0
         for c in range(2):
