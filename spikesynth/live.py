@@ -128,7 +128,7 @@ def format_status(s: dict, width: int | None = None, extra: str = "") -> str:
     dropped = f" {s['midi_dropped']} dropped" if s.get("midi_dropped") else ""
     full = (f"voices {s['voices_active']:>3}/{s['voices']:<3} "
             f"load {100 * s['load_mean']:5.1f}% mean {100 * s['load_max']:5.1f}% worst "
-            f"({kind})  xruns {s['xruns']}  steals {s['steals']}  "
+            f"({kind})  xruns {s['xruns']}  late {s.get('overruns', 0)}  steals {s['steals']}  "
             f"midi {s['midi_received']} in {s['midi_rejected']} rejected{dropped}  "
             f"prog {s['program']} {s['patch']}")
     if extra:
