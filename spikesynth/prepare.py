@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import models
+from . import models, tablecache
 from . import params as P
 from .dsp import voice as vk
 from .models import voice_calibrate, voice_dc, voice_render, voice_start, voice_tune
@@ -193,20 +193,29 @@ def tuning_frequencies(tuning) -> np.ndarray:
     return np.where(tuning.mapped, tuning.frequencies, 0.0).astype(np.float64)
 
 
+def measure_note_tables(record, quiet, samplerate, freqs) -> np.ndarray:
+    """The per-note tables, measured (no cache): :func:`fill_note_tables`, then the key
+    loudness. ``quiet``: the parameter vector with the noise off; ``freqs`` as
+    :func:`tuning_frequencies` gives. Thread: main."""
+    tables = np.zeros((N_TABLES, 128))
+    buf = np.zeros((2, int(MAX_MEASURE_S * samplerate)))
+    fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
+                     np.ones(1, dtype=np.uint64), buf, np.zeros(512), freqs)
+    tables[T_NORM] *= key_loudness(record, quiet, samplerate, tables)
+    return tables
+
+
 def note_tables(record, params, samplerate, tuning=None) -> np.ndarray:
     """The per-note tables (float64, shape (N_TABLES, 128)) of a model record. Thread: main.
 
-    ``tuning``: a :class:`~spikesynth.tuning.Tuning` (None: 12-TET from ``a4``).
+    ``tuning``: a :class:`~spikesynth.tuning.Tuning` (None: 12-TET from ``a4``). Measured
+    once per distinct input and kept in memory and on disk (:mod:`spikesynth.tablecache`):
+    a hit is bit-identical to :func:`measure_note_tables`, the record included.
     """
-    tables = np.zeros((N_TABLES, 128))
     quiet = params.copy()
     quiet[P.P_NOISE] = 0.0
-    buf = np.zeros((2, int(MAX_MEASURE_S * samplerate)))
-    fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
-                     np.ones(1, dtype=np.uint64), buf, np.zeros(512),
-                     tuning_frequencies(tuning))
-    tables[T_NORM] *= key_loudness(record, quiet, samplerate, tables)
-    return tables
+    return tablecache.cached(measure_note_tables, record, quiet, float(samplerate),
+                             tuning_frequencies(tuning), (N_TABLES, 128))
 
 
 def prepare_program(patch, samplerate, n_slots) -> Program:
