@@ -5,15 +5,20 @@ Run: .venv/bin/python benchmarks/bench_engine.py [--skip-cold]
 Prints figures; asserts only coarse floors (64 voices faster than real time, a warm start
 under 10 s).
 
-* cold: a first-ever render (an empty numba cache) of one patch of each model, timed from the
-  process start to the written file, through the console script;
-* warm: the same again (cache filled), through the console script and ``python -m spikesynth``;
+* cold: a first-ever render (an empty numba cache and table cache) of one patch of each
+  model, timed from the process start to the written file, through the console script;
+* warm: the same again (caches filled), through the console script and ``python -m
+  spikesynth``, and through the console script with the prepared-table cache off
+  (``SPIKESYNTH_TABLE_CACHE=off``: the calibration and key-loudness renders run again);
+  ``--skip-cold``: the warm figures only, on the package's own numba cache (one untimed
+  render first fills it and a temporary table cache);
 * blocks: 64 voices (notes 36–99) of the default patch through ``Synth.process_block``, ns per
   voice-sample (CPU time) at 256- and 64-frame blocks and their ratio (the target is ≤ 1.3).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import subprocess
@@ -25,14 +30,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SR = 48000
 SECONDS = 4.0
-COLD_PATCHES = ("default", "lif", "izhikevich_rs", "half_centre")
+COLD_PATCHES = ("default", "lif", "izhikevich_rs", "izhikevich_ch", "half_centre")
 
 
-def timed_render(command, cache_dir, out) -> tuple[float, float]:
+def timed_render(command, cache_dir, out, tables=None) -> tuple[float, float]:
     """(wall, CPU) seconds of one render in a new process (CPU: what a quiet machine's wall
-    time would be, the machine being shared)."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    time would be, the machine being shared). ``cache_dir``: numba's cache (None: the
+    package's own choice); ``tables``: ``SPIKESYNTH_TABLE_CACHE`` (None: beside numba's)."""
+    env = dict(os.environ)
     env.pop("SPIKESYNTH_NUMBA_CACHE_DIR", None)
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("SPIKESYNTH_TABLE_CACHE", None)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    if tables is not None:
+        env["SPIKESYNTH_TABLE_CACHE"] = str(tables)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(command + ["-o", str(out), "--note", "C4:100:0:0.5", "-q"], cwd=ROOT,
@@ -42,21 +54,32 @@ def timed_render(command, cache_dir, out) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def start_times() -> None:
+def best(runs) -> tuple[float, float]:
+    """The run with the least CPU time."""
+    return min(runs, key=lambda run: run[1])
+
+
+def start_times(cold: bool) -> None:
     exe = Path(sys.executable).parent / "spikesynth"
-    print("time to a rendered file (s, wall / CPU), one note; cold = empty numba cache")
-    print(f"  {'patch':<16} {'cold':>13} {'warm':>13} {'warm -m':>13}")
+    print("time to a rendered file (s, wall / CPU), one note; cold = empty caches; "
+          "no tables = warm with SPIKESYNTH_TABLE_CACHE=off")
+    print(f"  {'patch':<16} {'cold':>13} {'warm':>13} {'warm -m':>13} {'no tables':>13}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in COLD_PATCHES:
-            cache = Path(tmp) / f"cache-{name}"
+            cache = Path(tmp) / f"cache-{name}" if cold else None
+            tables = None if cold else Path(tmp) / f"tables-{name}"
             patch = str(ROOT / "patches" / f"{name}.yaml")
             out = Path(tmp) / f"{name}.wav"
-            cold = timed_render([str(exe), "render", patch], cache, out)
-            warm = min(timed_render([str(exe), "render", patch], cache, out) for _ in range(2))
-            warm_m = timed_render([sys.executable, "-m", "spikesynth", "render", patch], cache,
-                                  out)
-            print(f"  {name:<16} " + " ".join(f"{w:6.2f}/{c:5.2f}" for w, c in (cold, warm,
-                                                                               warm_m)))
+            first = timed_render([str(exe), "render", patch], cache, out, tables)
+            warm = best(timed_render([str(exe), "render", patch], cache, out, tables)
+                        for _ in range(3))
+            warm_m = best(timed_render([sys.executable, "-m", "spikesynth", "render", patch],
+                                       cache, out, tables) for _ in range(2))
+            untabled = best(timed_render([str(exe), "render", patch], cache, out, "off")
+                            for _ in range(2))
+            figures = (first if cold else (math.nan, math.nan), warm, warm_m, untabled)
+            print(f"  {name:<16} " + " ".join(f"{w:6.2f}/{c:5.2f}" for w, c in figures),
+                  flush=True)
             assert warm[0] < 10.0
 
 
@@ -71,8 +94,7 @@ def block_cost(block: int, n_voices: int = 64) -> float:
 
 
 def main() -> None:
-    if "--skip-cold" not in sys.argv:
-        start_times()
+    start_times(cold="--skip-cold" not in sys.argv)
     print("64 voices (notes 36-99), default patch, Synth.process_block")
     costs = {block: block_cost(block) for block in (256, 64)}
     for block, ns in costs.items():

@@ -348,11 +348,13 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_cache_dir(args) -> int:
-    from ._cache import CACHE
+    from ._cache import CACHE, table_cache_dir
 
     print(CACHE.path)
     if args.verbose:
         print(f"chosen by {CACHE.chosen_by}", file=sys.stderr)
+        print(f"prepared tables: {table_cache_dir() or 'off (SPIKESYNTH_TABLE_CACHE)'}",
+              file=sys.stderr)
     return 0
 
 
@@ -767,7 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache-dir", help="print the directory of the compiled-kernel cache")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also say who chose it (NUMBA_CACHE_DIR or spikesynth)")
+                   help="also say who chose it (NUMBA_CACHE_DIR or spikesynth) and where "
+                        "the prepared tables are kept")
     p.set_defaults(func=_cmd_cache_dir)
     _add_listen_parser(sub)
     _add_process_parser(sub)

@@ -54,6 +54,7 @@ def test_a_users_numba_cache_dir_is_respected(tmp_path):
         result = run([*cmd, "cache-dir", "-v"], env)
         assert result.stdout.strip() == str(user)
         assert "NUMBA_CACHE_DIR" in result.stderr
+        assert f"prepared tables: {user / 'spikesynth-tables'}/" in result.stderr
     # And numba uses it: a cached kernel of the package is written there.
     code = ("import spikesynth, numba; from spikesynth.events import EventRing; EventRing(4); "
             "print(numba.config.CACHE_DIR)")
