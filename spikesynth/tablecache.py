@@ -53,7 +53,8 @@ class Entry(NamedTuple):
     tables: np.ndarray
     """float64 (rows, 128): the per-note tables."""
     written: tuple
-    """((leaf path, array), ...): record arrays the computation changed, as it left them."""
+    """((leaf path, flat indices, values), ...): the record's elements the computation
+    changed (int64 indices into the leaf's flat order), as it left them."""
 
 
 @dataclass
@@ -119,10 +120,12 @@ def _fits(record, entry: Entry, shape) -> bool:
     if entry.tables.dtype != np.float64 or entry.tables.shape != tuple(shape):
         return False
     leaves = dict(record_leaves(record))
-    for path, array in entry.written:
+    for path, index, values in entry.written:
         leaf = leaves.get(path)
-        if not isinstance(leaf, np.ndarray) or leaf.dtype != array.dtype \
-                or leaf.shape != array.shape:
+        if not isinstance(leaf, np.ndarray) or values.dtype != leaf.dtype \
+                or index.dtype != np.int64 or index.ndim != 1 or values.shape != index.shape:
+            return False
+        if index.size and not (0 <= index.min() and index.max() < leaf.size):
             return False
     return True
 
@@ -130,9 +133,21 @@ def _fits(record, entry: Entry, shape) -> bool:
 def _apply(record, entry: Entry) -> np.ndarray:
     """Write ``entry``'s record arrays into ``record``; a fresh copy of its tables."""
     leaves = dict(record_leaves(record))
-    for path, array in entry.written:
-        leaves[path][...] = array
+    for path, index, values in entry.written:
+        leaves[path].flat[index] = values
     return entry.tables.copy()
+
+
+def _changes(before: np.ndarray, after: np.ndarray) -> tuple | None:
+    """``(flat indices, values)`` of the elements of ``after`` whose bits differ from
+    ``before`` (nan compared by its bits), or None if none do."""
+    width = max(before.dtype.itemsize, 1)
+    old = np.ascontiguousarray(before).view(np.uint8).reshape(before.size, width)
+    new = np.ascontiguousarray(after).view(np.uint8).reshape(after.size, width)
+    index = np.flatnonzero((old != new).any(axis=1)).astype(np.int64)
+    if index.size == 0:
+        return None
+    return index, np.ascontiguousarray(after).reshape(-1)[index].copy()
 
 
 def _read(path: Path, key: str, record, shape) -> Entry | None:
@@ -142,7 +157,8 @@ def _read(path: Path, key: str, record, shape) -> Entry | None:
                 return None
             names = [str(name) for name in data["written"]]
             entry = Entry(np.array(data["tables"]),
-                          tuple((name, np.array(data[f"w{k}"])) for k, name in enumerate(names)))
+                          tuple((name, np.array(data[f"i{k}"]), np.array(data[f"v{k}"]))
+                                for k, name in enumerate(names)))
     except Exception:  # truncated, corrupt, not ours: measure again
         return None
     return entry if _fits(record, entry, shape) else None
@@ -150,9 +166,10 @@ def _read(path: Path, key: str, record, shape) -> Entry | None:
 
 def _write(path: Path, key: str, entry: Entry) -> bool:
     arrays = {"key": np.array(key), "tables": entry.tables,
-              "written": np.array([name for name, _ in entry.written], dtype=str)}
-    for k, (_, array) in enumerate(entry.written):
-        arrays[f"w{k}"] = array
+              "written": np.array([name for name, _, _ in entry.written], dtype=str)}
+    for k, (_, index, values) in enumerate(entry.written):
+        arrays[f"i{k}"] = index
+        arrays[f"v{k}"] = values
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path) as tmp:
@@ -207,8 +224,8 @@ def cached(compute: Callable, record, params, samplerate, freqs, shape) -> np.nd
               if isinstance(leaf, np.ndarray)]
     tables = compute(record, params, samplerate, freqs)
     leaves = dict(record_leaves(record))
-    written = tuple((name, np.array(leaves[name], copy=True)) for name, old in before
-                    if leaves[name].tobytes() != old.tobytes())
+    changed = [(name, _changes(old, leaves[name])) for name, old in before]
+    written = tuple((name, *change) for name, change in changed if change is not None)
     entry = Entry(np.array(tables, copy=True), written)
     _remember(key, entry)
     if disk and _write(path, key, entry):
