@@ -17,20 +17,24 @@ the tuning frequencies, plus the numpy and numba versions, whether the kernels a
 name covers the package's source. A hit is bit-identical to a fresh computation:
 the computation is deterministic, and what it wrote into the record's arrays (a network's
 measured means and period, the state its reference run left in slot 0) is stored with the
-tables and written back, so the record also ends as a fresh computation leaves it.
+tables (the changed elements only) and written back, so the record also ends as a fresh
+computation leaves it.
 
 Files are written atomically (:func:`spikesynth.fileio.atomic_output`): a reader sees a
 whole file or none. A file that cannot be read or does not match (truncated, corrupt, of
 another key or shape) is ignored and written again; a folder that cannot be written is
-ignored too. The cache never raises. Records of models defined outside the package are
-kept in memory only (their source is not in the folder's hash).
+ignored too. The cache never raises. A file neither written nor read for ``UNUSED_DAYS`` is
+removed when another is written (sweeps leave one per grid point). Records of models defined
+outside the package are kept in memory only (their source is not in the folder's hash).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ from .fileio import atomic_output
 
 FORMAT = 1  # bump when the file layout or the digest's contents change
 MEMO_ENTRIES = 64  # tables kept in memory (least recently used dropped first)
+UNUSED_DAYS = 30.0  # a file neither written nor read for this long is removed at a write
 _PACKAGE = __name__.rpartition(".")[0]
 
 
@@ -177,7 +182,30 @@ def _write(path: Path, key: str, entry: Entry) -> bool:
                 np.savez(fh, **arrays)
     except (OSError, ValueError):
         return False
+    _prune(path.parent, path)
     return True
+
+
+def _prune(folder: Path, keep: Path, days: float = UNUSED_DAYS) -> None:
+    """Remove the folder's table files not written or read for ``days`` (a sweep's grid
+    points, patches edited since)."""
+    limit = time.time() - days * 86400.0
+    try:
+        for old in folder.glob("*.npz"):
+            if old != keep and old.stat().st_mtime < limit:
+                old.unlink()
+    except OSError:
+        pass
+
+
+def _used(path: Path) -> None:
+    """Mark a file just read as in use (its modification time: access times are often not
+    kept), at most once a day."""
+    try:
+        if path.stat().st_mtime < time.time() - 86400.0:
+            os.utime(path)
+    except OSError:
+        pass
 
 
 def _remember(key: str, entry: Entry) -> None:
@@ -215,6 +243,7 @@ def cached(compute: Callable, record, params, samplerate, freqs, shape) -> np.nd
     entry = _read(path, key, record, shape) if disk and path.exists() else None
     if entry is not None:
         STATS.disk_hits += 1
+        _used(path)
         _remember(key, entry)
         return _apply(record, entry)
     if disk and path.exists():

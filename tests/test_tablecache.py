@@ -7,8 +7,10 @@ Every test points the cache at its own folder (``SPIKESYNTH_TABLE_CACHE``).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +167,24 @@ def test_a_damaged_file_is_ignored_and_written_again(table_dir, damage):
     tablecache.clear_memory()
     note_tables(fresh("default.yaml")[0], params, SR)
     assert tablecache.STATS.disk_hits == 1
+
+
+def test_files_unused_for_a_month_are_removed_at_a_write(table_dir):
+    note_tables(*fresh("default.yaml"), SR)
+    (used,) = table_dir.glob("*.npz")
+    stale = table_dir / ("0" * 32 + ".npz")
+    stale.write_bytes(used.read_bytes())
+    month = time.time() - 31 * 86400.0
+    for path in (used, stale):
+        os.utime(path, (month, month))
+    tablecache.clear_memory()
+    note_tables(*fresh("default.yaml"), SR)  # read: marked as in use
+    assert tablecache.STATS.disk_hits == 1 and used.stat().st_mtime > month + 86400.0
+    tuned = fresh("default.yaml")[1]
+    tuned[P.P_A4] = 441.0
+    note_tables(fresh("default.yaml")[0], tuned, SR)  # a write prunes
+    assert used.exists() and not stale.exists()
+    assert len(list(table_dir.glob("*.npz"))) == 2
 
 
 def test_an_unwritable_folder_or_off_is_never_an_error(tmp_path, monkeypatch):
