@@ -88,3 +88,13 @@ SOURCE_NAMES = {"aftertouch": SOURCE_CHANNEL_PRESSURE, "poly_aftertouch": SOURCE
 CTL_SOURCE, CTL_PARAM, CTL_MIN, CTL_MAX, CTL_CURVE = 0, 1, 2, 3, 4
 CTL_FIELDS = 5
 CURVE_LINEAR, CURVE_EXP = 0.0, 1.0
+
+# Parameter smoothing (see spikesynth.render.set_param): a live change of a key whose Spec says
+# ``smooth`` moves the synth's value to its target in a ramp of SMOOTHING_MS, one step every
+# SMOOTHING_TICK samples of the absolute sample counter, while a voice sounds; other keys jump.
+SMOOTHING_MS = 20.0
+SMOOTHING_TICK = 16  # samples (divides the vibrato tick: the two grids coincide)
+# Ramp table columns (one row per parameter-vector entry).
+R_MODE, R_TARGET, R_STEP, R_LEFT, R_TIMES = 0, 1, 2, 3, 4
+RAMP_FIELDS = 5
+RAMP_JUMP, RAMP_LINEAR, RAMP_GEOMETRIC = 0.0, 1.0, 2.0  # R_MODE values (geometric: exp curve)

@@ -119,6 +119,21 @@ class Patch:
             vec[index] = spec.choices.index(value) if spec.kind == "choice" else float(value)
         return vec
 
+    def ramp_table(self) -> np.ndarray:
+        """The engine's parameter smoothing table (float64, shape (vector length,
+        RAMP_FIELDS)): ``R_MODE`` from each key's Spec (``smooth``: a linear ramp, or a
+        geometric one for an ``exp`` curve over a positive range; otherwise a jump), the
+        other columns zero (no ramp moving)."""
+        index_of = param_index(self.values["model"])
+        table = np.zeros((P.MODEL_BASE + len(models.get(self.values["model"]).vector_keys),
+                          P.RAMP_FIELDS))
+        for path, index in index_of.items():
+            spec = SCHEMA[path]
+            if spec.smooth and spec.kind == "float":
+                geometric = spec.curve == "exp" and spec.lo is not None and spec.lo > 0
+                table[index, P.R_MODE] = P.RAMP_GEOMETRIC if geometric else P.RAMP_LINEAR
+        return table
+
     def controller_table(self) -> np.ndarray:
         """Controller rows (float64, shape (n, CTL_FIELDS)); at least one row (source -1)."""
         table = np.full((max(len(self.controllers), 1), P.CTL_FIELDS), -1.0)

@@ -224,4 +224,5 @@ def prepare_program(patch, samplerate, n_slots) -> Program:
     record = model.build(patch, n_slots)
     base = patch.param_vector()
     tables = note_tables(record, base, samplerate, getattr(patch, "tuning", None))
-    return Program(record, base.copy(), base, patch.controller_table(), tables)
+    return Program(record, base.copy(), base, patch.controller_table(), tables,
+                   patch.ramp_table())

@@ -19,6 +19,16 @@ over ``SWITCH_FADE_MS``; the block ends exactly when the fade does (:func:`rende
 returns how many frames it rendered) and the host switches to the requested program, whose
 first block restores its parameters and restarts the keys still held. Events that arrive
 during the fade are carried (``G_CARRY``) and play on the new program at the switch.
+
+Parameter smoothing: a parameter event or a mapped controller sets a parameter through
+:func:`set_param`. A key whose Spec says ``smooth`` (levels, thresholds, the spring, drive,
+noise, transpose, vibrato: whatever retunes a sounding voice) does not jump while a voice
+sounds: its target is stored in the program's ramp table and the synth's value moves there
+in ``params.SMOOTHING_MS`` (linear, or geometric for an ``exp`` key), one step every
+``params.SMOOTHING_TICK`` samples of the absolute sample counter, every voice retuned at each
+step (:func:`_ramp_tick`), so the output does not depend on the block size. Nothing
+sounding: it jumps (nothing to click). Other keys (choices, counts, what only a note-on
+reads) jump.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ SWITCH_FADE_MS = 4.0
 VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
 MAX_VOICES = 256
 MAX_EVENTS = 4096  # events per block on the real-time path
+assert VIBRATO_TICK % P.SMOOTHING_TICK == 0  # a vibrato tick is also a ramp tick
 
 # Global state slots (G).
 G_SAMPLE = 0  # samples rendered since reset
@@ -85,7 +96,8 @@ G_MPE_RANGE_LOWER = 26  # member bend ranges, semitones
 G_MPE_RANGE_UPPER = 27
 G_MPE_MASTER_LOWER = 28  # master bend ranges, semitones
 G_MPE_MASTER_UPPER = 29
-N_GLOBALS = 30
+G_RAMPS = 30  # parameters ramping toward a target (at least; each ramp step recounts)
+N_GLOBALS = 31
 MAX_VOICE_MODS = 64  # per-voice controller rows applied at once
 
 # Glide columns (the per-slot glide state): a pitch offset that goes linearly to 0.
@@ -135,6 +147,7 @@ class Program(NamedTuple):
     base: np.ndarray  # float64 (n,): the patch's values (params is restored from it)
     ctl: np.ndarray  # float64 (rows, CTL_FIELDS): controller mappings
     tables: np.ndarray  # float64 (N_TABLES, 128): per-note tables
+    ramp: np.ndarray  # float64 (n, RAMP_FIELDS): parameter smoothing (params.R_*), audio writes
 
 
 @njit(cache=True, nogil=True)
@@ -551,13 +564,98 @@ def voice_begin(S, prog, i, now, channel, note, velocity):
 
 
 @njit(cache=True, nogil=True)
+def _sounding(S):
+    """Whether any voice sounds (a parameter change could be heard)."""
+    for i in range(int(S.G[G_TOP])):
+        if S.V[i, vk.F_ENV_STAGE] != ENV_OFF:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _rephase_vibrato(S, old_hz, new_hz, now):
+    """The vibrato rate changes from ``old_hz`` to ``new_hz`` at ``now``: each voice's phase
+    origin moves so that its vibrato phase carries on from where it is (no pitch jump)."""
+    if not (new_hz > 0.0) or new_hz == old_hz:
+        return
+    V = S.V
+    for i in range(int(S.G[G_TOP])):
+        if V[i, vk.F_ENV_STAGE] != ENV_OFF:
+            V[i, vk.F_ONSET] = now - (now - V[i, vk.F_ONSET]) * old_hz / new_hz
+
+
+@njit(cache=True, nogil=True)
+def set_param(S, prog, now, p, value):
+    """Parameter ``p`` of the synth's copy goes to ``value`` from sample ``now`` on.
+
+    A smoothed key (``R_MODE`` not ``RAMP_JUMP``) while a voice sounds: its ramp restarts from
+    the value it has now and reaches ``value`` in ``SMOOTHING_MS`` (steps at the ramp ticks,
+    :func:`_ramp_tick`). Otherwise (or a non-finite value) it is set at once. Returns True
+    when the value changed at once (the caller retunes the voices).
+    """
+    params = prog.params
+    R = prog.ramp
+    old = params[p]
+    mode = R[p, P.R_MODE]
+    if value == old and R[p, P.R_LEFT] <= 0.0:
+        return False
+    if (mode == P.RAMP_JUMP or not math.isfinite(value) or not math.isfinite(old)
+            or not _sounding(S)):
+        params[p] = value
+        R[p, P.R_LEFT] = 0.0
+        if p == P.P_VIB_HZ:
+            _rephase_vibrato(S, old, value, now)
+        return True
+    steps = max(round(P.SMOOTHING_MS * 1e-3 * S.G[G_SR] / P.SMOOTHING_TICK), 1.0)
+    R[p, P.R_TARGET] = value
+    if mode == P.RAMP_GEOMETRIC and old > 0.0 and value > 0.0:
+        R[p, P.R_TIMES] = 1.0
+        R[p, P.R_STEP] = (value / old) ** (1.0 / steps)
+    else:
+        R[p, P.R_TIMES] = 0.0
+        R[p, P.R_STEP] = (value - old) / steps
+    if R[p, P.R_LEFT] <= 0.0:
+        S.G[G_RAMPS] += 1
+    R[p, P.R_LEFT] = steps
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _ramp_tick(S, prog, now):
+    """One step of every parameter ramp at ``now`` (a multiple of ``SMOOTHING_TICK``), then
+    every voice retuned; the last step lands on the target exactly. Recounts ``G_RAMPS``."""
+    R = prog.ramp
+    params = prog.params
+    moving = 0
+    for p in range(R.shape[0]):
+        left = R[p, P.R_LEFT]
+        if left <= 0.0:
+            continue
+        old = params[p]
+        if left <= 1.0:
+            params[p] = R[p, P.R_TARGET]
+            R[p, P.R_LEFT] = 0.0
+        else:
+            if R[p, P.R_TIMES] != 0.0:
+                params[p] = old * R[p, P.R_STEP]
+            else:
+                params[p] = old + R[p, P.R_STEP]
+            R[p, P.R_LEFT] = left - 1.0
+            moving += 1
+        if p == P.P_VIB_HZ:
+            _rephase_vibrato(S, old, params[p], now)
+    S.G[G_RAMPS] = moving
+    retune_all(S, prog, now)
+
+
+@njit(cache=True, nogil=True)
 def controller(S, prog, now, source, value):
     """Apply the mapped controllers for ``source`` (CC number or pressure) at ``value`` 0..1.
 
-    They write into the synth's own parameter copy, never into the patch's values.
+    They set the synth's own parameter copy (through :func:`set_param`: smoothed keys
+    ramp), never the patch's values.
     """
     ctl = prog.ctl
-    params = prog.params
     changed = False
     for r in range(ctl.shape[0]):
         if ctl[r, P.CTL_SOURCE] != source:
@@ -565,10 +663,11 @@ def controller(S, prog, now, source, value):
         lo = ctl[r, P.CTL_MIN]
         hi = ctl[r, P.CTL_MAX]
         if ctl[r, P.CTL_CURVE] == P.CURVE_EXP:
-            params[int(ctl[r, P.CTL_PARAM])] = lo * (hi / lo) ** value
+            target = lo * (hi / lo) ** value
         else:
-            params[int(ctl[r, P.CTL_PARAM])] = lo + (hi - lo) * value
-        changed = True
+            target = lo + (hi - lo) * value
+        if set_param(S, prog, now, int(ctl[r, P.CTL_PARAM]), target):
+            changed = True
     if changed:
         retune_all(S, prog, now)
 
@@ -638,9 +737,9 @@ def apply_event(S, prog, now, status, d1, d2):
     G[G_EVENTS] += 1
     if status == STATUS_PARAM:
         if 0 <= d1 < params.shape[0]:
-            params[d1] = float32_from_bits(d2)
             G[G_PARAMS_SET] += 1
-            retune_all(S, prog, now)
+            if set_param(S, prog, now, d1, float32_from_bits(d2)):
+                retune_all(S, prog, now)
         else:
             G[G_IGNORED] += 1
     elif status == STATUS_TUNE:
@@ -814,6 +913,8 @@ def render_voices(S, prog, start, stop):
 def _enter_program(S, prog, now):
     """The first block of a program switched to: its own parameters, the held keys restart."""
     prog.params[:] = prog.base
+    prog.ramp[:, P.R_LEFT] = 0.0  # no ramp carries over from an earlier visit
+    S.G[G_RAMPS] = 0.0
     zone = prog.params[P.P_MPE_ZONE]
     if zone != P.MPE_OFF:  # the patch's zone (otherwise the one MCM messages configured)
         master = 0 if zone == P.MPE_LOWER else 15
@@ -921,11 +1022,19 @@ def render_block_with(out, events, n_events, S, prog, L):
             stop = min(stop, due)
         elif e < n_events and events[e, 0] < stop:
             stop = events[e, 0]
-        # Vibrato and glide update on a grid of the absolute sample counter: block-size
-        # invariant.
+        # Parameter ramps, vibrato and glide update on grids of the absolute sample counter:
+        # block-size invariant (the ramp grid divides the vibrato grid).
+        at_ramp = False
+        if G[G_RAMPS] > 0.0:
+            tick = P.SMOOTHING_TICK - (t0 + pos) % P.SMOOTHING_TICK
+            if pos + tick <= stop:
+                stop = pos + tick
+                at_ramp = True
         at_tick = False
         if G[G_GLIDING] > 0.0 or _vibrato_active(prog.params, S.C):
             tick = VIBRATO_TICK - (t0 + pos) % VIBRATO_TICK
+            if pos + tick < stop:
+                at_ramp = False
             if pos + tick <= stop:
                 stop = pos + tick
                 at_tick = True
@@ -935,6 +1044,8 @@ def render_block_with(out, events, n_events, S, prog, L):
             render_voices(S, prog, pos, stop)
         else:
             G[G_NAN_RESETS] += listen_voices(S, prog, L, pos, stop, int(G[G_TOP]), C_BEND)
+        if at_ramp:
+            _ramp_tick(S, prog, t0 + stop)
         if at_tick:
             _rate_tick(S, prog, t0 + stop)
         pos = stop

@@ -22,6 +22,7 @@ class Spec:
     choices: tuple = ()
     controllable: bool = True  # may be the target of a CC mapping
     curve: str = "linear"  # how a control should move it: linear or exp (a UI hint)
+    smooth: bool = False  # a live change glides there over params.SMOOTHING_MS (see render)
 
 
 # Keys that every voice model has. Musical units throughout.
@@ -31,13 +32,15 @@ COMMON_SCHEMA: dict[str, Spec] = {
     "voices": Spec("int", 16, 1, 256, doc="polyphony", controllable=False),
     "gain_db": Spec("float", 0.0, -60.0, 24.0, "dB", "output gain"),
     "a4": Spec("float", 440.0, 380.0, 500.0, "Hz", "tuning reference", controllable=False),
-    "transpose": Spec("float", 0.0, -96.0, 48.0, "semitones", "shifts every note"),
+    "transpose": Spec("float", 0.0, -96.0, 48.0, "semitones", "shifts every note",
+                      smooth=True),
     "pitch_bend_range": Spec("float", 2.0, 0.0, 48.0, "semitones", "full-scale bend"),
     "stereo_spread": Spec("float", 0.5, 0.0, 1.0, "", "pan by key: 0 mono, 1 wide"),
     "velocity_sensitivity": Spec("float", 0.8, 0.0, 1.0, "", "0: velocity ignored"),
     "release_drive": Spec("choice", "hold", choices=("hold", "off"), controllable=False,
                           doc="note-off: hold the drive through the release, or remove it"),
-    "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)"),
+    "noise": Spec("float", 0.0, 0.0, 1.0, "", "drive noise (fraction of the drive)",
+                  smooth=True),
     "voice_mode": Spec("choice", "poly", choices=("poly", "mono", "legato"), controllable=False,
                        doc="poly; mono (one voice per channel, each note retriggers); legato "
                            "(one voice, overlapping notes change pitch without a retrigger)"),
@@ -53,8 +56,9 @@ COMMON_SCHEMA: dict[str, Spec] = {
     "envelope.sustain_db": Spec("float", -4.0, -80.0, 0.0, "dB"),
     "envelope.release_ms": Spec("float", 300.0, 1.0, 60000.0, "ms", "time to -60 dB",
                                 curve="exp"),
-    "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel"),
-    "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz"),
+    "vibrato.depth_cents": Spec("float", 25.0, 0.0, 200.0, "cents", "at full mod wheel",
+                                smooth=True),
+    "vibrato.rate_hz": Spec("float", 5.5, 0.05, 20.0, "Hz", smooth=True),
     "mpe.zone": Spec("choice", "off", choices=("off", "lower", "upper"), controllable=False,
                      doc="MPE zone (off: only MPE Configuration Messages configure one)"),
     "mpe.members": Spec("int", 15, 1, 15, doc="member channels (lower: 2.., upper: 15 down)",

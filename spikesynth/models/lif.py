@@ -21,10 +21,12 @@ from ..schema import Spec
 from .base import REFRACTORY_MAX_FRACTION, T_DC, VoiceModel, capped
 
 KEYS = {
-    "lif.tau_ms": Spec("float", 4.0, 0.05, 1000.0, "ms", "membrane time constant", curve="exp"),
-    "lif.threshold": Spec("float", 1.0, 0.01, 100.0, "", "v_th"),
-    "lif.reset": Spec("float", 0.0, -100.0, 100.0, "", "v_reset"),
-    "lif.refractory_ms": Spec("float", 0.0, 0.0, 1000.0, "ms", "t_ref (shortened on high notes)"),
+    "lif.tau_ms": Spec("float", 4.0, 0.05, 1000.0, "ms", "membrane time constant", curve="exp",
+                       smooth=True),
+    "lif.threshold": Spec("float", 1.0, 0.01, 100.0, "", "v_th", smooth=True),
+    "lif.reset": Spec("float", 0.0, -100.0, 100.0, "", "v_reset", smooth=True),
+    "lif.refractory_ms": Spec("float", 0.0, 0.0, 1000.0, "ms", "t_ref (shortened on high notes)",
+                              smooth=True),
     "lif.method": Spec("choice", "exact", choices=("euler", "exact"), controllable=False),
 }
 VECTOR_KEYS = tuple(KEYS)

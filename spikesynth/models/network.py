@@ -20,8 +20,10 @@ from ..schema import Spec
 from .base import T_FREQ, T_NORM, T_SCALE, VOICE_RMS, VoiceModel
 
 KEYS = {
-    "network.drive": Spec("float", 10.0, -200.0, 200.0, "", "external drive (x each gain)"),
-    "network.learning_rate": Spec("float", 1.0, 0.0, 100.0, "", "STDP rate (x stdp.lr)"),
+    "network.drive": Spec("float", 10.0, -200.0, 200.0, "", "external drive (x each gain)",
+                          smooth=True),
+    "network.learning_rate": Spec("float", 1.0, 0.0, 100.0, "", "STDP rate (x stdp.lr)",
+                                  smooth=True),
     "network.step_ms": Spec("float", 0.1, 0.005, 1.0, "ms", "model step", controllable=False),
     "network.reference_rate_hz": Spec("float", 0.0, 0.0, 2000.0, "Hz",
                                       "model rate played at the note; 0: the network's own "

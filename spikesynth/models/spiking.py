@@ -19,17 +19,22 @@ from .base import FIRING_MAX_FRACTION, REFRACTORY_MAX_FRACTION, VoiceModel, capp
 
 KEYS = {
     "membrane.tau_ms": Spec("float", 3.0, 0.05, 1000.0, "ms", "membrane leak time constant",
-                            curve="exp"),
-    "membrane.threshold_high": Spec("float", 1.0, 0.05, 10.0, "", "upper threshold: fire"),
-    "membrane.threshold_low": Spec("float", 0.2, -10.0, 10.0, "", "lower threshold: stop"),
-    "membrane.reset": Spec("float", -0.3, -10.0, 10.0, "", "value discharged toward"),
-    "firing_ms": Spec("float", 0.25, 0.01, 500.0, "ms", "spike (FIRING) duration", curve="exp"),
-    "refractory_ms": Spec("float", 0.8, 0.0, 2000.0, "ms", "REFRACTORY duration"),
-    "softness": Spec("float", 0.5, 0.0, 1.0, "", "soft threshold: 0 hard gate, 1 smooth"),
+                            curve="exp", smooth=True),
+    "membrane.threshold_high": Spec("float", 1.0, 0.05, 10.0, "", "upper threshold: fire",
+                                    smooth=True),
+    "membrane.threshold_low": Spec("float", 0.2, -10.0, 10.0, "", "lower threshold: stop",
+                                   smooth=True),
+    "membrane.reset": Spec("float", -0.3, -10.0, 10.0, "", "value discharged toward", smooth=True),
+    "firing_ms": Spec("float", 0.25, 0.01, 500.0, "ms", "spike (FIRING) duration", curve="exp",
+                      smooth=True),
+    "refractory_ms": Spec("float", 0.8, 0.0, 2000.0, "ms", "REFRACTORY duration", smooth=True),
+    "softness": Spec("float", 0.5, 0.0, 1.0, "", "soft threshold: 0 hard gate, 1 smooth",
+                     smooth=True),
     "spring.frequency_hz": Spec("float", 1800.0, 5.0, 20000.0, "Hz", "spring resonance",
-                                curve="exp"),
-    "spring.damping": Spec("float", 0.3, 0.02, 0.95, "", "damping ratio (under-damped)"),
-    "spring.keytrack": Spec("float", 0.5, 0.0, 1.0, "", "0 fixed, 1 follows the note"),
+                                curve="exp", smooth=True),
+    "spring.damping": Spec("float", 0.3, 0.02, 0.95, "", "damping ratio (under-damped)",
+                           smooth=True),
+    "spring.keytrack": Spec("float", 0.5, 0.0, 1.0, "", "0 fixed, 1 follows the note", smooth=True),
 }
 VECTOR_KEYS = tuple(KEYS)
 P_TAU_MS = P.MODEL_BASE + 0
