@@ -586,6 +586,11 @@ class LiveSession:
         playing = self.playing
         if playing != self._reported_program and 0 <= playing < len(self.prepared):
             self._reported_program = playing
+            with self._program_lock:  # a change sent past ProgramRing (OSC): books, view
+                if playing != self.program and self.prepared[playing] is not None:
+                    self.program = playing
+                    if self.audio is not None:
+                        self.audio.follow(self.prepared[playing])
             name = self.prepared[playing][0].name
             self._message(f"spikesynth: program {playing}: {name} "
                           f"({self.paths[playing].name})")
