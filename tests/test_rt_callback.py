@@ -287,6 +287,7 @@ def test_a_program_change_sounds_at_its_sample_inside_the_block():
     import time
 
     from spikesynth.analysis import cents, estimate_f0
+    from spikesynth.render import SWITCH_FADE_MS
 
     a = load_patch(PATCH_DIR / "default.yaml")
     b = a.replace(transpose=3.0)  # three semitones up: note 64 at 392 Hz
@@ -338,7 +339,7 @@ def test_a_program_change_sounds_at_its_sample_inside_the_block():
     f_old = estimate_f0(x[due + lag - 12000:due + lag], SR, 220.0)
     assert abs(cents(f_old, 220.0)) < 5.0, f_old  # program 0 up to it
     # ... silent at the fade's end, then note 64 on program 1 (b's tuning: 392 Hz, not 330).
-    switch = due + lag + int(np.ceil(rt.R.SWITCH_FADE_MS * 1e-3 * SR))
+    switch = due + lag + int(np.ceil(SWITCH_FADE_MS * 1e-3 * SR))
     assert np.abs(got[switch - 8:switch]).max() < 0.02
     assert np.abs(got[switch:switch + 960]).max() > 0.05
     f_new = estimate_f0(x[switch + 2400:switch + 16800], SR, 392.0)
