@@ -157,6 +157,27 @@ def test_rows_are_reused_and_old_patch_arrays_released():
     assert host.synth.state.G[0] > 0  # rendered throughout
 
 
+def test_hot_reloads_replace_program_rows_and_free_the_old_ones():
+    """A hot reload (set_program) replaces a program's row in the program map: the program
+    playing retunes into it, one not playing does not switch (its next program change plays
+    the new row), and a replaced row is recycled, its arrays freed."""
+    host = Compiled()  # programs default (playing), lead, lif
+    base = load_patch(PATCH_DIR / "default.yaml")
+    first = None
+    for k in range(rt.ROWS):
+        prepared = host.synth.prepare_patch(base.replace(gain_db=-6.0 - 0.01 * k))
+        if first is None:
+            first = weakref.ref(prepared.program.params)
+        host.cb.set_program(k % 2, prepared)
+        host.block()
+        del prepared
+    gc.collect()
+    assert first() is None
+    s = host.cb.stats()
+    assert s["program"] == 0 and s["patch_switches"] == rt.ROWS // 2 and s["faults"] == 0
+    assert host.cb.patch["gain_db"] == pytest.approx(-6.0 - 0.01 * (rt.ROWS - 2))
+
+
 def test_a_switch_waits_while_the_audio_thread_is_stopped():
     """With no callbacks the rows fill up; a request then times out instead of overwriting
     a row the audio thread may still read."""
