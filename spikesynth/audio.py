@@ -506,6 +506,35 @@ class AudioHost:
         self.synth.follow(prepared)  # parameters are checked against what plays now
         return True
 
+    def set_program(self, number: int, prepared) -> bool:
+        """Program ``number`` is now ``prepared`` (a hot reload): a program change to it plays
+        it, and if it plays now the voices retune or fade into it. The synth's own programs
+        (:meth:`Synth.set_programs`) are the caller's. Thread: main or reload (callers
+        serialise). Returns False when the compiled callback did not take it."""
+        if self.rt is None:
+            if self.synth.program_number == number:
+                self.synth.use_patch(prepared)
+            return True
+        try:
+            self.rt.set_program(number, prepared)
+        except (TimeoutError, ValueError):  # stopped, or a voice model the stream lacks
+            return False
+        return True
+
+    def follow(self, prepared) -> None:
+        """The synth's parameter view (OSC and UI parameters are checked against it) follows
+        ``prepared``, the program that events sent from now on meet (a program change was
+        just sent). No effect on sound; none with the Python callback, where the synth is
+        what plays. Thread: MIDI, main or reload (callers serialise)."""
+        if self.rt is not None:
+            self.synth.follow(prepared)
+
+    @property
+    def program(self) -> int:
+        """The program playing: the engine switches at each program change's sample offset.
+        Thread: any."""
+        return self.rt.playing if self.rt is not None else int(self.synth.program_number)
+
     @property
     def patch(self):
         """The :class:`~spikesynth.patch.Patch` being played. Thread: main."""

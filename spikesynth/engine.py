@@ -248,8 +248,9 @@ class Synth:
         ``None`` where a program did not load: a change to it is ignored and counted).
 
         ``current``: the number of the program playing now (for :attr:`program_number`).
-        ``engine_switches`` False: a host switches programs itself (the live session, at the
-        message's arrival) and the engine ignores program change (counted as ignored).
+        ``engine_switches`` False: a host switches programs itself and the engine ignores
+        program change (counted as ignored); the live session lets the engine switch (at the
+        message's sample offset, as offline).
         Thread: main (a new tuple is handed over; only the usable flags are written).
         """
         bank = tuple(self._with_listen(p) for p in tuple(prepared)[:128])

@@ -3,8 +3,8 @@
 :class:`LiveSession` wires the pieces of ``spikesynth play`` together::
 
     MIDI ports ──(MIDI thread: stamp, validate)──┐
-    --keys terminal ──(main thread)──────────────┼─→ EventRing ─→ audio callback ─→ sound card
-    program change (seen on the MIDI thread) ────┘      (compiled, no GIL; see spikesynth.audio)
+    --keys terminal ──(main thread)──────────────┴─→ EventRing ─→ audio callback ─→ sound card
+                                                        (compiled, no GIL; see spikesynth.audio)
 
 Threads
 -------
@@ -19,17 +19,18 @@ Programs
 --------
 Every ``*.yaml`` file in the folder of the patch being played is a program, in name order
 (:func:`spikesynth.patch.list_patches`): program change *n* (0-based) selects the *n*-th.
-All of them are loaded, validated and prepared (:meth:`Synth.prepare_patch`) at start-up, so
-a program change is only :meth:`spikesynth.audio.AudioHost.use_patch`: a row of addresses
-published to the compiled callback (or, with the Python callback, a reference swap).
-Program changes travel through the ring like every message, but the engine ignores them:
-they are acted on by :class:`ProgramRing`, a thin wrapper that :class:`MidiInput` pushes
-into instead of the ring.
-It looks at each message on the MIDI thread, switches the patch at once (at arrival, not at
-arrival + latency: notes already waiting in the ring, at most the MIDI latency ahead, sound
-with the new patch) and passes the message on. A program number beyond the folder's files,
-or a file that did not validate, is ignored and counted. Files added to the folder later are
-not programs until the next start.
+All of them are loaded, validated and prepared (:meth:`Synth.prepare_patch`) at start-up and
+handed to the engine (:meth:`Synth.set_programs`; the compiled callback holds a row per
+program). Program change is the engine's own event, as in ``render --midi``: it travels
+through the ring like a note and takes effect where a note arriving at that moment would,
+at arrival + MIDI latency, at its sample offset inside the block: every voice fades out over
+4 ms, then the new program plays the keys still held; notes before it in the stream play on
+the old program, notes after it (also those arriving during the fade) on the new one.
+:class:`ProgramRing`, which :class:`MidiInput` pushes into instead of the ring, only keeps
+the session's books on the MIDI thread (the program that messages sent from now on meet:
+the synth's parameter view follows it, for OSC and UI parameters). A program number beyond
+the folder's files, or a file that did not validate, is ignored and counted. Files added to
+the folder later are not programs until the next start.
 
 Hot reload
 ----------
@@ -87,9 +88,12 @@ class LiveError(RuntimeError):
 
 
 class ProgramRing:
-    """The ring as :class:`~spikesynth.midi.MidiInput` sees it: watches for program changes.
+    """The ring as :class:`~spikesynth.midi.MidiInput` sees it: it passes every message on,
+    and tells the session of each program change first (the engine switches, at the
+    message's sample offset; the session keeps its books).
 
-    Thread: :meth:`push` on the MIDI thread (MidiInput's single producer, under its lock).
+    Thread: :meth:`push` on the MIDI thread (MidiInput's single producer, under its lock);
+    the counters from any thread.
 
     Parameters
     ----------
@@ -105,7 +109,7 @@ class ProgramRing:
         self.on_program = on_program
 
     def push(self, time_ns: int, message) -> bool:
-        """Pass ``message`` to the ring; act on it first if it is a program change."""
+        """Pass ``message`` to the ring; note it first if it is a program change."""
         try:
             if (len(message) == 2 and 0xC0 <= message[0] <= 0xCF
                     and 0 <= message[1] < 0x80):
@@ -114,8 +118,28 @@ class ProgramRing:
             pass  # malformed: the ring validates and counts it
         return self.ring.push(time_ns, message)
 
-    def __getattr__(self, name):  # rejected, dropped, pending, header, ... of the real ring
-        return getattr(self.ring, name)
+    @property
+    def header(self):
+        """The ring's header (int64 array, see :mod:`spikesynth.events`)."""
+        return self.ring.header
+
+    @property
+    def capacity(self) -> int:
+        return self.ring.capacity
+
+    @property
+    def rejected(self) -> int:
+        """Malformed messages the ring refused."""
+        return self.ring.rejected
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because the ring was full."""
+        return self.ring.dropped
+
+    def pending(self) -> int:
+        """Messages waiting in the ring."""
+        return self.ring.pending()
 
 
 def format_status(s: dict, width: int | None = None, extra: str = "") -> str:
@@ -288,9 +312,10 @@ class LiveSession:
         max_block = max(4096, self.blocksize)
         self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
         self.synth.use_patch(self.prepared[self.program])
-        # The programs' voice models (the compiled callback holds one of each); switching is
-        # the session's (ProgramRing), so the engine itself ignores program change here.
-        self.synth.set_programs(self.prepared, self.program, engine_switches=False)
+        # Program change is the engine's event (at its sample offset, as offline); the
+        # compiled callback holds a row of each program.
+        self.synth.set_programs(self.prepared, self.program)
+        initial = self.program
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
         self.ring = EventRing(4096)
         lock = threading.Lock()
@@ -325,7 +350,7 @@ class LiveSession:
                 raise LiveError(str(e)) from None
         latency_ns = (None if self.midi_latency_ms is None
                       else int(self.midi_latency_ms * 1e6))
-        with self._program_lock:  # a program change meanwhile goes to the synth, then here
+        with self._program_lock:  # a program change meanwhile: the view follows it here
             self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
                                          blocksize=self.blocksize, latency=self.latency,
                                          device=device, midi_latency_ns=latency_ns,
@@ -333,6 +358,8 @@ class LiveSession:
                                          input_device=input_device,
                                          output_tap=self.output_tap,
                                          probe=self.output_tap is not None)
+            if self.program != initial:  # sent before the stream existed: still in the ring
+                self.audio.follow(self.prepared[self.program])
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()
@@ -405,20 +432,21 @@ class LiveSession:
 
     # -- MIDI thread --------------------------------------------------------------------
     def _on_program(self, number: int) -> None:
-        """Switch to program ``number``. Thread: MIDI (via :class:`ProgramRing`)."""
+        """Note a program change sent now. Thread: MIDI (via :class:`ProgramRing`).
+
+        The engine switches at the message's sample offset (it is in the ring); here the
+        session's program and the synth's parameter view follow it at once, since every
+        message sent after it meets the new program.
+        """
         with self._program_lock:
             if number >= len(self.prepared) or self.prepared[number] is None:
                 self.program_ignored += 1
                 return
-            if self.audio is None:  # before the stream exists: the synth's first patch
-                self.synth.use_patch(self.prepared[number])
-            elif not self.audio.use_patch(self.prepared[number]):
-                self.program_ignored += 1
-                return
             self.program = number
             self.program_changes += 1
+            if self.audio is not None:
+                self.audio.follow(self.prepared[number])
 
-    # -- reload thread ------------------------------------------------------------------
     @staticmethod
     def _signature(path):
         """(mtime, size, content hash) of a program file, None when it cannot be read."""
@@ -495,15 +523,24 @@ class LiveSession:
         with self._program_lock:
             self.prepared[i] = prepared
             current = i == self.program
-            if current and self.audio is not None:
-                self.audio.use_patch(prepared)
+            if self.audio is not None:  # the callback's row first, then the engine's bank
+                self.audio.set_program(i, prepared)
+                if current:
+                    self.audio.follow(prepared)
             elif current and self.synth is not None:  # no stream (yet): the synth itself
                 self.synth.use_patch(prepared)
+            self.synth.set_programs(self.prepared)  # program change to it: this one
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"
                       + (" (playing)" if current else f" (program {i})"))
 
     # -- status (main, or spikesynth-status with --keys) ---------------------------------
+    @property
+    def playing(self) -> int:
+        """The program the engine plays (it switches at the program change's sample offset,
+        a MIDI latency and the fade after :attr:`program`). Thread: any."""
+        return self.audio.program if self.audio is not None else self.program
+
     def stats(self) -> dict:
         """Everything the status line shows, and more. Thread: any (reads only)."""
         s = dict(self.synth.stats()) if self.synth is not None else {}
@@ -517,7 +554,7 @@ class LiveSession:
         s["midi_filtered"] = self.midi.filtered if self.midi is not None else 0
         s["osc_received"] = self.osc.received if self.osc is not None else 0
         s["osc_malformed"] = self.osc.malformed if self.osc is not None else 0
-        s["program"] = self.program
+        s["program"] = self.playing
         s["patch"] = patch.name if patch is not None else ""
         s["program_changes"] = self.program_changes
         s["program_ignored"] = self.program_ignored
@@ -546,11 +583,17 @@ class LiveSession:
 
     def show_status(self) -> None:
         """Print the status line once. Thread: main or ``spikesynth-status``."""
-        if self.program != self._reported_program:
-            self._reported_program = self.program
-            name = self.prepared[self.program][0].name
-            self._message(f"spikesynth: program {self.program}: {name} "
-                          f"({self.paths[self.program].name})")
+        playing = self.playing
+        if playing != self._reported_program and 0 <= playing < len(self.prepared):
+            self._reported_program = playing
+            with self._program_lock:  # a change sent past ProgramRing (OSC): books, view
+                if playing != self.program and self.prepared[playing] is not None:
+                    self.program = playing
+                    if self.audio is not None:
+                        self.audio.follow(self.prepared[playing])
+            name = self.prepared[playing][0].name
+            self._message(f"spikesynth: program {playing}: {name} "
+                          f"({self.paths[playing].name})")
         extra = self.keyboard.mapper.status() if self.keyboard is not None else ""
         width = status_width(self.status) if self.tty else None
         line = format_status(self.stats(), width, extra)

@@ -31,7 +31,12 @@ The render contract (what an engine provides)
 * ``state``: a NamedTuple of arrays that lives as long as the stream (voices, ring, ...);
 * ``patch``: a NamedTuple of arrays (fields may be plain tuples of arrays) that the main
   thread switches with :meth:`CompiledCallback.request`;
-* returns whether any voice still sounds (the callback ends a fade when it is False).
+* returns a :class:`Rendered`: the frames it rendered (all of ``out``, or fewer when the
+  engine's own program change is due inside the block: its fade ends there), whether any
+  voice still sounds (the callback ends a fade when it is False), and the program to switch
+  to at that frame (-1: none). The callback then looks the program's row up in the table's
+  program map and renders the rest of the block with it (``SWITCH_FRESH``), so a program
+  change sounds at its sample offset, as offline.
 
 Every array must be C-contiguous and of a fixed dtype and rank: the callback is compiled for
 the layout of the records it was built from (:func:`layout_of`), and every later ``patch``
@@ -39,16 +44,28 @@ must have the same layout (shapes may differ).
 
 Switching without the GIL on the audio side
 -------------------------------------------
-The table holds ``ROWS`` patch rows. :meth:`CompiledCallback.request` (main thread) writes a
-free row and then publishes ``(sequence << 16) | row`` at ``H_REQUEST`` with a release store;
-the callback loads it with acquire semantics (:func:`atomic_load`), so it never sees a row
-half-written. Each row carries a compatibility key: a request with the key of the current row
-switches at the next block (``SWITCH_RETUNE``); any other waits for a fade (``SWITCH_FADE``
-until the render returns False, then ``SWITCH_FRESH``). The latest request always wins. The
-callback writes back the latest sequence it has seen (``H_SEEN``) and the row it renders
-(``H_CURRENT``); the main thread reuses a row (and drops its arrays) only when it is neither
-current nor the row of a request at or after ``H_SEEN``, so the audio thread never reads an
-array that was freed.
+The table holds ``ROWS`` patch rows and a *program map*: for each program number 0-127 the
+row that plays it (-1: none). Program change is the engine's own event (``0xC0`` in the MIDI
+ring, at arrival + MIDI latency like a note): at its sample offset the render fades every
+voice, returns at the fade's end with the program number, and the callback switches to that
+program's row (``H_PROGRAM``, ``H_CURRENT``) for the rest of the block. Events that came after
+the program change in the ring play on the new row (the engine carries them through the fade).
+
+The main thread changes rows in two ways, both published with a release store of
+``(sequence << 24) | (program << 16) | row`` at ``H_REQUEST`` after the row is written:
+:meth:`CompiledCallback.set_program` (a hot reload: the map entry too, itself a release
+store) and :meth:`CompiledCallback.request` (another patch for the program playing, as the
+UI's edits). The callback loads the request with acquire semantics (:func:`atomic_load`), so
+it never sees a row half-written, and takes it as its target (``H_TARGET``) only if it names
+the program playing then (a request for a program no longer playing is stale). Each row
+carries a compatibility key: a target with the key of the current row switches at the next
+block (``SWITCH_RETUNE``); any other waits for a fade (``SWITCH_FADE`` until the render
+returns False, then ``SWITCH_FRESH``). The latest request always wins. The callback writes
+back the latest sequence it has seen (``H_SEEN``), then the row it renders (``H_CURRENT``)
+and its target; the main thread reuses a row (and drops its arrays) only when it is neither
+current nor the target, not in the program map, and not named by (or dropped from the map
+by) a request at or after ``H_SEEN``, so the audio thread never reads an array that was
+freed.
 
 The output tap
 --------------
@@ -84,6 +101,7 @@ from .render import ROUTING_VOCODER
 
 __all__ = [
     "CompiledCallback",
+    "Rendered",
     "RtUnavailable",
     "SWITCH_FADE",
     "SWITCH_FRESH",
@@ -107,8 +125,11 @@ PA_CONTINUE = 0
 
 LOAD_HISTORY = 1 << 16  # per-callback loads kept (ppm of the block), as the Python host
 LEAK_SHIFT = 4  # the clock anchor follows a late callback by error >> LEAK_SHIFT
-ROWS = 64  # patch rows in the table
+N_PROGRAMS = 128  # program numbers in the program map
+ROWS = N_PROGRAMS + 64  # patch rows in the table: every program's, and as many for switches
 ROW_BITS = 16
+PROGRAM_SHIFT = 16  # H_REQUEST: (sequence << SEQ_SHIFT) | (program << PROGRAM_SHIFT) | row
+SEQ_SHIFT = 24
 
 # Table header (int64 slots). Written by main before the stream starts unless marked.
 H_REQUEST = 0  # main (release): (sequence << ROW_BITS) | row
@@ -143,7 +164,21 @@ H_IN_CHANNELS = 28  # main, before start: interleaved input channels (0: output 
 H_TAP_CAP = 29  # main: frames in the output tap's ring (a power of two)
 H_TAP_HEADER = 30  # main: address of the tap's int64 frame counter
 H_TAP_RING = 31  # main (release, last): address of the tap's float32 ring (0: no tap)
+H_PROGRAM = 32  # audio (release; main before start): the program playing
+H_TARGET = 33  # audio (release): the row the callback switches to (H_CURRENT when none)
+H_PROGRAM_SWITCHES = 34  # audio: program changes switched at their sample
+H_PROGRAMS_MISSING = 35  # audio: program changes to a program without a row (not switched)
 N_HEADER = 40
+PROGRAMS_BASE = N_HEADER  # the program map: N_PROGRAMS slots, the row of each program
+STATE_BASE = PROGRAMS_BASE + N_PROGRAMS
+
+
+class Rendered(NamedTuple):
+    """What a render under the contract returns (see the module docstring)."""
+
+    frames: int  # frames rendered: all, or fewer when a program switch is due there
+    sounding: bool  # any voice still sounds
+    program: int  # the program to switch to at ``frames`` (-1: none)
 
 
 class RtUnavailable(RuntimeError):
@@ -446,6 +481,7 @@ def _load_cfunc(src, names, label, cache=True):
     import sys
     from pathlib import Path
 
+    names = dict(names, _CACHE=bool(cache))  # the generated source's own helper, cached too
     # numba's cache does not notice a change in a function the callback calls: key the file
     # by the package's sources too, so a stale compiled engine is never loaded.
     h = hashlib.sha1(src.encode())
@@ -477,7 +513,7 @@ def _load_cfunc(src, names, label, cache=True):
         spec.loader.exec_module(module)
         return module.callback
     except OSError:
-        namespace = dict(names)
+        namespace = dict(names, _CACHE=False)  # no file: nothing numba could cache
         exec(compile(src, f"<spikesynth.rtcallback {label}>", "exec"), namespace)
         return cfunc(_SIGNATURE, nopython=True)(namespace["_callback"])
 
@@ -491,9 +527,10 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         return _COMPILED[key]
     clock_id = _clock_id()
     names = {"carray": carray, "_as_pointer": _as_pointer, "_address": _address, "np": np,
+             "njit": njit,
              "_render": render, "_clock_ns": _clock_ns, "atomic_load": atomic_load,
              "atomic_store": atomic_store, "_tap_write": tap_write}
-    state_base = N_HEADER
+    state_base = STATE_BASE
     rows_base = state_base + _row_len(state_layout)
     row_len = 1 + _row_len(patch_layout)  # the compatibility key, then the arrays
     loads_base = rows_base + ROWS * row_len
@@ -504,12 +541,23 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
     patch_expr = _rebuild_source(patch_layout, "row_at + 1", names, patch_lines, "p")
     g = {"ROWS_BASE": rows_base, "ROW_LEN": row_len, "LOADS": loads_base,
          "TABLE_LEN": table_len, "CLOCK_ID": clock_id,
-         "MASK": LOAD_HISTORY - 1, "ROW_MASK": (1 << ROW_BITS) - 1}
+         "MASK": LOAD_HISTORY - 1, "ROW_MASK": (1 << ROW_BITS) - 1,
+         "PROGRAM_MASK": (1 << (SEQ_SHIFT - PROGRAM_SHIFT)) - 1}
     g.update({k: v for k, v in globals().items() if k.startswith(("H_", "SWITCH_", "PA_"))})
     g["LEAK_SHIFT"] = LEAK_SHIFT
     g["ROW_BITS"] = ROW_BITS
+    g.update(PROGRAM_SHIFT=PROGRAM_SHIFT, SEQ_SHIFT=SEQ_SHIFT, N_PROGRAMS=N_PROGRAMS,
+             PROGRAMS_BASE=PROGRAMS_BASE)
     names.update(g)
     src = "\n".join([
+        # a row's patch record, rebuilt from the table (a function: a loop in the callback
+        # may rebuild it again after a program change)
+        "@njit(nogil=True, cache=_CACHE)",
+        "def _patch_at(t, tf, row_at):",
+        *patch_lines,
+        f"    return {patch_expr}",
+        "",
+        "",
         "def _callback(inp, output, frames, time_info, flags, user):",
         "    t = carray(user, (TABLE_LEN,), np.int64)",
         "    tf = carray(user, (TABLE_LEN,), np.float64)",
@@ -546,11 +594,15 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         "            t[H_RESYNCS] += 1",
         "    else:",
         "        t[H_ANCHOR] += error >> LEAK_SHIFT",
-        # the patch switch: the latest request, its row, the fade
+        # the patch switch: the latest request for the program playing, its row, the fade
         "    request = atomic_load(t, H_REQUEST)",
-        "    atomic_store(t, H_SEEN, request >> ROW_BITS)",
+        "    seq = request >> SEQ_SHIFT",
+        "    if seq != t[H_SEEN]:",
+        "        if ((request >> PROGRAM_SHIFT) & PROGRAM_MASK) == t[H_PROGRAM]:",
+        "            atomic_store(t, H_TARGET, request & ROW_MASK)",
+        "        atomic_store(t, H_SEEN, seq)",
         "    current = t[H_CURRENT]",
-        "    wanted = request & ROW_MASK",
+        "    wanted = t[H_TARGET]",
         "    mode = SWITCH_NONE",
         "    if wanted != current:",
         "        if t[H_FADING] == 0 and (t[ROWS_BASE + wanted * ROW_LEN]",
@@ -568,14 +620,30 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         "            atomic_store(t, H_CURRENT, wanted)",
         "            current = wanted",
         "            t[H_SWITCHES] += 1",
-        "    row_at = ROWS_BASE + current * ROW_LEN",
         *spec_lines,
-        *patch_lines,
         "    if nframes <= t[H_MAX_BLOCK]:",
         "        try:",
-        f"            sounding = _render(out, heard, start, t[H_LATENCY], mode, {state_expr}, "
-        f"{patch_expr})",
-        "            t[H_SOUNDING] = 1 if sounding else 0",
+        "            pos = 0",
+        "            while True:",
+        "                r = _render(out[pos:], heard[pos:], start + np.int64(pos * 1e9 / sr),",
+        f"                            t[H_LATENCY], mode, {state_expr},",
+        "                            _patch_at(t, tf, ROWS_BASE + current * ROW_LEN))",
+        "                pos += r.frames",
+        "                t[H_SOUNDING] = 1 if r.sounding else 0",
+        "                if r.program < 0 or r.program >= N_PROGRAMS:",
+        "                    break",
+        # the engine's program change is due here: the rest of the block on its row
+        "                row = atomic_load(t, PROGRAMS_BASE + r.program)",
+        "                if row >= 0:",
+        "                    atomic_store(t, H_CURRENT, row)",
+        "                    atomic_store(t, H_TARGET, row)",
+        "                    atomic_store(t, H_PROGRAM, r.program)",
+        "                    current = row",
+        "                    t[H_PROGRAM_SWITCHES] += 1",
+        "                else:",
+        "                    t[H_PROGRAMS_MISSING] += 1",
+        "                t[H_FADING] = 0",
+        "                mode = SWITCH_FRESH",
         "        except Exception:",
         "            out[:] = 0.0",
         "            t[H_FAULTS] += 1",
@@ -635,11 +703,11 @@ class CompiledCallback:
         a block of zero channels).
     """
 
-    def __init__(self, render, state, patch, key, *, tag=None, samplerate, max_block, latency_ns,
-                 resync_ns, channels=2, input_channels=0):
+    def __init__(self, render, state, patch, key, *, tag=None, program=0, samplerate, max_block,
+                 latency_ns, resync_ns, channels=2, input_channels=0):
         self.state_layout = layout_of(state)
         self.patch_layout = layout_of(patch)
-        self.state_base = N_HEADER
+        self.state_base = STATE_BASE
         self.rows_base = self.state_base + _row_len(self.state_layout)
         self.row_len = 1 + _row_len(self.patch_layout)
         self.loads_base = self.rows_base + ROWS * self.row_len
@@ -662,6 +730,15 @@ class CompiledCallback:
         self._seq = 0
         self._write_row(0, patch, key, tag)
         self._row_seq[0] = 0
+        if not 0 <= program < N_PROGRAMS:
+            raise ValueError(f"program {program} outside 0..{N_PROGRAMS - 1}")
+        #: The program map as main wrote it: the row of each program (-1: none).
+        self._programs = [-1] * N_PROGRAMS
+        self._programs[program] = 0
+        t[PROGRAMS_BASE:PROGRAMS_BASE + N_PROGRAMS] = -1
+        t[PROGRAMS_BASE + program] = 0
+        t[H_PROGRAM] = program
+        t[H_REQUEST] = program << PROGRAM_SHIFT  # sequence 0, row 0: nothing new
         self.function = compile_callback(render, self.state_layout, self.patch_layout, n)
 
     @property
@@ -707,46 +784,84 @@ class CompiledCallback:
 
     def _free_rows(self):
         seen = int(_read(self.table, H_SEEN))
-        current = int(_read(self.table, H_CURRENT))
+        current = int(_read(self.table, H_CURRENT))  # after H_SEEN: see the module docstring
+        target = int(_read(self.table, H_TARGET))
+        mapped = set(self._programs)
         latest = self._seq
         free = []
         for row in range(ROWS):
-            if row == current or self._row_seq[row] >= seen or self._row_seq[row] == latest:
+            if (row == current or row == target or row in mapped
+                    or self._row_seq[row] >= seen or self._row_seq[row] == latest):
                 continue
             free.append(row)
         return free
 
-    def request(self, patch, key, tag=None, timeout: float = 1.0) -> int:
-        """Ask the callback to switch to ``patch`` (same layout) at its next block.
-
-        ``tag`` is any object kept with the row (see :meth:`current`).
-
-        Thread: main or MIDI (callers serialise requests). Returns the row used. Raises
-        :class:`ValueError` for another layout, :class:`TimeoutError` when the audio thread
-        has not consumed the last ``ROWS`` requests within ``timeout`` s (a stopped stream).
-        """
+    def _take_row(self, patch, key, tag, timeout) -> int:
+        """A row holding ``patch``: the one that already does, else a free one, written."""
         if layout_of(patch) != self.patch_layout:
             raise ValueError("the patch arrays do not have the callback's layout")
         sig = self._signature(patch, key)
         row = next((r for r in range(ROWS) if self._rows[r] is not None
                     and self._rows[r][2] == sig), None)
-        if row is None:
-            deadline = time.monotonic() + timeout
-            while True:
-                free = self._free_rows()
-                if free:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the audio callback does not take patch switches")
-                time.sleep(0.001)
-            row = free[0]
-            self._rows[row] = None  # drop the old arrays only once the row is unused
-            self._write_row(row, patch, key, tag)
-        else:
+        if row is not None:
             self._rows[row][3] = tag
+            return row
+        deadline = time.monotonic() + timeout
+        while True:
+            free = self._free_rows()
+            if free:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the audio callback does not take patch switches")
+            time.sleep(0.001)
+        row = free[0]
+        self._rows[row] = None  # drop the old arrays only once the row is unused
+        self._write_row(row, patch, key, tag)
+        return row
+
+    def _publish_request(self, program, row) -> int:
         self._seq += 1
         self._row_seq[row] = self._seq
-        _publish(self.table, H_REQUEST, (self._seq << ROW_BITS) | row)
+        _publish(self.table, H_REQUEST,
+                 (self._seq << SEQ_SHIFT) | (int(program) << PROGRAM_SHIFT) | row)
+        return self._seq
+
+    @property
+    def playing(self) -> int:
+        """The program the callback plays (it switches at each program change's sample).
+        Thread: any."""
+        return int(_read(self.table, H_PROGRAM))
+
+    def request(self, patch, key, tag=None, timeout: float = 1.0) -> int:
+        """Ask the callback to switch the program playing to ``patch`` (same layout) at its
+        next block; the program map is left as it is (a program change to this program later
+        plays the map's row). ``tag`` is any object kept with the row (see :meth:`current`).
+
+        The request names the program playing now; if the callback has switched to another
+        program by the time it sees the request, the request is stale and ignored.
+
+        Thread: main or any other (callers serialise requests). Returns the row used. Raises
+        :class:`ValueError` for another layout, :class:`TimeoutError` when the audio thread
+        has not consumed earlier requests within ``timeout`` s and no row is free (a stopped
+        stream).
+        """
+        row = self._take_row(patch, key, tag, timeout)
+        self._publish_request(self.playing, row)
+        return row
+
+    def set_program(self, program, patch, key, tag=None, timeout: float = 1.0) -> int:
+        """Program ``program`` is now ``patch``: its row in the program map (a program change
+        to it plays this row), and, if it is the program playing, the callback switches to it
+        as :meth:`request` does. Thread: as :meth:`request`. Returns the row used."""
+        if not 0 <= program < N_PROGRAMS:
+            raise ValueError(f"program {program} outside 0..{N_PROGRAMS - 1}")
+        row = self._take_row(patch, key, tag, timeout)
+        old = self._programs[program]
+        self._programs[program] = row
+        _publish(self.table, PROGRAMS_BASE + program, row)
+        seq = self._publish_request(program, row)
+        if old >= 0 and old != row:
+            self._row_seq[old] = max(self._row_seq[old], seq)  # read until seq is seen
         return row
 
     def current(self):
@@ -755,8 +870,9 @@ class CompiledCallback:
         return row[3] if row is not None else None
 
     def requested(self):
-        """The ``tag`` of the latest request. Thread: main."""
-        return self._rows[int(self.table[H_REQUEST]) & ((1 << ROW_BITS) - 1)][3]
+        """The ``tag`` of the row the callback is heading to. Thread: main."""
+        row = self._rows[int(_read(self.table, H_TARGET))]
+        return row[3] if row is not None else None
 
     def loads(self) -> np.ndarray:
         """Recent per-callback loads (fractions of the block duration, a copy). Thread: any."""
@@ -780,6 +896,9 @@ class CompiledCallback:
             "faults": int(t[H_FAULTS]),
             "patch_switches": int(t[H_SWITCHES]),
             "patch_fades": int(t[H_FADES]),
+            "program": int(t[H_PROGRAM]),
+            "program_switches": int(t[H_PROGRAM_SWITCHES]),
+            "programs_missing": int(t[H_PROGRAMS_MISSING]),
             "input_overflows": int(t[H_IN_OVERFLOWS]),
             "input_underflows": int(t[H_IN_UNDERFLOWS]),
             "dac_delay_ns": int(t[H_DAC_DELAY]),
@@ -841,7 +960,11 @@ def _render_part(out, heard, s, prog, L, block_start_ns, latency_ns, fresh):
 @njit(cache=True, nogil=True)
 def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
     """:func:`spikesynth.render.render_ring_with` under the render contract; ``heard`` is
-    what a listening patch hears. Thread: audio."""
+    what a listening patch hears. Thread: audio.
+
+    A program change in the ring fades the voices at its sample offset (the engine's own
+    event); when the fade ends inside ``out`` this returns there with the program number
+    (:class:`Rendered`), and the callback renders the rest with that program's row."""
     S = s.engine
     G = S.G
     if mode == SWITCH_FRESH:
@@ -860,10 +983,16 @@ def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
             done = _render_part(out, heard, s, part.program, part.listen, block_start_ns,
                                 latency_ns, mode == SWITCH_FRESH)
         k += 1
-    for n in range(done, frames):  # a switch the host has not published yet: silence
-        out[n, 0] = 0.0
-        out[n, 1] = 0.0
-    return G[R.G_ACTIVE] != 0.0
+    program = np.int64(-1)
+    if G[R.G_SWITCH] > 0.0 and G[R.G_SAMPLE] >= G[R.G_SWITCH_AT]:
+        program = np.int64(G[R.G_SWITCH]) - 1  # the fade is over: the host switches here
+        G[R.G_SWITCH] = 0.0
+    else:
+        for n in range(done, frames):  # nothing else stops a render early: defensive
+            out[n, 0] = 0.0
+            out[n, 1] = 0.0
+        done = frames
+    return Rendered(np.int64(done), G[R.G_ACTIVE] != 0.0, program)
 
 
 def engine_state(synth, ring) -> RtState:
@@ -875,13 +1004,19 @@ class EngineCallback:
     """A :class:`CompiledCallback` for a :class:`spikesynth.engine.Synth` and its ring, with
     the engine's patch-switch rules (``Synth.use_patch``) on the main thread's side.
 
-    Thread: constructed on main; :meth:`use_patch` on main or MIDI (callers serialise).
+    Program change is the engine's event: the callback switches to the program's row at its
+    sample (see the module docstring); the rows of the synth's programs are written here at
+    construction and by :meth:`set_program` (hot reload).
+
+    Thread: constructed on main; :meth:`use_patch`, :meth:`set_program` on main or another
+    thread (callers serialise).
 
     Parameters
     ----------
     synth : spikesynth.engine.Synth
-        Warmed up; its current prepared patch is the first one, and its programs
-        (:meth:`Synth.set_programs`) give the voice models the row must hold.
+        Warmed up; its current prepared patch is the first one (program
+        ``synth.program_number``), and its programs (:meth:`Synth.set_programs`) are the
+        program map: program change *n* plays the *n*-th.
     ring : spikesynth.events.EventRing
     samplerate, max_block, latency_ns, resync_ns, input_channels : int
         See :class:`CompiledCallback`.
@@ -906,15 +1041,23 @@ class EngineCallback:
         self._bank = [self._part(kinds[k]) for k in self._kinds]
         self._keys: list = []  # one representative prepared patch per compatibility class
         self._requested = prepared
+        programs = tuple(synth.programs)[:N_PROGRAMS]
+        playing = int(synth.program_number) if 0 <= synth.program_number < N_PROGRAMS else 0
+        #: The prepared patch last given for each program (the source of a carry-over).
+        self._latest = {playing: prepared}
         state = engine_state(synth, ring)
         if self.probe is not None:
             state = RtProbeState(*state, self.probe.arrays)
         self.rt = CompiledCallback(render_engine_probe if probe else render_engine,
                                    state,
                                    self._row(prepared), self._key(prepared), tag=prepared,
+                                   program=playing,
                                    samplerate=samplerate, max_block=synth.max_block,
                                    latency_ns=latency_ns, resync_ns=resync_ns,
                                    input_channels=input_channels)
+        for number, other in enumerate(programs):
+            if other is not None and number != playing:
+                self.set_program(number, other)
 
     @staticmethod
     def _kind(prepared):
@@ -948,25 +1091,46 @@ class EngineCallback:
         self._keys.append(prepared)
         return len(self._keys) - 1
 
-    def use_patch(self, prepared, timeout: float = 1.0) -> None:
-        """Switch to a prepared patch, as ``Synth.use_patch`` does (retune or fade).
-
-        Raises :class:`TimeoutError` when the audio thread takes no switches (stopped), and
-        ``ValueError`` for a voice model the stream was not opened with.
-        """
+    def _checked(self, prepared, last):
+        """``prepared`` with this synth's ear, and carrying ``last``'s running state on when
+        the voices carry on into it (a network's); ValueError for a kind not in the stream."""
         prepared = self._synth._with_listen(prepared)
         if self._kind(prepared) not in self._kinds:
             raise ValueError(f"voice model {prepared.patch['model']} "
                              f"{'listening ' if prepared.listen is not None else ''}"
                              "is not in this stream")
-        last = self._requested
-        if self._compatible(last, prepared):  # the voices keep a network's running state
+        if last is not None and self._compatible(last, prepared):
             model = self._models.get(prepared.patch["model"])
             record = model.carry_over(last.program.model, prepared.program.model)
             prepared = type(prepared)(prepared.patch, prepared.program._replace(model=record))
+        return prepared
+
+    def use_patch(self, prepared, timeout: float = 1.0) -> None:
+        """Switch the program playing to a prepared patch, as ``Synth.use_patch`` does
+        (retune or fade); the program map keeps the program's own patch.
+
+        Raises :class:`TimeoutError` when the audio thread takes no switches (stopped), and
+        ``ValueError`` for a voice model the stream was not opened with.
+        """
+        playing = self.rt.playing
+        prepared = self._checked(prepared, self._latest.get(playing, self._requested))
         self.rt.request(self._row(prepared), self._key(prepared), tag=prepared,
                         timeout=timeout)
-        self._requested = prepared
+        self._requested = self._latest[playing] = prepared
+
+    def set_program(self, number: int, prepared, timeout: float = 1.0) -> None:
+        """Program ``number`` is now ``prepared`` (a hot reload): a program change to it plays
+        it, and if it is playing the voices retune or fade into it. Raises as
+        :meth:`use_patch`."""
+        prepared = self._checked(prepared, self._latest.get(number))
+        self.rt.set_program(number, self._row(prepared), self._key(prepared), tag=prepared,
+                            timeout=timeout)
+        self._latest[number] = prepared
+
+    @property
+    def playing(self) -> int:
+        """The program the audio thread plays. Thread: any."""
+        return self.rt.playing
 
     @property
     def patch(self):
@@ -1145,13 +1309,13 @@ def render_engine_probe(out, heard, block_start_ns, latency_ns, mode, s, p):
         if k == p.which[0]:
             _probe_before(s, part, mode)
         k += 1
-    sounding = render_engine(out, heard, block_start_ns, latency_ns, mode, s, p)
+    rendered = render_engine(out, heard, block_start_ns, latency_ns, mode, s, p)
     k = 0
     for part in literal_unroll(p.parts):
         if k == p.which[0]:
-            _probe_after(s, part, out.shape[0])
+            _probe_after(s, part, rendered.frames)
         k += 1
-    return sounding
+    return rendered
 
 
 def _copy_record(node):

@@ -550,15 +550,32 @@ def test_hot_reload_and_program_change(rig, tmp_path):
     assert check.returncode == 1 and message.startswith("spikesynth: error:"), check.stderr
     player.wait_line(lambda ln: ln == message, 2.0, f"the check message {message!r}")
     time.sleep(0.3)
-    # 3. Program change 1: file b.yaml, a semitone higher.
-    pc = keys.send(0xC0, 1)
+    # 3. Program change 1 (file b.yaml, a semitone higher), in silence, and a note just after
+    #    it: the engine switches where a note sent with the change would sound (arrival +
+    #    latency), after its 4 ms fade, and the note, held back by the fade, plays on b.
+    off = keys.send(0x80, 69, 0)
+    rec.wait_until(off + int(0.8 * SR))  # released to silence (see the note test)
+    pc = keys.send_timed(0xC0, 1)
+    keys.send(0x90, 69, 100)
+    start = wait_sound(rec, pc)
     player.wait_line(lambda ln: "program 1: B" in ln, 2.0, "the program change line")
-    keys.send(0x80, 69, 0)
-    keys.send_timed(0x90, 69, 100)
-    later = rec.now
+    later = pc
     rec.wait_until(later + int(0.8 * SR))
     rec.stop()
     audio, first = rec.recorded()
+    assert np.abs(audio[pc - first - SR // 10:pc - first]).max() < SILENCE
+    fade = int(np.ceil(0.004 * SR))
+    arrived = keys.arrival(pc, 0xC0)
+    print("program change: send->sound", start + first - pc, "send->arrival",
+          None if arrived is None else arrived - pc, "expected", LATENCY_FRAMES + fade)
+    # The note test's bounds on the onset, the fade later (switching at the message's
+    # arrival, as play used to, sounds it a fade earlier: outside them). A missed cycle may
+    # leave the arrival unobserved: then only the bound from the send.
+    assert start + first - pc >= LATENCY_FRAMES + fade - 32, (start + first, pc)
+    if arrived is not None:
+        assert (LATENCY_FRAMES + fade - 32 <= start + first - arrived
+                <= LATENCY_FRAMES + fade + 64), (start + first, arrived)
+        assert start + first - pc <= LATENCY_FRAMES + fade + max(arrived - pc, PERIOD) + 64
 
     def window(frame, a_s, b_s):
         return rec.clean(frame - first + int(a_s * SR), frame - first + int(b_s * SR),

@@ -157,6 +157,27 @@ def test_rows_are_reused_and_old_patch_arrays_released():
     assert host.synth.state.G[0] > 0  # rendered throughout
 
 
+def test_hot_reloads_replace_program_rows_and_free_the_old_ones():
+    """A hot reload (set_program) replaces a program's row in the program map: the program
+    playing retunes into it, one not playing does not switch (its next program change plays
+    the new row), and a replaced row is recycled, its arrays freed."""
+    host = Compiled()  # programs default (playing), lead, lif
+    base = load_patch(PATCH_DIR / "default.yaml")
+    first = None
+    for k in range(rt.ROWS):
+        prepared = host.synth.prepare_patch(base.replace(gain_db=-6.0 - 0.01 * k))
+        if first is None:
+            first = weakref.ref(prepared.program.params)
+        host.cb.set_program(k % 2, prepared)
+        host.block()
+        del prepared
+    gc.collect()
+    assert first() is None
+    s = host.cb.stats()
+    assert s["program"] == 0 and s["patch_switches"] == rt.ROWS // 2 and s["faults"] == 0
+    assert host.cb.patch["gain_db"] == pytest.approx(-6.0 - 0.01 * (rt.ROWS - 2))
+
+
 def test_a_switch_waits_while_the_audio_thread_is_stopped():
     """With no callbacks the rows fill up; a request then times out instead of overwriting
     a row the audio thread may still read."""
@@ -275,3 +296,72 @@ def test_a_switch_in_the_compiled_callback_moves_the_synths_parameter_view():
     assert AudioHost.use_patch(host, izh) and taken == [izh]
     index, value = synth.param_target("izhikevich.current", 12.0)
     assert synth.patch["model"] == "izhikevich" and value == 12.0
+
+
+def test_a_program_change_sounds_at_its_sample_inside_the_block():
+    """Live program change is the engine's event: a 0xC0 in the ring, due mid-block, fades
+    the voices from its own sample (not the block's), the new program's row plays from the
+    fade's end, and a note sent just after it plays there. The frame clock is pinned (the
+    callback's anchor set before each call, as a steady sound card keeps it), so messages land
+    on known frames: block sizes 64 and 256 give the same samples, and the same as the
+    engine's Python path (Synth.process_ring) given the same block times."""
+    import time
+
+    from spikesynth.analysis import cents, estimate_f0
+    from spikesynth.render import SWITCH_FADE_MS
+
+    a = load_patch(PATCH_DIR / "default.yaml")
+    b = a.replace(transpose=3.0)  # three semitones up: note 64 at 392 Hz
+    due = 24037  # mid-block at 64 (37) and 256 (229)
+    frames = 44032
+    base = time.monotonic_ns() - 10**10  # block starts in the past: the clock never resyncs
+
+    def at(frame):  # a host time that lands on ``frame`` (offset = int((t - start) * sr))
+        return base + frame * 10**9 // SR + 10_000
+
+    def render(kind, block, change=True):
+        synth = Synth(a, samplerate=SR, max_block=512)
+        synth.set_programs([synth.prepare_patch(a), synth.prepare_patch(b)], 0)
+        synth.warm_up()
+        ring = EventRing(64)
+        ring.push(at(0), [0x90, 57, 100])
+        ring.push(at(due - 1), [0x80, 57, 0])  # released just before: not restarted
+        if change:
+            ring.push(at(due), [0xC0, 1])
+            ring.push(at(due), [0x90, 64, 100])  # the same frame, after the change
+        out = []
+        if kind == "compiled":
+            cb = rt.EngineCallback(synth, ring, samplerate=SR, latency_ns=0,
+                                   resync_ns=10**15)
+            fn = PA_CALLBACK(cb.address)
+            for _ in range(0, frames, block):
+                cb.rt.table[rt.H_ANCHOR] = base  # each block starts at base + its frame / SR
+                o = np.full((block, 2), np.nan, dtype=np.float32)
+                assert fn(None, o.ctypes.data, block, None, 0, cb.userdata) == 0
+                out.append(o)
+            return np.concatenate(out), synth, cb.stats()
+        for f in range(0, frames, block):
+            o = np.zeros((block, 2), dtype=np.float32)
+            synth.process_ring(o, ring, base + f * 10**9 // SR, 0)
+            out.append(o)
+        return np.concatenate(out), synth, None
+
+    got, synth, stats = render("compiled", 256)
+    assert stats["program"] == 1 and stats["program_switches"] == 1 and stats["faults"] == 0
+    assert stats["patch_fades"] == 0  # the engine's own fade, not a host switch
+    np.testing.assert_array_equal(render("compiled", 64)[0], got)
+    np.testing.assert_array_equal(render("python", 256)[0], got)
+    # From the audio: the change is heard from its own sample (the look-ahead later) ...
+    lag = synth.latency
+    plain = render("compiled", 256, change=False)[0]
+    first = int(np.argmax(np.any(got != plain, axis=1)))
+    assert due + lag <= first <= due + lag + 1, (first, due + lag)
+    x = got[:, 0].astype(np.float64)
+    f_old = estimate_f0(x[due + lag - 12000:due + lag], SR, 220.0)
+    assert abs(cents(f_old, 220.0)) < 5.0, f_old  # program 0 up to it
+    # ... silent at the fade's end, then note 64 on program 1 (b's tuning: 392 Hz, not 330).
+    switch = due + lag + int(np.ceil(SWITCH_FADE_MS * 1e-3 * SR))
+    assert np.abs(got[switch - 8:switch]).max() < 0.02
+    assert np.abs(got[switch:switch + 960]).max() > 0.05
+    f_new = estimate_f0(x[switch + 2400:switch + 16800], SR, 392.0)
+    assert abs(cents(f_new, 440.0 * 2 ** (-2 / 12))) < 5.0, f_new  # note 67
