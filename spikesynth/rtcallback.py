@@ -75,10 +75,10 @@ from llvmlite import ir
 from numba import carray, cfunc, literal_unroll, njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
-from numba.np.arrayobj import make_array
 
 from . import render as R
 from .dsp import voice as vk
+from .events import load_acquire, read_acquire, store_release
 from .listen import listen_ear, listen_reset
 from .rtprobe import LiveProbe, RtProbeState, probe_after, probe_before, probe_part, tap_write
 
@@ -89,8 +89,6 @@ __all__ = [
     "SWITCH_FRESH",
     "SWITCH_NONE",
     "SWITCH_RETUNE",
-    "atomic_load",
-    "atomic_store",
     "compile_callback",
     "layout_of",
 ]
@@ -172,48 +170,9 @@ def _address(typingctx, pointer):
     return sig, codegen
 
 
-@intrinsic
-def atomic_load(typingctx, array, index):
-    """``array[index]`` (int64) loaded with acquire semantics."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    sig = types.int64(array, index)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        return builder.load_atomic(ptr, "acquire", 8)
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_store(typingctx, array, index, value):
-    """``array[index] = value`` (int64) stored with release semantics."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    sig = types.void(array, index, value)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        val = context.cast(builder, args[2], signature.args[2], types.int64)
-        builder.store_atomic(val, ptr, "release", 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True)
 def _publish(table, index, value):
-    atomic_store(table, index, value)
-
-
-@njit(cache=True, nogil=True)
-def _read(table, index):
-    return atomic_load(table, index)
+    store_release(table, index, value)
 
 
 def _clock_id() -> int:
@@ -471,8 +430,9 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
         return _COMPILED[key]
     clock_id = _clock_id()
     names = {"carray": carray, "_as_pointer": _as_pointer, "_address": _address, "np": np,
-             "_render": render, "_clock_ns": _clock_ns, "atomic_load": atomic_load,
-             "atomic_store": atomic_store, "_tap_write": tap_write}
+             "_render": render, "_clock_ns": _clock_ns, "_tap_write": tap_write,
+             # the ring's acquire/release accesses (spikesynth.events), by these names here
+             "atomic_load": load_acquire, "atomic_store": store_release}
     state_base = N_HEADER
     rows_base = state_base + _row_len(state_layout)
     row_len = 1 + _row_len(patch_layout)  # the compatibility key, then the arrays
@@ -687,8 +647,8 @@ class CompiledCallback:
                 + tuple(_scalars(patch)))
 
     def _free_rows(self):
-        seen = int(_read(self.table, H_SEEN))
-        current = int(_read(self.table, H_CURRENT))
+        seen = int(read_acquire(self.table, H_SEEN))
+        current = int(read_acquire(self.table, H_CURRENT))
         latest = self._seq
         free = []
         for row in range(ROWS):
@@ -732,7 +692,7 @@ class CompiledCallback:
 
     def current(self):
         """The ``tag`` of the patch the callback renders (or fades) now. Thread: main."""
-        row = self._rows[int(_read(self.table, H_CURRENT))]
+        row = self._rows[int(read_acquire(self.table, H_CURRENT))]
         return row[3] if row is not None else None
 
     def requested(self):
