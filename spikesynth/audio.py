@@ -341,7 +341,7 @@ class AudioHost:
         Python one.
     probe : bool
         The compiled callback's variant with the live probe (``play --ui``; see
-        :class:`spikesynth.rtcallback.LiveProbe`, :attr:`probe`); the Python callback has none.
+        :class:`spikesynth.rtprobe.LiveProbe`, :attr:`probe`); the Python callback has none.
     midi_latency_ns : int, optional
         Arrival-to-sound scheduling latency; :func:`default_midi_latency_ns` by default.
     resync_ns : int, optional
@@ -482,7 +482,7 @@ class AudioHost:
 
     @property
     def probe(self):
-        """The live probe's reader (:class:`spikesynth.rtcallback.LiveProbe`), or None."""
+        """The live probe's reader (:class:`spikesynth.rtprobe.LiveProbe`), or None."""
         return self.rt.probe if self.rt is not None else None
 
     @property

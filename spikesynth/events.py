@@ -150,6 +150,13 @@ def _store_release_overload(array, index, value):
     return None
 
 
+@njit(cache=True, nogil=True)
+def read_acquire(array, index):
+    """:func:`load_acquire` for Python callers: a compiled call, so the read has acquire
+    ordering (a plain Python read of the array would not). Thread: any."""
+    return load_acquire(array, index)
+
+
 def parse_midi(message) -> tuple[int, int, int] | None:
     """Validate one raw MIDI message; return ``(status, data1, data2)`` or ``None``.
 

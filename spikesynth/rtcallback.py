@@ -67,14 +67,16 @@ current nor the target, not in the program map, and not named by (or dropped fro
 by) a request at or after ``H_SEEN``, so the audio thread never reads an array that was
 freed.
 
-The output tap
---------------
+The output tap and the live probe
+---------------------------------
 :meth:`CompiledCallback.attach_tap` gives the callback a preallocated float32 ring: after the
-render it copies the block there (:func:`tap_write`) and advances the ring's frame counter
-with a release store; a reader on another thread (the UI server) loads the counter with
-acquire semantics, copies the frames it wants, and loads the counter again to drop any frame
-the callback overwrote meanwhile (:class:`spikesynth.ui.tap.OutputTap`). One producer, any
-number of readers, no lock, nothing allocated on the audio side.
+render it copies the block there (:func:`spikesynth.rtprobe.tap_write`) and advances the
+ring's frame counter with a release store; a reader on another thread (the UI server) loads
+the counter with acquire semantics, copies the frames it wants, and loads the counter again
+to drop any frame the callback overwrote meanwhile (:class:`spikesynth.ui.tap.OutputTap`).
+One producer, any number of readers, no lock, nothing allocated on the audio side. The live
+probe of ``play --ui`` (:func:`render_engine_probe`) works the same way; both live in
+:mod:`spikesynth.rtprobe`, below this module.
 
 Thread: :func:`compile_callback` and :class:`CompiledCallback` on main; the compiled callback
 on the audio thread; :meth:`CompiledCallback.stats` from any thread.
@@ -90,14 +92,12 @@ from llvmlite import ir
 from numba import carray, cfunc, literal_unroll, njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
-from numba.np.arrayobj import make_array
 
 from . import render as R
 from .dsp import voice as vk
-from .listen import LS_ROUTING, listen_ear, listen_reset, nearest_channel
-from .models import voice_trace
-from .models.base import note_frequency
-from .render import ROUTING_VOCODER
+from .events import load_acquire, read_acquire, store_release
+from .listen import listen_ear, listen_reset
+from .rtprobe import LiveProbe, RtProbeState, probe_after, probe_before, probe_part, tap_write
 
 __all__ = [
     "CompiledCallback",
@@ -107,11 +107,8 @@ __all__ = [
     "SWITCH_FRESH",
     "SWITCH_NONE",
     "SWITCH_RETUNE",
-    "atomic_load",
-    "atomic_store",
     "compile_callback",
     "layout_of",
-    "tap_write",
 ]
 
 SWITCH_NONE, SWITCH_RETUNE, SWITCH_FADE, SWITCH_FRESH = 0, 1, 2, 3
@@ -208,67 +205,9 @@ def _address(typingctx, pointer):
     return sig, codegen
 
 
-@intrinsic
-def atomic_load(typingctx, array, index):
-    """``array[index]`` (int64) loaded with acquire semantics."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    sig = types.int64(array, index)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        return builder.load_atomic(ptr, "acquire", 8)
-
-    return sig, codegen
-
-
-@intrinsic
-def atomic_store(typingctx, array, index, value):
-    """``array[index] = value`` (int64) stored with release semantics."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int64):
-        return None
-    sig = types.void(array, index, value)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        val = context.cast(builder, args[2], signature.args[2], types.int64)
-        builder.store_atomic(val, ptr, "release", 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True)
 def _publish(table, index, value):
-    atomic_store(table, index, value)
-
-
-@njit(cache=True, nogil=True)
-def _read(table, index):
-    return atomic_load(table, index)
-
-
-@njit(cache=True, nogil=True)
-def tap_write(out, ring, header):
-    """Copy ``out`` (float32, (frames, channels)) into ``ring`` (float32, (capacity,
-    channels), capacity a power of two): a single-producer ring of frames.
-
-    Thread: audio (the one producer). ``header[0]`` counts the frames written (it only grows;
-    frame ``n`` sits in slot ``n & (capacity - 1)``) and is advanced with a release store
-    after the copy, so a reader that loads it with acquire semantics sees those frames
-    written. Allocates nothing.
-    """
-    mask = ring.shape[0] - 1
-    n = header[0]
-    for i in range(out.shape[0]):
-        j = (n + i) & mask
-        for c in range(out.shape[1]):
-            ring[j, c] = out[i, c]
-    atomic_store(header, 0, n + out.shape[0])
+    store_release(table, index, value)
 
 
 def _clock_id() -> int:
@@ -528,8 +467,9 @@ def compile_callback(render, state_layout, patch_layout, table_len, cache=True):
     clock_id = _clock_id()
     names = {"carray": carray, "_as_pointer": _as_pointer, "_address": _address, "np": np,
              "njit": njit,
-             "_render": render, "_clock_ns": _clock_ns, "atomic_load": atomic_load,
-             "atomic_store": atomic_store, "_tap_write": tap_write}
+             "_render": render, "_clock_ns": _clock_ns, "_tap_write": tap_write,
+             # the ring's acquire/release accesses (spikesynth.events), by these names here
+             "atomic_load": load_acquire, "atomic_store": store_release}
     state_base = STATE_BASE
     rows_base = state_base + _row_len(state_layout)
     row_len = 1 + _row_len(patch_layout)  # the compatibility key, then the arrays
@@ -753,7 +693,8 @@ class CompiledCallback:
 
     def attach_tap(self, ring, header) -> None:
         """Copy every output block into ``ring`` (float32, (capacity, channels), capacity a
-        power of two), advancing ``header[0]`` (int64) as :func:`tap_write` does.
+        power of two), advancing ``header[0]`` (int64) as
+        :func:`spikesynth.rtprobe.tap_write` does.
 
         Thread: main, before the stream starts or while it runs (the ring's address is
         published last, with a release store). The arrays are kept alive here.
@@ -783,9 +724,9 @@ class CompiledCallback:
                 + tuple(_scalars(patch)))
 
     def _free_rows(self):
-        seen = int(_read(self.table, H_SEEN))
-        current = int(_read(self.table, H_CURRENT))  # after H_SEEN: see the module docstring
-        target = int(_read(self.table, H_TARGET))
+        seen = int(read_acquire(self.table, H_SEEN))
+        current = int(read_acquire(self.table, H_CURRENT))  # after H_SEEN: see the docstring
+        target = int(read_acquire(self.table, H_TARGET))
         mapped = set(self._programs)
         latest = self._seq
         free = []
@@ -830,7 +771,7 @@ class CompiledCallback:
     def playing(self) -> int:
         """The program the callback plays (it switches at each program change's sample).
         Thread: any."""
-        return int(_read(self.table, H_PROGRAM))
+        return int(read_acquire(self.table, H_PROGRAM))
 
     def request(self, patch, key, tag=None, timeout: float = 1.0) -> int:
         """Ask the callback to switch the program playing to ``patch`` (same layout) at its
@@ -866,12 +807,12 @@ class CompiledCallback:
 
     def current(self):
         """The ``tag`` of the patch the callback renders (or fades) now. Thread: main."""
-        row = self._rows[int(_read(self.table, H_CURRENT))]
+        row = self._rows[int(read_acquire(self.table, H_CURRENT))]
         return row[3] if row is not None else None
 
     def requested(self):
         """The ``tag`` of the row the callback is heading to. Thread: main."""
-        row = self._rows[int(_read(self.table, H_TARGET))]
+        row = self._rows[int(read_acquire(self.table, H_TARGET))]
         return row[3] if row is not None else None
 
     def loads(self) -> np.ndarray:
@@ -995,6 +936,17 @@ def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
     return Rendered(np.int64(done), G[R.G_ACTIVE] != 0.0, program)
 
 
+@njit(cache=True, nogil=True)
+def render_engine_probe(out, heard, block_start_ns, latency_ns, mode, s, p):
+    """:func:`render_engine` with the live probe around it (``play --ui``; the probe is
+    :func:`spikesynth.rtprobe.probe_before` and :func:`~spikesynth.rtprobe.probe_after`).
+    Thread: audio."""
+    probe_before(s, p, mode == SWITCH_NONE or mode == SWITCH_FADE)
+    rendered = render_engine(out, heard, block_start_ns, latency_ns, mode, s, p)
+    probe_after(s, p, rendered.frames)
+    return rendered
+
+
 def engine_state(synth, ring) -> RtState:
     """The stream-long arrays of ``synth`` and ``ring``. Thread: main."""
     return RtState(ring.slots, ring.header, synth.events, synth.state)
@@ -1022,7 +974,7 @@ class EngineCallback:
         See :class:`CompiledCallback`.
     probe : bool
         Compile the variant with the live probe (:func:`render_engine_probe`; ``play --ui``)
-        and read it through :attr:`probe`.
+        and read it through :attr:`probe` (:mod:`spikesynth.rtprobe`).
     """
 
     def __init__(self, synth, ring, *, samplerate, latency_ns, resync_ns, input_channels=0,
@@ -1031,7 +983,8 @@ class EngineCallback:
 
         self._models = models
         self._synth = synth
-        #: The live probe's reader (:class:`LiveProbe`), or None: the callback without probe.
+        #: The live probe's reader (:class:`spikesynth.rtprobe.LiveProbe`), or None: the
+        #: callback without probe.
         self.probe = LiveProbe(synth) if probe else None
         prepared = synth.prepared
         kinds: dict = {}
@@ -1152,250 +1105,3 @@ class EngineCallback:
     def loads(self):
         return self.rt.loads()
 
-
-# -- the live probe (play --ui): a separate compiled variant ---------------------------------
-# The probe shadows the most recent voice: before each block it copies that voice's state (its
-# row of V, its noise generator, its row of every per-voice array of the model record) into
-# the probe's own arrays, and after the block it runs the seam's tracing variant
-# (``voice_trace``) on the copy over the same frames, with the same drive (the ear's, for a
-# listening patch). The trace's membrane and state go to a ring, the spikes to another. The
-# voices themselves render exactly as without the probe, through the same render_engine;
-# the audio path without --ui is a different compiled callback with no probe at all.
-PH_FRAMES = 0  # audio (release): frames written to ``Probe.ring``
-PH_SPIKES = 1  # audio (release): spikes written to ``Probe.spikes``
-PH_SLOT = 2  # audio: the voice slot probed in the last block (-1: none sounds)
-PH_NOTE_MILLI = 3  # audio: its note (MIDI number x 1000, bends excluded)
-PH_NEURONS = 4  # audio: raster rows of the probed program (1 for a one-neuron model)
-PH_SERIAL = 5  # audio: F_AGE of the probed voice (changes with every new note)
-N_PROBE_HEADER = 8
-PROBE_STATES = 0  # kernel "states" (RESTING/FIRING/REFRACTORY): a spike is FIRING's onset
-PROBE_PULSES = 1  # a spike is a sample whose state is 1
-PROBE_RASTER = 2  # a spike is a count in the trace's raster columns (networks)
-
-
-class Probe(NamedTuple):
-    """The probe's stream-long arrays (allocated once, on main)."""
-
-    V: np.ndarray  # float64, like EngineState.V: the probed voice's copy (its row only)
-    rng: np.ndarray  # uint64, like EngineState.rng
-    left: np.ndarray  # float64 (max_block,): the copy's output (discarded)
-    right: np.ndarray  # float64 (max_block,)
-    drive: np.ndarray  # float64 (max_block,): a listening voice's drive
-    ring: np.ndarray  # float32 (capacity, 2): membrane, state per sample
-    spikes: np.ndarray  # int64 (capacity, 2): neuron, frame number
-    header: np.ndarray  # int64 (N_PROBE_HEADER,): PH_*
-
-
-class ProbePart(NamedTuple):
-    """The probe's arrays for one program: a copy of its model record and the pairs
-    (record array, copy) whose first axis is the voice slots."""
-
-    model: tuple  # a copy of Program.model (same type)
-    pairs: tuple  # ((real, copy), ...): never empty (a dummy pair pads it)
-    trace: np.ndarray  # float64 (max_block, TRACE_FIELDS + raster columns)
-    kind: np.ndarray  # int64 (2,): PROBE_*, raster rows
-
-
-class RtProbeState(NamedTuple):
-    """:class:`RtState` with the probe."""
-
-    slots: np.ndarray
-    header: np.ndarray
-    events: np.ndarray
-    engine: tuple
-    probe: Probe
-
-
-@njit(cache=True, nogil=True)
-def _copy_rows(pairs, i):
-    for pair in literal_unroll(pairs):
-        pair[1][i] = pair[0][i]
-
-
-@njit(cache=True, nogil=True)
-def _probe_before(s, part, mode):
-    """Choose the most recent sounding voice and copy its state. Thread: audio."""
-    P = s.probe
-    S = s.engine
-    V = S.V
-    best = -1
-    if mode == SWITCH_NONE or mode == SWITCH_FADE:
-        for i in range(int(S.G[R.G_TOP])):
-            if V[i, vk.F_ENV_STAGE] != vk.ENV_OFF and (best < 0
-                                                        or V[i, vk.F_AGE] > V[best, vk.F_AGE]):
-                best = i
-    P.header[PH_SLOT] = best
-    if best < 0:
-        return
-    for f in range(V.shape[1]):
-        P.V[best, f] = V[best, f]
-    P.rng[best] = S.rng[best]
-    _copy_rows(part.probe.pairs, best)
-
-
-@njit(cache=True, nogil=True)
-def _probe_drive(s, part, L, i, frames):
-    """The drive a listening voice ``i`` got in this block (as listen.listen_voices)."""
-    P = s.probe
-    V = P.V
-    solved = V[i, vk.F_DRIVE]
-    if L.settings[LS_ROUTING] == ROUTING_VOCODER:
-        for n in range(frames):
-            P.drive[n] = solved
-        return P.drive
-    bend = s.engine.C[int(V[i, vk.F_CHANNEL]), R.C_BEND]
-    c = nearest_channel(L.cf_hz, note_frequency(part.program.params, V[i, vk.F_NOTE], bend))
-    for n in range(frames):
-        P.drive[n] = solved + L.ear_drive[c, n]
-    return P.drive
-
-
-@njit(cache=True, nogil=True)
-def _probe_trace(s, part, L, i, frames):
-    P = s.probe
-    trace = part.probe.trace[:frames]
-    trace[:] = 0.0
-    if L is None:
-        voice_trace(part.probe.model, P.V, i, P.rng, P.left, P.right, 0, frames, None, trace)
-    else:
-        drive = _probe_drive(s, part, L, i, frames)
-        voice_trace(part.probe.model, P.V, i, P.rng, P.left, P.right, 0, frames, drive, trace)
-    return trace
-
-
-@njit(cache=True, nogil=True)
-def _probe_after(s, part, frames):
-    """Trace the copy over this block and publish it into the rings. Thread: audio."""
-    P = s.probe
-    H = P.header
-    i = H[PH_SLOT]
-    if i < 0 or frames == 0:
-        return
-    trace = _probe_trace(s, part, part.listen, i, frames)
-    kind = part.probe.kind[0]
-    H[PH_NEURONS] = part.probe.kind[1]
-    H[PH_NOTE_MILLI] = np.int64(round(P.V[i, vk.F_NOTE] * 1000.0))
-    H[PH_SERIAL] = np.int64(P.V[i, vk.F_AGE])
-    first = H[PH_FRAMES]
-    mask = P.ring.shape[0] - 1
-    was = P.ring[(first - 1) & mask, 1]  # the state before this block
-    k = H[PH_SPIKES]
-    smask = P.spikes.shape[0] - 1
-    for n in range(frames):
-        j = (first + n) & mask
-        state = trace[n, vk.TR_STATE]
-        P.ring[j, 0] = trace[n, vk.TR_V]
-        P.ring[j, 1] = state
-        if kind == PROBE_RASTER:
-            for c in range(vk.TRACE_FIELDS, trace.shape[1]):
-                if trace[n, c] > 0.0:
-                    P.spikes[k & smask, 0] = c - vk.TRACE_FIELDS
-                    P.spikes[k & smask, 1] = first + n
-                    k += 1
-        elif (state == 1.0 and (kind == PROBE_PULSES or was != 1.0)):
-            P.spikes[k & smask, 0] = 0
-            P.spikes[k & smask, 1] = first + n
-            k += 1
-        was = state
-    atomic_store(H, PH_SPIKES, k)
-    atomic_store(H, PH_FRAMES, first + frames)
-
-
-@njit(cache=True, nogil=True)
-def render_engine_probe(out, heard, block_start_ns, latency_ns, mode, s, p):
-    """:func:`render_engine` with the live probe around it (``play --ui``). Thread: audio."""
-    k = 0
-    for part in literal_unroll(p.parts):
-        if k == p.which[0]:
-            _probe_before(s, part, mode)
-        k += 1
-    rendered = render_engine(out, heard, block_start_ns, latency_ns, mode, s, p)
-    k = 0
-    for part in literal_unroll(p.parts):
-        if k == p.which[0]:
-            _probe_after(s, part, rendered.frames)
-        k += 1
-    return rendered
-
-
-def _copy_record(node):
-    if isinstance(node, np.ndarray):
-        return node.copy()
-    if isinstance(node, tuple):
-        items = [_copy_record(x) for x in node]
-        return type(node)(*items) if hasattr(node, "_fields") else tuple(items)
-    return node
-
-
-def probe_part(program, model, n_slots, max_block) -> ProbePart:
-    """The probe's copy of ``program``'s model record (``model``: its
-    :class:`spikesynth.models.base.VoiceModel`) and its trace buffer. Thread: main."""
-    record = program.model
-    copy = _copy_record(record)
-    pairs = tuple((a, b) for a, b in zip(_arrays(record), _arrays(copy), strict=True)
-                  if a.ndim >= 1 and a.shape[0] == n_slots)
-    if not pairs:
-        pairs = ((np.zeros(n_slots), np.zeros(n_slots)),)
-    columns = int(model.trace_columns(record))
-    if columns:
-        kind = PROBE_RASTER
-    else:
-        kind = PROBE_STATES if model.plot.get("states") else PROBE_PULSES
-    return ProbePart(copy, pairs, np.zeros((max_block, vk.TRACE_FIELDS + columns)),
-                     np.array([kind, max(columns, 1)], dtype=np.int64))
-
-
-class LiveProbe:
-    """The probe's arrays and the UI's reader of them.
-
-    Thread: constructed on main; written by the audio thread; :meth:`latest` from any other
-    (the UI server). Parameters: a warmed-up :class:`spikesynth.engine.Synth`.
-    """
-
-    def __init__(self, synth, capacity: int = 1 << 15, spikes: int = 1 << 14):
-        S = synth.state
-        mb = synth.max_block
-        self.arrays = Probe(np.zeros_like(S.V), np.ones_like(S.rng), np.zeros(mb), np.zeros(mb),
-                            np.zeros(mb), np.zeros((capacity, 2), dtype=np.float32),
-                            np.zeros((spikes, 2), dtype=np.int64),
-                            np.zeros(N_PROBE_HEADER, dtype=np.int64))
-        self.arrays.header[PH_SLOT] = -1
-        self.capacity = capacity
-        self.samplerate = float(synth.samplerate)
-
-    @property
-    def frames(self) -> int:
-        """Frames traced so far. Thread: any."""
-        return int(_read(self.arrays.header, PH_FRAMES))
-
-    def latest(self, frames: int) -> dict | None:
-        """The last ``frames`` traced frames (at most the ring's capacity): ``v`` and
-        ``state`` (float32 arrays), ``spikes`` (int array (k, 2): neuron, frame from the
-        window's start), ``neurons``, ``note`` (MIDI, fractional), ``serial`` (changes with
-        each new note), ``end`` (frames traced so far); None before anything was traced.
-
-        Frames the audio thread overwrote during the copy are dropped from the window's
-        start (the counters are loaded with acquire semantics before and after). Thread: any.
-        """
-        a = self.arrays
-        H = a.header
-        end = int(_read(H, PH_FRAMES))
-        if end == 0:
-            return None
-        spikes_end = int(_read(H, PH_SPIKES))
-        frames = min(int(frames), end, self.capacity)
-        first = end - frames
-        data = a.ring[np.arange(first, end) & (self.capacity - 1)]
-        cap = a.spikes.shape[0]
-        k0 = max(spikes_end - cap, 0)
-        spikes = a.spikes[np.arange(k0, spikes_end) & (cap - 1)].copy()
-        now = int(_read(H, PH_FRAMES))
-        lapped = min(max(now - self.capacity - first, 0), frames)
-        now_spikes = int(_read(H, PH_SPIKES))
-        spikes = spikes[max(now_spikes - cap - k0, 0):]
-        data, first = data[lapped:], first + lapped
-        spikes = spikes[(spikes[:, 1] >= first) & (spikes[:, 1] < end)]
-        spikes[:, 1] -= first
-        return {"v": data[:, 0], "state": data[:, 1], "spikes": spikes,
-                "neurons": int(H[PH_NEURONS]), "note": int(H[PH_NOTE_MILLI]) / 1000.0,
-                "serial": int(H[PH_SERIAL]), "slot": int(H[PH_SLOT]), "end": end}

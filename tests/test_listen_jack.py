@@ -23,7 +23,7 @@ import time
 import jack
 import numpy as np
 import pytest
-from test_play_jack import PATCHES, SR, Player, Recorder, wait_for
+from test_play_jack import PATCHES, SR, Player, Recorder, close_all, wait_for
 
 from spikesynth import Synth, load_patch
 from spikesynth.events import EventRing
@@ -105,11 +105,7 @@ def run(server, patch, *args):
         counts = {k: after[k] - before[k] for k in ("xruns", "late")}
         return audio[start:], counts, after["load"], ins, line, rec
     finally:
-        for thing in reversed(made):
-            if isinstance(thing, Player):
-                thing.kill()
-            else:
-                thing.close()
+        close_all(made)
 
 
 def alone(name, tmp_path):

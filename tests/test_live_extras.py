@@ -33,7 +33,8 @@ from spikesynth.midi import DeltaClock
 #: One status update as :func:`spikesynth.live.format_status` writes it.
 STATUS = re.compile(
     r"voices +(?P<voices>\d+)/(?P<max>\d+) +load +(?P<load>[\d.]+)% mean +[\d.]+% worst +"
-    r"(?:\((?:rt|py)\) +)?xruns (?P<xruns>\d+) +late (?P<late>\d+) +steals \d+ +midi (?P<midi>\d+) in "
+    r"(?:\((?:rt|py)\) +)?xruns (?P<xruns>\d+) +late (?P<late>\d+) +steals \d+ +"
+    r"midi (?P<midi>\d+) in "
     r"(?P<rejected>\d+) rejected"
     r"(?: \d+ dropped)? +prog \d+ \S.*")
 CLEAR = "\r\x1b[K"  # carriage return + erase line: how the status line is redrawn in place

@@ -281,6 +281,16 @@ class Keyboard:
             out.delete()
 
 
+def close_all(made):
+    """Tear down what a test started, newest first: a :class:`Player` is killed, anything
+    else (a :class:`Recorder`, a :class:`Keyboard`, a JACK client wrapper) closed."""
+    for thing in reversed(made):
+        if isinstance(thing, Player):
+            thing.kill()
+        else:
+            thing.close()
+
+
 @pytest.fixture
 def rig(jack_server):
     """Start play (optionally with extra arguments), a recorder and a MIDI keyboard.
@@ -307,11 +317,7 @@ def rig(jack_server):
     try:
         yield start
     finally:
-        for thing in reversed(made):
-            if isinstance(thing, Player):
-                thing.kill()
-            else:
-                thing.close()
+        close_all(made)
         sys.setswitchinterval(0.005)
 
 

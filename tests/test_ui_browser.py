@@ -33,7 +33,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_play_jack import SR, Keyboard, Player, Recorder, onset, rms, wait_for
+from test_play_jack import SR, Keyboard, Player, Recorder, close_all, onset, rms, wait_for
 
 from spikesynth.patch import SCHEMA, PatchError, list_patches, load_patch, patch_from_dict
 
@@ -155,11 +155,7 @@ def ui():
     finally:
         if driver is not None:
             driver.quit()
-        for thing in reversed(made):
-            if isinstance(thing, Player):
-                thing.kill()
-            else:
-                thing.close()
+        close_all(made)
         server.stop()
         for k, v in saved_env.items():
             if v is None:

@@ -172,6 +172,24 @@ def lif_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _knot(ring, pos, t_prev, x_prev, slope_prev, t, x):
+    """Extend the piecewise-linear membrane from its last knot ``(t_prev, x_prev)`` to
+    ``(t, x)`` (times in samples from the sample counter, values in audio units).
+
+    The change of slope at ``t_prev`` (from ``slope_prev``) enters ``ring`` as a band-limited
+    ramp when it exceeds :data:`KNOT_MIN`. Returns ``(slope, moved)``: the new segment's slope
+    and True, or ``(slope_prev, False)`` for a segment shorter than 1e-9 samples (ignored).
+    """
+    if t - t_prev > 1e-9:
+        slope = (x - x_prev) / (t - t_prev)
+        kink = slope - slope_prev
+        if abs(kink) > KNOT_MIN:
+            _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
+        return slope, True
+    return slope_prev, False
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _izh_substep(v, u, current, h, a, b, c, d, e, f, g, u_vref, u_leak, v_peak):
     """:func:`izhikevich_substep`, also returning ``u`` at the crossing (before ``+ d``)."""
     v1 = v + h * (e * (v * v) + f * v + g - u + current)
@@ -253,22 +271,13 @@ def izhikevich_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace):
                 spiked = True
                 t_c = t - (1.0 - theta) * inv_n
                 x_c = (v_cross - dc) * scale
-                if t_c - t_prev > 1e-9:
-                    slope = (x_c - x_prev) / (t_c - t_prev)
-                    kink = slope - slope_prev
-                    if abs(kink) > KNOT_MIN:
-                        _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
-                    slope_prev = slope
+                slope_prev, _ = _knot(ring, pos, t_prev, x_prev, slope_prev, t_c, x_c)
                 _event(ring, pos, pos - t_c, (c - v_cross) * scale, 0.0, 0.0)
                 t_prev = t_c
                 x_prev = (c - dc) * scale
             x_k = (v - dc) * scale
-            if t - t_prev > 1e-9:
-                slope = (x_k - x_prev) / (t - t_prev)
-                kink = slope - slope_prev
-                if abs(kink) > KNOT_MIN:
-                    _event(ring, pos, pos - t_prev, 0.0, kink, 0.0)
-                slope_prev = slope
+            slope_prev, moved = _knot(ring, pos, t_prev, x_prev, slope_prev, t, x_k)
+            if moved:
                 t_prev = t
                 x_prev = x_k
         x = (v - dc) * scale

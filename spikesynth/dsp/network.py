@@ -399,6 +399,13 @@ def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def trace_at(value, step, decay, now):
+    """An STDP trace read at step ``now``: ``value`` (at ``step``) times ``decay ** (now -
+    step)``, the closed form of the per-step decay (module docstring)."""
+    return value * decay ** (now - step)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def network_step(ext, lr, topology, state):
     """Advance the whole network by one step of ``dt``.
 
@@ -540,10 +547,10 @@ def network_step(ext, lr, topology, state):
                 n_arrived += 1
                 if syn_idx[s, SI_PLASTIC] != 0:
                     tr = syn_idx[s, SI_TRACE]
-                    x_post = (trace_state[tr, TS_X]
-                              * trace_decay[tr] ** (now - trace_state[tr, TS_T]))  # fmt: skip
-                    x_pre = (syn_state[s, SS_X_PRE] * syn_par[s, SP_STDP + STDP_PRE_DECAY]
-                             ** (now - syn_state[s, SS_T_PRE]))  # fmt: skip
+                    x_post = trace_at(trace_state[tr, TS_X], trace_state[tr, TS_T],
+                                      trace_decay[tr], now)  # fmt: skip
+                    x_pre = trace_at(syn_state[s, SS_X_PRE], syn_state[s, SS_T_PRE],
+                                     syn_par[s, SP_STDP + STDP_PRE_DECAY], now)  # fmt: skip
                     syn_state[s, SS_W] = stdp_update(
                         w, x_pre, x_post, True, spiked[syn_idx[s, SI_POST]] != 0, lr,
                         syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
@@ -559,15 +566,15 @@ def network_step(ext, lr, topology, state):
                 s = plast_syn[f]
                 if syn_state[s, SS_T_PRE] == now:  # arrived in this step: updated above
                     continue
-                x_pre = (syn_state[s, SS_X_PRE] * syn_par[s, SP_STDP + STDP_PRE_DECAY]
-                         ** (now - syn_state[s, SS_T_PRE]))  # fmt: skip
+                x_pre = trace_at(syn_state[s, SS_X_PRE], syn_state[s, SS_T_PRE],
+                                 syn_par[s, SP_STDP + STDP_PRE_DECAY], now)  # fmt: skip
                 syn_state[s, SS_W] = stdp_update(
                     syn_state[s, SS_W], x_pre, 0.0, False, True, lr,
                     syn_par[s, SP_STDP + STDP_A_PLUS], syn_par[s, SP_STDP + STDP_A_MINUS],
                     syn_par[s, SP_STDP + STDP_W_MIN], syn_par[s, SP_STDP + STDP_W_MAX])  # fmt: skip
             for tr in range(trace_start[j], trace_start[j + 1]):
-                trace_state[tr, TS_X] = (trace_state[tr, TS_X] * trace_decay[tr]
-                                         ** (now - trace_state[tr, TS_T]) + 1.0)  # fmt: skip
+                trace_state[tr, TS_X] = trace_at(trace_state[tr, TS_X], trace_state[tr, TS_T],
+                                                 trace_decay[tr], now) + 1.0  # fmt: skip
                 trace_state[tr, TS_T] = now
     clock[CLK_POS] = pos + 1 if pos + 1 < hist.shape[0] else 0
     clock[CLK_STEP] += 1

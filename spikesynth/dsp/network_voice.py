@@ -130,15 +130,27 @@ def network_voice_start(V, i, net_arrays):
     for k in range(a.clock.shape[1]):
         a.clock[i, k] = 0
     V[i, N_PHASE] = 0.0
-    left = 0.0
-    right = 0.0
-    for j in range(n):
-        left += a.out_l[j] * (a.nstate0[j, net.V_SLOT] - a.mean_v[j])
-        right += a.out_r[j] * (a.nstate0[j, net.V_SLOT] - a.mean_v[j])
+    left, right = heard_mix(a.nstate0, a)
     V[i, N_PREV_L] = left
     V[i, N_PREV_R] = right
     V[i, N_CUR_L] = left
     V[i, N_CUR_R] = right
+
+
+@njit(cache=True, nogil=True, inline="always")
+def heard_mix(nstate, net_arrays):
+    """The network as the voice hears it, before the envelope: ``(Σ_j out_l_j (v_j - mean_j),
+    Σ_j out_r_j (v_j - mean_j))`` over the neuron states ``nstate`` (n, N_STATE_WIDTH)."""
+    out_l = net_arrays.out_l
+    out_r = net_arrays.out_r
+    mean_v = net_arrays.mean_v
+    left = 0.0
+    right = 0.0
+    for j in range(nstate.shape[0]):
+        dv = nstate[j, net.V_SLOT] - mean_v[j]
+        left += out_l[j] * dv
+        right += out_r[j] * dv
+    return left, right
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -163,9 +175,6 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     syn_state = state.syn_state
     spiked = state.spiked
     ext = net_arrays.ext
-    gain_out_l = net_arrays.out_l
-    gain_out_r = net_arrays.out_r
-    mean_v = net_arrays.mean_v
     w_learned = net_arrays.w_learned
     n = nstate.shape[0]
     phase = V[i, N_PHASE]
@@ -199,12 +208,7 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             steps += 1
             prev_l = cur_l
             prev_r = cur_r
-            cur_l = 0.0
-            cur_r = 0.0
-            for j in range(n):
-                dv = nstate[j, net.V_SLOT] - mean_v[j]
-                cur_l += gain_out_l[j] * dv
-                cur_r += gain_out_r[j] * dv
+            cur_l, cur_r = heard_mix(nstate, net_arrays)
             if trace is not None:
                 _record_raster(trace, s, spiked)
         if phase >= 1.0:  # could not keep up: drop the debt rather than fall behind forever

@@ -32,7 +32,7 @@ length]`` in float32 elements from the payload start:
 * ``spectrum``: dB re full scale, bin k at ``k * spectrum_hz`` Hz.
 
 Other header keys: ``type`` ("view"), ``seq``, ``source`` ("probe": live, from the compiled
-callback's probe of the most recent voice, :class:`spikesynth.rtcallback.LiveProbe`;
+callback's probe of the most recent voice, :class:`spikesynth.rtprobe.LiveProbe`;
 "trace": the last note replayed, in the preview or with the Python callback), ``note``,
 ``f0`` (Hz, of the most recent note), ``neurons``,
 ``thresholds`` (levels drawn over the membrane), ``meters`` (``peak_db``/``rms_db`` per

@@ -1,7 +1,7 @@
 """A copy of the live output for the UI's views: one compiled copy per audio block.
 
 :class:`OutputTap` owns a preallocated float32 ring of stereo frames and its frame counter: a
-single-producer ring (:func:`spikesynth.rtcallback.tap_write`). The audio host
+single-producer ring (:func:`spikesynth.rtprobe.tap_write`). The audio host
 (:class:`spikesynth.audio.AudioHost`, ``output_tap=``) copies each rendered block into it:
 the compiled callback itself (no GIL), or the Python callback through the same compiled
 function. The counter is advanced with a release store after the copy; the UI's server
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rtcallback import _read, tap_write
+from ..events import read_acquire
+from ..rtprobe import tap_write
 
 __all__ = ["OutputTap", "tap_write"]
 
@@ -53,16 +54,16 @@ class OutputTap:
     @property
     def written(self) -> int:
         """Frames written so far. Thread: any."""
-        return int(_read(self.header, 0))
+        return int(read_acquire(self.header, 0))
 
     def latest(self, frames: int) -> np.ndarray:
         """The last ``frames`` frames (a copy, float32, shape (frames, 2)); frames not yet
         written, or overwritten while they were copied, are zeros. Thread: any."""
         frames = min(int(frames), self.capacity)
-        end = int(_read(self.header, 0))  # acquire: the frames before ``end`` are written
+        end = int(read_acquire(self.header, 0))  # acquire: the frames before ``end`` are written
         first = end - frames
         data = self.ring[np.arange(first, end) & (self.capacity - 1)]
-        now = int(_read(self.header, 0))
+        now = int(read_acquire(self.header, 0))
         torn = min(max(now - self.capacity - first, 0), frames)  # lapped during the copy
         data[:torn] = 0.0
         if first < 0:
