@@ -451,9 +451,13 @@ class Bridge:
                 return Result(False, f"no program {index!r}")
             if self.session is not None:
                 before = self._program_number()
-                self.session._on_program(index)  # as a MIDI program change does
+                # As a MIDI program change does (ProgramRing): the session's books first, then
+                # the message into the event ring, where the engine switches at its offset.
+                self.session._on_program(index)
                 if self._program_number() != index:
                     return Result(False, f"program {index} did not load ({programs[index].name})")
+                with self.input_lock:
+                    self.ring.push(time.monotonic_ns(), bytes([0xC0 | (self.channel - 1), index]))
                 if before != index:
                     self.undo_stack.clear()
             else:
