@@ -159,6 +159,48 @@ def edit_patch(path: Path, rng: random.Random, original: str, invalid: bool) -> 
     os.replace(tmp, path)
 
 
+class Witness:
+    """An independent JACK MIDI receiver (``jack_midi_dump``, C) on the keyboard's output port
+    beside play: what JACK delivered to a client that is not play, counted event by event."""
+
+    def __init__(self, server):
+        env = server.env
+        self.proc = subprocess.Popen(["jack_midi_dump", "soak-witness"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        self.events = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 30
+        while True:
+            ports = subprocess.run(["jack_lsp"], env=env, capture_output=True,
+                                   text=True).stdout.split("\n")
+            source = [p for p in ports
+                      if p.startswith("soak-keyboard") and p.endswith("RtMidi output")]
+            sink = [p for p in ports if p.startswith("soak-witness:")]
+            if source and sink:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no witness ports: {ports}")
+            time.sleep(0.1)
+        subprocess.run(["jack_connect", source[0], sink[0]], env=env, check=True)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if ": 0x" in line or line.split(":")[0].strip().isdigit():
+                self.events += 1
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        return self.events
+
+
 def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     stats_path = folder / f"stats-{'soak' if soak else 'idle'}.json"
     late0 = server.log_text().count(LATE)
@@ -170,6 +212,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     memory = []
     originals = {p: (folder / p).read_text() for p in PATCHES}
     out = None
+    witness = None
+    witnessed = None
     try:
         if out is None:  # the idle run has the keyboard client in the JACK graph too (same graph)
             import rtmidi
@@ -184,6 +228,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
                     raise SystemExit(f"no spikesynth MIDI port: {ports}")
                 time.sleep(0.1)
             out.open_port(ports.index("spikesynth-midi:spikesynth"))
+        if soak:
+            witness = Witness(server)
         rng = random.Random(seed)
         held: set = set()
         t0 = time.monotonic()
@@ -222,6 +268,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
                 (folder / name).write_text(text)
         time.sleep(1.0)  # the last messages reach the ring
     finally:
+        if witness is not None:
+            witnessed = witness.stop()
         if out is not None:
             out.close_port()
             del out
@@ -229,7 +277,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     mem = [m for _, m in memory if m is not None]
     return {
-        "returncode": code, "sent": sent, "edits": edits, "invalid_edits": invalid_edits,
+        "returncode": code, "sent": sent, "witnessed": witnessed, "edits": edits,
+        "invalid_edits": invalid_edits,
         "stats": stats, "late": server.log_text().count(LATE) - late0,
         "midi_late": sum(server.log_text().count(m) for m in MIDI_LATE) - midi_late0,
         "queue_full": sum(QUEUE_FULL in ln for ln in play.lines),
@@ -275,6 +324,10 @@ def main(argv=None) -> int:
           f"{s.get('midi_filtered')} = {counted}; unaccounted {soak['sent'] - counted} (JACK "
           f"cycles the MIDI clients missed: {soak['midi_late']}; rtmidi queue overflows: "
           f"{soak['queue_full']})")
+    if soak["witnessed"] is not None:
+        print(f"  an independent JACK MIDI client (jack_midi_dump) on the same output port "
+              f"received {soak['witnessed']} of the {soak['sent']} (JACK lost "
+              f"{soak['sent'] - soak['witnessed']} before any client of play saw them)")
     print(f"  events applied {s.get('events_applied')}, ignored {s.get('events_ignored')}; "
           f"program changes {s.get('program_changes')} (ignored {s.get('program_ignored')}); "
           f"patch switches {s.get('patch_switches')}, fades {s.get('patch_fades')}")

@@ -96,3 +96,42 @@ def test_per_note_timbre_and_pressure_change_only_their_note(source):
     high = [[harmonic_db(a, hz(HIGH), k) for k in (1, 2, 3)] for a in renders]
     assert np.max(np.abs(np.subtract(*low))) > 3.0, low  # its spring moved: timbre changed
     assert np.max(np.abs(np.subtract(*high))) < 0.1, high  # the other note is untouched
+
+
+def test_zone_sustain_holds_member_notes_and_an_mpe_midi_file_renders_the_same(tmp_path):
+    """The master channel's sustain pedal holds the zone's member notes past their note-offs;
+    and the same MPE stream from a MIDI file (configuration message, member bends, master
+    sustain) renders exactly what ``Synth.process`` renders from the events."""
+    import mido
+
+    from spikesynth.offline import midi_file_events
+
+    text = "vibrato: {depth_cents: 0}\nstereo_spread: 0\nenvelope: {release_ms: 20}\n"
+    events = [(0, m) for m in mcm(15)] + [
+        (0, bend(1, 2.0, 48)), (0, bytes([0x91, LOW, 100])), (0, bytes([0x92, HIGH, 100])),
+        (SR // 10, bytes([0xB0, 64, 127])),  # master-channel sustain down
+        (SR // 5, bytes([0x81, LOW, 0])), (SR // 5, bytes([0x82, HIGH, 0]))]
+    held = Synth(patch_from_text(text), SR, 4096).process(SR, events)
+    plain = Synth(patch_from_text(text), SR, 4096).process(
+        SR, [e for e in events if e[1][:2] != bytes([0xB0, 64])])
+    late = slice(int(0.6 * SR), SR)
+    assert np.sqrt(np.mean(held[late] ** 2)) > 1e-2  # still sounding, held by the pedal
+    assert np.abs(plain[late]).max() < 1e-5  # released without it
+    f = hz(LOW) * 2 ** (2 / 12)
+    assert abs(cents(estimate_f0(held[int(0.3 * SR):SR], SR, f, harmonics=2), f)) < 1.0
+
+    song = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    song.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000))
+    ticks = [round(at / SR * 960) for at, _ in events]  # 960 ticks per second at 120 bpm
+    last = 0
+    for (_, data), tick in zip(events, ticks, strict=True):
+        track.append(mido.Message.from_bytes(list(data), time=tick - last))
+        last = tick
+    path = tmp_path / "mpe.mid"
+    song.save(str(path))
+    from_file = midi_file_events(path, SR)
+    assert [(a, bytes(d)) for a, d in from_file] == [(a, bytes(d)) for a, d in events]
+    again = Synth(patch_from_text(text), SR, 4096).process(SR, from_file)
+    assert np.array_equal(again, held)

@@ -513,6 +513,46 @@ def test_live_mts_sysex_retunes_the_sounding_note(rig):
     assert player.status().get("rejected", 0) == 0
 
 
+def test_live_mpe_member_bends_each_note_alone_and_the_master_bend_moves_both(rig, tmp_path):
+    """MPE live, over JACK MIDI (lower zone from the patch, member bend ±48, master ±2): two
+    notes on two member channels bent in opposite directions each sound at their own bent
+    pitch; then the master channel's bend moves both. Pitches measured from what play sent."""
+    patch = tmp_path / "mpe.yaml"
+    patch.write_text("name: mpe\nvibrato: {depth_cents: 0}\nstereo_spread: 0\n"
+                     "envelope: {decay_ms: 60000, sustain_db: 0}\nmpe: {zone: lower}\n")
+    player, rec, keys = rig(patch=patch)
+    low, high, up, down, master = 48, 76, 2.0, -3.0, 1.0
+
+    def bend(ch, semitones, span):
+        value = int(round(8192 + 8192 * semitones / span))
+        return keys.send(0xE0 | ch, value & 0x7F, value >> 7)
+
+    bend(1, up, 48)
+    bend(2, down, 48)
+    sent = keys.send_timed(0x91, low, 100)
+    keys.send(0x92, high, 100)
+    start = wait_sound(rec, sent)
+    rec.wait_until(sent + SR)
+    moved = bend(0, master, 2)
+    rec.wait_until(moved + SR)
+    keys.send(0x81, low, 0)
+    keys.send(0x82, high, 0)
+    rec.stop()
+    audio, first = rec.recorded()
+
+    def hz(note, semitones):
+        return 440.0 * 2.0 ** ((note + semitones - 69) / 12)
+
+    before = rec.clean(start + SR // 5, moved - first - SR // 50, SR // 4)
+    after = rec.clean(moved - first + SR // 5, moved - first + int(0.95 * SR), SR // 4)
+    for window, shift in ((before, 0.0), (after, master)):
+        for note, own in ((low, up), (high, down)):
+            f = hz(note, own + shift)
+            c = cents(estimate_f0(audio[window], SR, f, harmonics=2), f)
+            assert abs(c) < 1.0, (note, own, shift, c)
+    assert player.status().get("rejected", 0) == 0
+
+
 def test_sigint_exits_promptly_and_leaves_no_jack_client(rig):
     player, rec, keys = rig()
     wait_sound(rec, keys.send(0x90, 60, 100))
