@@ -15,6 +15,9 @@ Printed:
 
 * messages sent, and what ``play`` counted: received into the ring + rejected (malformed) +
   dropped (ring full) + filtered (other channel); ``unaccounted`` is the difference;
+* what a second JACK MIDI receiver on the same keyboard port (the witness: python-rtmidi's
+  JACK input in this process, a client that is not play) received: a message the witness got
+  and play did not was lost inside play's process, one neither got was lost in JACK;
 * xruns: PortAudio's underflow flags (every client's) and the JACK cycles in which jackd
   reports ``spikesynth`` itself late, idle vs soak;
 * the play process's resident memory: first, last and the slope (least squares over the run
@@ -54,7 +57,7 @@ PATCHES = ("default.yaml", "lead.yaml", "pad.yaml", "bass.yaml", "lif.yaml")
 LATE = "client = spikesynth was not finished"
 # A MIDI client that misses a JACK cycle loses that cycle's events (JACK MIDI lives for
 # one cycle): the sender's and play's MIDI clients, counted so a gap can be attributed.
-MIDI_LATE = ("client = soak-keyboard was not finished",
+MIDI_LATE = ("client = soak-keyboard was not finished", "client = soak-witness was not finished",
              "client = spikesynth-midi was not finished")
 QUEUE_FULL = "queue limit"  # rtmidi's warning when its input queue overflowed
 
@@ -160,45 +163,37 @@ def edit_patch(path: Path, rng: random.Random, original: str, invalid: bool) -> 
 
 
 class Witness:
-    """An independent JACK MIDI receiver (``jack_midi_dump``, C) on the keyboard's output port
-    beside play: what JACK delivered to a client that is not play, counted event by event."""
+    """A second, independent JACK MIDI receiver on the keyboard's output port (python-rtmidi's
+    JACK input, like play's, in this process: another client): what JACK delivered to a
+    client that is not play, counted message by message. Polled from the soak's loop."""
 
-    def __init__(self, server):
-        env = server.env
-        self.proc = subprocess.Popen(["jack_midi_dump", "soak-witness"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
-        self.events = 0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+    def __init__(self):
+        import rtmidi
+
+        self.input = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "soak-witness", queue_size_limit=65536)
+        self.input.ignore_types(sysex=False, timing=False, active_sense=False)
         deadline = time.monotonic() + 30
         while True:
-            ports = subprocess.run(["jack_lsp"], env=env, capture_output=True,
-                                   text=True).stdout.split("\n")
-            source = [p for p in ports
+            ports = self.input.get_ports()
+            source = [i for i, p in enumerate(ports)
                       if p.startswith("soak-keyboard") and p.endswith("RtMidi output")]
-            sink = [p for p in ports if p.startswith("soak-witness:")]
-            if source and sink:
+            if source:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"no witness ports: {ports}")
+                raise SystemExit(f"no keyboard port for the witness: {ports}")
             time.sleep(0.1)
-        subprocess.run(["jack_connect", source[0], sink[0]], env=env, check=True)
+        self.input.open_port(source[0])
+        self.received = 0
 
-    def _read(self):
-        for line in self.proc.stdout:
-            if ": 0x" in line or line.split(":")[0].strip().isdigit():
-                self.events += 1
+    def poll(self):
+        while self.input.get_message() is not None:
+            self.received += 1
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
-        return self.events
+        """Close the receiver; the number of messages it received."""
+        self.poll()
+        self.input.close_port()
+        return self.received
 
 
 def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
@@ -229,7 +224,7 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
                 time.sleep(0.1)
             out.open_port(ports.index("spikesynth-midi:spikesynth"))
         if soak:
-            witness = Witness(server)
+            witness = Witness()
         rng = random.Random(seed)
         held: set = set()
         t0 = time.monotonic()
@@ -257,6 +252,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
                     sent += 1
                     next_send += interval * rng.uniform(0.2, 1.8)
                     burst += 1
+            if witness is not None:
+                witness.poll()
             time.sleep(0.002)
         if soak:
             for note in sorted(held):
@@ -267,6 +264,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
             for name, text in originals.items():  # leave the folder as it was
                 (folder / name).write_text(text)
         time.sleep(1.0)  # the last messages reach the ring
+        if witness is not None:
+            witness.poll()
     finally:
         if witness is not None:
             witnessed = witness.stop()
@@ -325,9 +324,10 @@ def main(argv=None) -> int:
           f"cycles the MIDI clients missed: {soak['midi_late']}; rtmidi queue overflows: "
           f"{soak['queue_full']})")
     if soak["witnessed"] is not None:
-        print(f"  an independent JACK MIDI client (jack_midi_dump) on the same output port "
-              f"received {soak['witnessed']} of the {soak['sent']} (JACK lost "
-              f"{soak['sent'] - soak['witnessed']} before any client of play saw them)")
+        missed = soak["witnessed"] - counted
+        print(f"  a second JACK MIDI receiver on the keyboard's port (the witness, another "
+              f"client) received {soak['witnessed']} of the {soak['sent']}: play's MIDI client "
+              f"got {-missed if missed < 0 else 0} more, {max(missed, 0)} fewer")
     print(f"  events applied {s.get('events_applied')}, ignored {s.get('events_ignored')}; "
           f"program changes {s.get('program_changes')} (ignored {s.get('program_ignored')}); "
           f"patch switches {s.get('patch_switches')}, fades {s.get('patch_fades')}")
