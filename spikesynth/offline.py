@@ -376,6 +376,8 @@ def write_atomic(path, samplerate, subtype, produce):
                               subtype=subtype) as f:
                 result = produce(f.write)
                 f.flush()
+            with open(tmp, "rb+") as fh:
+                _clear_peak_time(fh)
     except sf.LibsndfileError as e:  # libsndfile reports a full disk as its own error
         if _disk_full(folder):
             raise RenderError(f"{path}: the disk is full (nothing written)") from None
@@ -446,7 +448,28 @@ def encode_audio(audio, samplerate, subtype="PCM_24", ext="wav") -> bytes:
     with sf.SoundFile(buffer, "w", samplerate=int(samplerate), channels=audio.shape[1],
                       format=fmt, subtype=subtype) as f:
         f.write(audio)
+    _clear_peak_time(buffer)
     return buffer.getvalue()
+
+
+def _clear_peak_time(fh) -> None:
+    """Zero the time stamp in a float file's PEAK chunk, so the same samples always give the
+    same bytes (libsndfile stamps the chunk with the wall clock when it closes the file).
+
+    ``fh``: the written file, open for reading and writing. The chunk (WAV and AIFF alike:
+    ``PEAK``, size, version 1, time stamp, then a value and position per channel) lies in
+    the header, before the sample data; a file without one is left as it is.
+    """
+    fh.seek(0)
+    header = fh.read(4096)
+    end = min((i for i in (header.find(b"data"), header.find(b"SSND")) if i >= 0),
+              default=len(header))
+    at = header.find(b"PEAK", 0, end)
+    if at < 0 or header[at + 8:at + 12] not in (b"\x01\x00\x00\x00", b"\x00\x00\x00\x01"):
+        return
+    fh.seek(at + 12)
+    fh.write(b"\x00\x00\x00\x00")
+    fh.seek(0, 2)
 
 
 def _disk_full(folder, reserve=65536) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -181,3 +182,22 @@ def test_sigterm_during_render_leaves_no_partial_file(tmp_path):
     assert proc.returncode != 0
     assert out.read_bytes() == b"earlier"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
+
+
+@pytest.mark.parametrize("ext", ["wav", "aiff"])
+def test_float_files_carry_no_wall_clock_so_the_same_samples_give_the_same_bytes(tmp_path, ext):
+    """libsndfile stamps a float file's PEAK chunk with the time it was closed; both writers
+    (streamed to a file, and made in memory for batches) zero that stamp, and the file still
+    reads back sample for sample."""
+    from spikesynth.offline import encode_audio, write_atomic
+
+    audio = (0.5 * np.sin(np.arange(4800) / 7.0)[:, None] * [1.0, -0.5]).astype(np.float32)
+    path = tmp_path / f"x.{ext}"
+    write_atomic(path, 48000, "FLOAT", lambda sink: sink(audio))
+    for data in (path.read_bytes(), encode_audio(audio, 48000, "FLOAT", ext)):
+        at = data.find(b"PEAK")
+        assert 0 <= at < data.find(b"data" if ext == "wav" else b"SSND")
+        assert data[at + 12:at + 16] == bytes(4)  # the time stamp
+        back, _ = sf.read(io.BytesIO(data), dtype="float32")
+        assert np.array_equal(back, audio)
+    assert path.read_bytes() == encode_audio(audio, 48000, "FLOAT", ext)
