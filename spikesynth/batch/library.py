@@ -1,0 +1,229 @@
+"""``spikesynth library``: a multisample instrument per patch (samples, SFZ, manifest).
+
+Renders every (patch, note, velocity) through a :class:`~.runners.Runner`; the client
+writes each sample atomically as it arrives, and per patch a ``manifest.json`` (what each
+sample was rendered from and measures) and an SFZ instrument. A rerun renders only what is
+missing or out of date. Thread: main.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import __version__
+from ..master import master_latency
+from ..offline import encode_audio
+from ..sfz import layout, write_sfz
+from .files import _file_hash, _json_number, _read_patch, _write_bytes, _write_text, source_hash
+from .jobs import RenderSettings, SampleJob, render_sample
+from .options import BatchError
+from .runners import Runner, _progress
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "spikesynth-library/1"
+MANIFEST_INTERVAL_S = 2.0  # a running library rewrites its manifests at most this often
+
+
+class LibraryReport(NamedTuple):
+    rendered: list  # paths written by this run
+    up_to_date: int  # samples found complete and current
+    instruments: list  # SFZ files written
+    total: int  # samples in the library
+    runner: str  # where it ran
+
+
+def sample_name(note: int, velocity: int, ext: str) -> str:
+    """A library sample's file name, e.g. ``060_v100.wav``."""
+    return f"{note:03d}_v{velocity:03d}.{ext}"
+
+
+def _load_manifest(path: Path) -> dict:
+    """A manifest's sample entries by file name; {} if it is missing or unreadable."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != MANIFEST_FORMAT:
+            return {}
+        return {e["file"]: e for e in doc.get("samples", []) if isinstance(e, dict)}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def _is_current(entry, folder: Path, settings: dict, digest: str) -> bool:
+    if not entry or entry.get("settings") != settings or entry.get("source_hash") != digest:
+        return False
+    path = folder / entry["file"]
+    try:
+        if path.stat().st_size != entry.get("bytes"):
+            return False
+        return _file_hash(path.read_bytes()) == entry.get("sha256")
+    except OSError:
+        return False
+
+
+def _check_written(path: Path, size: int) -> None:
+    """A sample a worker wrote must be in the client's folder too (the folder is shared)."""
+    try:
+        found = path.stat().st_size
+    except OSError:
+        found = None
+    if found != size:
+        raise BatchError(f"a worker wrote {path.name} ({size} bytes) but this machine sees "
+                         f"{'no file' if found is None else f'{found} bytes'} at {path}: "
+                         "--workers-write needs an output folder shared by every worker at "
+                         "the same path")
+
+
+class _LibraryPatch:
+    """The client's book-keeping for one patch of a library."""
+
+    def __init__(self, path, text, patch, out_dir: Path, items, settings: RenderSettings):
+        self.path = Path(path)
+        self.stem = self.path.stem
+        self.text = text
+        self.patch = patch
+        self.folder = out_dir / self.stem
+        self.sfz = out_dir / f"{self.stem}.sfz"
+        self.manifest = self.folder / MANIFEST
+        self.digest = source_hash(text)
+        self.settings = settings
+        self.items = items  # [(note, velocity)]
+        self.entries: dict = {}
+        self.dirty = False
+
+    def file(self, note, velocity) -> str:
+        return sample_name(note, velocity, self.settings.format)
+
+    def write_manifest(self):
+        samples = [self.entries[self.file(n, v)] for n, v in sorted(self.items)
+                   if self.file(n, v) in self.entries]
+        doc = {"format": MANIFEST_FORMAT, "patch": self.patch.name,
+               "patch_file": str(self.path), "source_hash": self.digest,
+               "settings": self.settings.as_dict(), "instrument": f"../{self.sfz.name}",
+               "samples": samples}
+        _write_text(self.manifest, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        self.dirty = False
+
+    def complete(self) -> bool:
+        return all(self.file(n, v) in self.entries for n, v in self.items)
+
+    def write_sfz(self):
+        samples = {(n, v): f"{self.stem}/{self.file(n, v)}" for n, v in self.items}
+        s = self.settings
+        tail = "until silence" if s.tail_s is None else f"for {s.tail_s:g} s"
+        comment = (f"{self.patch.name} ({self.path.name}): spikesynth {__version__} library\n"
+                   f"each sample: the note held {s.length_s:g} s, then released; the release "
+                   f"is rendered {tail} and is in the sample (one_shot plays it out)\n"
+                   f"{s.samplerate} Hz {s.subtype}; offset skips the {master_latency(s.samplerate)}"
+                   "-sample look-ahead of the master limiter at each sample's start\n"
+                   "regions cover keys 0-127 and velocities "
+                   "0-127, each at its nearest rendered note and velocity")
+        # The samples are exactly what ``render`` writes, the master's look-ahead delay at
+        # their start included; ``offset`` has the sampler skip it, so a key sounds at once.
+        text = write_sfz(layout(samples), comment,
+                         {"loop_mode": "one_shot", "amp_veltrack": 0,
+                          "offset": master_latency(s.samplerate)})
+        _write_text(self.sfz, text)
+
+
+def render_library(patches, out_dir, notes, velocities, settings: RenderSettings,
+                   runner: Runner, quiet=False, on_result=None,
+                   workers_write=False) -> LibraryReport:
+    """Render every (patch, note, velocity) not yet current in ``out_dir``; write SFZs.
+
+    Layout: ``out_dir/STEM.sfz`` and ``out_dir/STEM/NNN_vVVV.wav`` plus
+    ``out_dir/STEM/manifest.json`` per patch (STEM: the patch file's name). A sample is
+    current when its manifest entry has the same settings and patch source hash and the file
+    on disk has the recorded size and SHA-256. ``on_result(path)`` is called after each
+    sample is written (tests use it to kill a worker mid-batch). Ctrl-C (KeyboardInterrupt)
+    cancels the remaining tasks, writes the manifests of what is complete and re-raises.
+
+    ``workers_write``: the workers write the samples into ``out_dir`` themselves (atomically)
+    and send back only the features, size and hash: for a folder every worker reaches at the
+    same path (a shared filesystem), it saves moving every file through the client. The
+    client checks each file is there with the size the worker reported.
+    """
+    out_dir = Path(out_dir).resolve() if workers_write else Path(out_dir)
+    notes = sorted(set(notes))
+    velocities = sorted(set(velocities))
+    if not notes or not velocities:
+        raise BatchError("a library needs at least one note and one velocity")
+    encode_audio(np.zeros((1, 2), np.float32), settings.samplerate, settings.subtype,
+                 settings.format)  # a bad format fails now, not in every task
+    stems: dict = {}
+    for path in patches:
+        stem = Path(path).stem
+        if stem in stems:
+            raise BatchError(f"two patches named {stem!r} ({stems[stem]} and {path}): the "
+                             "library keeps each patch in a folder of its file's name")
+        stems[stem] = path
+    if not out_dir.is_dir():
+        if out_dir.exists():
+            raise BatchError(f"{out_dir} is not a folder")
+        out_dir.mkdir(parents=True)
+    settings_dict = settings.as_dict()
+    books = []
+    for path in patches:
+        text, patch = _read_patch(path)
+        book = _LibraryPatch(path, text, patch, out_dir,
+                             [(n, v) for n in notes for v in velocities], settings)
+        book.folder.mkdir(exist_ok=True)
+        old = _load_manifest(book.manifest)
+        for n, v in book.items:
+            entry = old.get(book.file(n, v))
+            if _is_current(entry, book.folder, settings_dict, book.digest):
+                book.entries[entry["file"]] = entry
+        books.append(book)
+    todo = [(book, n, v) for book in books for n, v in book.items
+            if book.file(n, v) not in book.entries]
+    up_to_date = sum(len(b.items) for b in books) - len(todo)
+    jobs = [SampleJob(b.text, str(b.path), n, v, settings,
+                      str(b.folder / b.file(n, v)) if workers_write else "")
+            for b, n, v in todo]
+    labels = [f"{b.stem}-{n}-{v}" for b, n, v in todo]
+    rendered = []
+    last_write = time.monotonic()
+    bar = _progress(len(jobs), "library", quiet)
+    try:
+        for index, result in runner.map(render_sample, jobs, labels):
+            book, n, v = todo[index]
+            name = book.file(n, v)
+            target = book.folder / name
+            if workers_write:
+                _check_written(target, result.size)
+            else:
+                _write_bytes(target, result.data)
+            f = result.features
+            book.entries[name] = {
+                "file": name, "note": n, "velocity": v,
+                "f0_hz": _json_number(f.f0_hz), "peak_dbfs": _json_number(f.peak_dbfs),
+                "loudness_lufs": _json_number(f.loudness_lufs),
+                "duration_s": f.duration_s, "frames": f.frames,
+                "bytes": result.size, "sha256": result.sha256,
+                "settings": settings_dict, "source_hash": book.digest}
+            book.dirty = True
+            rendered.append(target)
+            bar.update(1)
+            if on_result is not None:
+                on_result(target)
+            if time.monotonic() - last_write > MANIFEST_INTERVAL_S:
+                for b in books:
+                    if b.dirty:
+                        b.write_manifest()
+                last_write = time.monotonic()
+    finally:
+        bar.close()
+        for b in books:  # also on Ctrl-C: what is complete is recorded, a rerun resumes
+            if b.dirty or not b.manifest.exists():
+                b.write_manifest()
+    instruments = []
+    for b in books:
+        if b.complete():
+            b.write_sfz()
+            instruments.append(b.sfz)
+    return LibraryReport(rendered, up_to_date, instruments, up_to_date + len(jobs),
+                         runner.description)
