@@ -128,12 +128,42 @@ def filterbank_run(x, coeffs, state, out):
 
 
 @njit(cache=True, nogil=True)
-def bank_rectify(x, coeffs, state, work):
-    """Gammatone cascades and half-wave rectification: ``work[k, ch] = max(y, 0)``.
+def bank_section(x, section, coeffs, state, work):
+    """One biquad section of every channel over a block: ``work[k, ch]`` in, filtered out
+    (section 0 reads ``x[k]`` instead).
 
     Thread: any (no allocation). The channel is the inner loop over contiguous rows, so the
     compiler runs several channels per vector instruction (each channel's arithmetic is the
-    scalar one, in the same order: the same numbers).
+    scalar one, in the same order: the same numbers). One section per pass keeps the rows a
+    loop touches few enough for the compiler's overlap checks.
+    """
+    channels = coeffs.shape[1]
+    c = section * SECTION_COEFFS
+    b0 = coeffs[c]
+    b1 = coeffs[c + 1]
+    b2 = coeffs[c + 2]
+    a1 = coeffs[c + 3]
+    a2 = coeffs[c + 4]
+    s1 = state[2 * section]
+    s2 = state[2 * section + 1]
+    for k in range(x.shape[0]):
+        row = work[k]
+        u0 = x[k]
+        for ch in range(channels):
+            u = u0 if section == 0 else row[ch]
+            z1 = s1[ch]
+            z2 = s2[ch]
+            y = b0[ch] * u + z1
+            s1[ch] = b1[ch] * u - a1[ch] * y + z2
+            s2[ch] = b2[ch] * u - a2[ch] * y
+            row[ch] = y
+
+
+@njit(cache=True, nogil=True)
+def bank_rectify(x, coeffs, state, work):
+    """Gammatone cascades and half-wave rectification: ``work[k, ch] = max(y, 0)``.
+
+    Thread: any (no allocation).
 
     Parameters
     ----------
@@ -143,42 +173,14 @@ def bank_rectify(x, coeffs, state, work):
         Filter slots updated in place.
     work : ndarray, shape (>= n, channels), float64
     """
+    for section in range(SECTIONS):
+        bank_section(x, section, coeffs, state, work)
     channels = coeffs.shape[1]
     for k in range(x.shape[0]):
-        u = x[k]
         row = work[k]
         for ch in range(channels):
-            # All loads, then the arithmetic, then all stores: no store can alias a later
-            # load, so the loop vectorises.
-            z01 = state[0, ch]
-            z02 = state[1, ch]
-            z11 = state[2, ch]
-            z12 = state[3, ch]
-            z21 = state[4, ch]
-            z22 = state[5, ch]
-            z31 = state[6, ch]
-            z32 = state[7, ch]
-            y0 = coeffs[0, ch] * u + z01
-            n01 = coeffs[1, ch] * u - coeffs[3, ch] * y0 + z02
-            n02 = coeffs[2, ch] * u - coeffs[4, ch] * y0
-            y1 = coeffs[5, ch] * y0 + z11
-            n11 = coeffs[6, ch] * y0 - coeffs[8, ch] * y1 + z12
-            n12 = coeffs[7, ch] * y0 - coeffs[9, ch] * y1
-            y2 = coeffs[10, ch] * y1 + z21
-            n21 = coeffs[11, ch] * y1 - coeffs[13, ch] * y2 + z22
-            n22 = coeffs[12, ch] * y1 - coeffs[14, ch] * y2
-            y3 = coeffs[15, ch] * y2 + z31
-            n31 = coeffs[16, ch] * y2 - coeffs[18, ch] * y3 + z32
-            n32 = coeffs[17, ch] * y2 - coeffs[19, ch] * y3
-            state[0, ch] = n01
-            state[1, ch] = n02
-            state[2, ch] = n11
-            state[3, ch] = n12
-            state[4, ch] = n21
-            state[5, ch] = n22
-            state[6, ch] = n31
-            state[7, ch] = n32
-            row[ch] = y3 if y3 > 0.0 else 0.0
+            y = row[ch]
+            row[ch] = y if y > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -234,8 +236,8 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     Thread: audio (or any; no allocation, no Python objects).
 
     In stages over the block: :func:`bank_rectify`, :func:`compress`,
-    :func:`hair_cell_drive` (all channels at each sample), then each channel's neuron and
-    surfaces over the block.
+    :func:`hair_cell_drive`, :func:`neurons_run` (all channels at each sample), then
+    :func:`surfaces_run` (each channel over the block; skipped when ``n_tau`` is 0).
 
     Parameters
     ----------
@@ -270,14 +272,13 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     work : ndarray, shape (>= n, channels), float64
         Scratch (the drive per sample and channel, after the call).
     positions : ndarray, shape (>= n * channels,), int64
-        Scratch for :func:`compress`.
+        Scratch for :func:`compress`, then the spike flags of :func:`neurons_run`.
 
     Returns
     -------
     int
         Number of frames written (frames that ended in this block).
     """
-    channels = coeffs.shape[1]
     n = x.shape[0]
     n_tau = surf_decay.shape[0]
     first = hop - 1 - (clock[0] % hop)  # local index of the first frame end in this block
@@ -286,6 +287,24 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     if compression != 1.0:
         compress(work, n, compression, positions)
     hair_cell_drive(work, n, coeffs, state)
+    neurons_run(work, n, lif_coeffs, lif_states, raster, positions)
+    if n_tau > 0:
+        surfaces_run(work, n, raster, positions, surf_decay, surf_jump, surf_state, first, hop,
+                     cont_frames, spike_frames)
+    clock[0] += n
+    return n_frames
+
+
+@njit(cache=True, nogil=True)
+def neurons_run(work, n, lif_coeffs, lif_states, raster, spiked):
+    """Each channel's LIF neuron over the block, driven by ``work[k, ch]``.
+
+    Thread: any (no allocation). Writes ``raster[ch, k]`` (0, or the spike's fraction of the
+    sample) and ``spiked[k * channels + ch]`` (1 where the neuron spiked, else 0). The
+    channel is the inner loop: the neurons' updates are independent, so the processor
+    overlaps them (one neuron's sample-to-sample chain is latency bound).
+    """
+    channels = work.shape[1]
     dt = lif_coeffs[LIF_DT]
     decay = lif_coeffs[LIF_DECAY]
     v_th = lif_coeffs[LIF_V_TH]
@@ -295,40 +314,52 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     t_ref = lif_coeffs[LIF_T_REF]
     exact = lif_coeffs[LIF_METHOD] != 0.0
     inv_dt = 1.0 / dt
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            v, ref, offset, fired = lif_scalar_step(
+                lif_states[ch, LIF_V], lif_states[ch, LIF_REF],
+                lif_states[ch, LIF_SPIKE_OFFSET], row[ch], dt, decay, v_th, v_reset, tau,
+                inv_tau, t_ref, exact)
+            lif_states[ch, LIF_V] = v
+            lif_states[ch, LIF_REF] = ref
+            lif_states[ch, LIF_SPIKE_OFFSET] = offset
+            raster[ch, k] = offset * inv_dt if fired else 0.0
+            spiked[k * channels + ch] = 1 if fired else 0
+
+
+@njit(cache=True, nogil=True)
+def surfaces_run(work, n, raster, spiked, surf_decay, surf_jump, surf_state, first, hop,
+                 cont_frames, spike_frames):
+    """The time surfaces of each channel over the block, and their frames.
+
+    Thread: any (no allocation). ``work[k, ch]``: the drive; ``raster``, ``spiked``: as
+    :func:`neurons_run` wrote them; ``first``: local index of the first frame end.
+    """
+    channels = work.shape[1]
+    n_tau = surf_decay.shape[0]
     for ch in range(channels):
-        v = lif_states[ch, LIF_V]
-        ref = lif_states[ch, LIF_REF]
-        offset = lif_states[ch, LIF_SPIKE_OFFSET]
-        frame = 0
-        next_frame = first
-        for k in range(n):
-            drive = work[k, ch]
-            v, ref, offset, spiked = lif_scalar_step(v, ref, offset, drive, dt, decay, v_th,
-                                                     v_reset, tau, inv_tau, t_ref, exact)
-            frac = 0.0
-            if spiked:
-                frac = offset * inv_dt
-            raster[ch, k] = frac
-            for t in range(n_tau):
-                kt = surf_decay[t]
-                sc = surf_state[t, ch, SURF_CONTINUOUS]
-                surf_state[t, ch, SURF_CONTINUOUS] = drive + (sc - drive) * kt
-                ss = surf_state[t, ch, SURF_SPIKES] * kt
-                if spiked:
+        for t in range(n_tau):
+            kt = surf_decay[t]
+            jump = surf_jump[t]
+            sc = surf_state[t, ch, SURF_CONTINUOUS]
+            ss = surf_state[t, ch, SURF_SPIKES]
+            frame = 0
+            next_frame = first
+            for k in range(n):
+                drive = work[k, ch]
+                sc = drive + (sc - drive) * kt
+                ss *= kt
+                if spiked[k * channels + ch] != 0:
                     # The impulse at fraction f of the sample has decayed over the rest of it.
-                    ss += surf_jump[t] * kt ** (1.0 - frac)
-                surf_state[t, ch, SURF_SPIKES] = ss
-            if k == next_frame:
-                for t in range(n_tau):
-                    cont_frames[t, ch, frame] = surf_state[t, ch, SURF_CONTINUOUS]
-                    spike_frames[t, ch, frame] = surf_state[t, ch, SURF_SPIKES]
-                frame += 1
-                next_frame += hop
-        lif_states[ch, LIF_V] = v
-        lif_states[ch, LIF_REF] = ref
-        lif_states[ch, LIF_SPIKE_OFFSET] = offset
-    clock[0] += n
-    return n_frames
+                    ss += jump * kt ** (1.0 - raster[ch, k])
+                if k == next_frame:
+                    cont_frames[t, ch, frame] = sc
+                    spike_frames[t, ch, frame] = ss
+                    frame += 1
+                    next_frame += hop
+            surf_state[t, ch, SURF_CONTINUOUS] = sc
+            surf_state[t, ch, SURF_SPIKES] = ss
 
 
 @njit(cache=True, nogil=True)
