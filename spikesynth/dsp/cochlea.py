@@ -12,7 +12,8 @@ The chain, per channel and per sample
    (transposed direct form II). The wrapper factorises scipy's ``(b, a)``: the denominator
    is the 4th power of one pole pair's quadratic, the numerator has four real zeros.
 2. **Inner hair cell**: half-wave rectification ``r = max(y, 0)``, power-law compression
-   ``r**c`` (``c`` = ``compression``, 1 = linear), and a low-pass of two cascaded one-pole
+   ``r**c`` (``c`` = ``compression``, 1 = linear; :func:`spikesynth.dsp.powlaw.pow_positive`,
+   within a few ulp of ``pow``), and a low-pass of two cascaded one-pole
    stages at ``ihc_cutoff`` (the loss of phase locking at high frequencies).
 3. **Drive**: ``i = gain * ihc`` (the wrapper chooses ``gain`` from a threshold level).
 4. **LIF neuron** (:func:`spikesynth.dsp.lif.lif_scalar_step`, exact method: the threshold
@@ -61,6 +62,7 @@ from .lif import (
     LIF_V_TH,
     lif_scalar_step,
 )
+from .powlaw import pow_positive
 
 SECTIONS = 4  # biquads per gammatone channel (4th-order gammatone = 4 pole pairs)
 SECTION_COEFFS = 5  # b0, b1, b2, a1, a2
@@ -71,6 +73,8 @@ N_COEFFS = C_GAIN + 1
 S_IHC1 = 2 * SECTIONS  # first and second hair-cell low-pass stage
 S_IHC2 = S_IHC1 + 1
 N_STATE = S_IHC2 + 1
+
+TINY = 2.2250738585072014e-308  # smallest normal float64
 
 SURF_CONTINUOUS = 0
 SURF_SPIKES = 1
@@ -183,27 +187,36 @@ def bank_rectify(x, coeffs, state, work):
             row[ch] = y if y > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
-def compress(work, n, compression, positions):
-    """``work[k, ch] <- work[k, ch] ** compression`` for the positive entries of ``work[:n]``.
+@njit(cache=True, nogil=True, error_model="numpy")  # no division checks: vectorises
+def compress(work, n, compression):
+    """``work[k, ch] <- work[k, ch] ** compression`` over ``work[:n]`` (entries >= 0).
 
-    Thread: any (no allocation). The positive entries are listed first (``positions``, int64,
-    size >= ``n * channels``) and raised in a second loop with no branch in it: whether a
-    hair cell's input is positive flips with each channel's phase, which a branch predictor
-    cannot follow.
+    Thread: any (no allocation). :func:`spikesynth.dsp.powlaw.pow_positive` (within a few
+    ulp of ``pow``, vectorised) for normal inputs, zero stays zero; a block holding a
+    subnormal input (the lab's ear decaying into silence, without the listening path's
+    flush) takes ``pow`` for every entry.
     """
-    flat = work.shape[1]
-    m = 0
+    channels = work.shape[1]
+    subnormal = 0
     for k in range(n):
         row = work[k]
-        for ch in range(flat):
-            positions[m] = k * flat + ch
-            m += 1 if row[ch] > 0.0 else 0
-    for j in range(m):
-        p = positions[j]
-        k = p // flat
-        ch = p - k * flat
-        work[k, ch] = work[k, ch] ** compression
+        for ch in range(channels):
+            y = row[ch]
+            subnormal |= 1 if (y > 0.0 and y < TINY) else 0
+    if subnormal:
+        for k in range(n):
+            row = work[k]
+            for ch in range(channels):
+                if row[ch] > 0.0:
+                    row[ch] = row[ch] ** compression
+        return
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            y = row[ch]
+            normal = y >= TINY
+            p = pow_positive(y if normal else 1.0, compression)
+            row[ch] = p if normal else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -272,7 +285,7 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     work : ndarray, shape (>= n, channels), float64
         Scratch (the drive per sample and channel, after the call).
     positions : ndarray, shape (>= n * channels,), int64
-        Scratch for :func:`compress`, then the spike flags of :func:`neurons_run`.
+        Scratch: the spike flags of :func:`neurons_run`.
 
     Returns
     -------
@@ -285,7 +298,7 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     n_frames = 0 if first >= n else (n - 1 - first) // hop + 1
     bank_rectify(x, coeffs, state, work)
     if compression != 1.0:
-        compress(work, n, compression, positions)
+        compress(work, n, compression)
     hair_cell_drive(work, n, coeffs, state)
     neurons_run(work, n, lif_coeffs, lif_states, raster, positions)
     if n_tau > 0:
