@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -144,12 +143,10 @@ def main(argv=None) -> int:
 
     from jackserver import JackServer
 
-    env_extra = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                                   str(ROOT / ".numba_cache"))}
     rows = []
     for blocksize in (64,) if args.ear else BLOCKS:
         with JackServer(samplerate=SR, period=blocksize) as server:
-            env = dict(server.env, **env_extra)
+            env = dict(server.env)  # the package chooses its numba cache (keyed)
             proc = subprocess.run([sys.executable, __file__, "--worker", str(blocksize),
                                    "--duration", str(duration), "--callback",
                                    args.callback, *(["--ear"] if args.ear else [])],
