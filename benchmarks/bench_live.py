@@ -195,7 +195,7 @@ def main(argv=None) -> int:
           f"{args.callback} callback; callback duration as a fraction of the block period")
     if args.ear:
         print("duplex stream (jack_simple_client's sine in), idle patch and the ear in turn; cpu: "
-              "process's CPU time per second")
+              "the process's CPU time per second")
     print(f"{'block':>5} {'voices':>12} {'active':>6} {'callbacks':>9} {'median':>7} "
           f"{'p99':>7} {'max':>7} {'>100%':>6} {'xruns':>5}" + ("    cpu" if args.ear else ""))
     ok = True
