@@ -6,6 +6,12 @@ fire) through :class:`spikesynth.ear.Ear` in blocks of ``BLOCK`` samples on one 
 warm-up run (compilation); the best of ``REPEATS`` timings is reported as the real-time
 factor and ns per channel-sample, for a few configurations. Only a coarse floor is asserted
 (real-time factor >= 1 at the default settings); the target is >= 10x.
+
+Then the split of a live block's cost (64 channels, 64-frame blocks, a 440 Hz tone at
+-20 dBFS as in the JACK test, CPU time per block): the ear's stages (gammatone filters,
+power law, hair-cell low-pass, neurons), the listening ear as the engine runs it, and the
+whole engine block with ``patches/ear_resynth.yaml`` (the rest: its 64 channel voices and
+the master section), as a share of the block period.
 """
 
 from __future__ import annotations
@@ -66,8 +72,82 @@ def main() -> None:
         results.append(rtf)
         print(f"  {name:48s} {rtf:7.1f}x real time  {ns:6.1f} ns/channel-sample  "
               f"({spikes / SECONDS:.0f} spikes/s)")
+    bench_split()
     bench_effects(x)
     assert results[0] >= 1.0, f"the default ear runs slower than real time ({results[0]:.2f}x)"
+
+
+def _cpu_per_block(step, blocks):
+    step(0)  # compile, warm
+    t0 = time.process_time()
+    for b in range(blocks):
+        step(b)
+    return (time.process_time() - t0) / blocks
+
+
+def bench_split(seconds=3.0) -> None:
+    """The cost of one live block with the ear, stage by stage (CPU time)."""
+    from numba import njit
+
+    from spikesynth import Synth, load_patch
+    from spikesynth.dsp import cochlea as K
+    from spikesynth.listen import listen_ear
+    from spikesynth.patch import PATCH_DIR
+
+    n = int(seconds * SR)
+    blocks = n // BLOCK
+    x = 0.1 * np.sin(2 * np.pi * 440.0 * np.arange(n) / SR)
+    synth = Synth(load_patch(PATCH_DIR / "ear_resynth.yaml"), samplerate=SR, max_block=BLOCK)
+    L = synth._active.listen  # the ListenState the engine runs
+    out = np.zeros((BLOCK, 2), np.float32)
+    events = np.zeros((1, 4), np.int32)
+
+    def engine(b):
+        synth.process_block(out, events, 0, audio_in=x[b * BLOCK:(b + 1) * BLOCK])
+
+    t_engine = _cpu_per_block(engine, blocks)  # also leaves the ear's states as live
+
+    def ear(b):
+        L.input[:BLOCK] = x[b * BLOCK:(b + 1) * BLOCK]
+        listen_ear(L, BLOCK)
+
+    t_ear = _cpu_per_block(ear, blocks)
+
+    @njit
+    def stages(x, L, which, blocks):
+        for b in range(blocks):
+            block = x[b * BLOCK:(b + 1) * BLOCK]
+            K.bank_rectify(block, L.coeffs, L.state, L.work)
+            if which >= 1:
+                K.compress(L.work, BLOCK, L.compression)
+            if which >= 2:
+                K.hair_cell_drive(L.work, BLOCK, L.coeffs, L.state)
+            if which >= 3:
+                K.neurons_run(L.work, BLOCK, L.lif_coeffs, L.lif_states, L.raster,
+                              L.positions)
+
+    cumulative = []
+    for which in range(4):
+        stages(x, L, which, 1)
+        t0 = time.process_time()
+        stages(x, L, which, blocks)
+        cumulative.append((time.process_time() - t0) / blocks)
+    period = BLOCK / SR
+    names = ("gammatone filters", "power law (compression 0.3)", "hair-cell low-pass",
+             "LIF neurons")
+    print(f"split of a live block ({BLOCK} frames, 64 channels, 440 Hz at -20 dBFS), CPU time:")
+    previous = 0.0
+    for name, t in zip(names, cumulative, strict=True):
+        own = t - previous
+        print(f"  ear: {name:40s} {own * 1e6:6.1f} us  {100 * own / period:5.1f} %")
+        previous = t
+    print(f"  the listening ear (listen_ear, all stages)   {t_ear * 1e6:6.1f} us  "
+          f"{100 * t_ear / period:5.1f} %")
+    rest = t_engine - t_ear
+    print(f"  the rest: 64 channel voices, master          {rest * 1e6:6.1f} us  "
+          f"{100 * rest / period:5.1f} %")
+    print(f"  engine block with ear_resynth.yaml           {t_engine * 1e6:6.1f} us  "
+          f"{100 * t_engine / period:5.1f} %")
 
 
 def bench_effects(x) -> None:

@@ -17,17 +17,18 @@ Usage::
 
 (``--quick``: 3 s per configuration.)
 
-``--ear``: the duplex stream instead (``play --input``: JACK's capture port in, the ear at
-64 channels and 64-frame blocks): the idle ``default`` patch and ``ear_resynth`` (the ear
-drives 64 voices), their callback loads and xruns side by side, so the ear's own share of
-the xruns (ideally none over idle) is printed.
+``--ear``: the duplex stream instead (``play --input``, the ear at 64 channels and 64-frame
+blocks): the idle ``default`` patch and ``ear_resynth`` (the ear drives 64 voices), their
+callback loads and xruns side by side, so the ear's own share of the xruns (ideally none
+over idle) is printed. The synth's input hears ``jack_simple_client``'s sine (a C client,
+connected in place of the dummy driver's silent capture port): with silence in, the ear's
+channel voices never ring and the load is not the live one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -86,6 +87,29 @@ def worker(blocksize: int, duration: float, callback: str = "compiled") -> dict:
     return {"results": results}
 
 
+def feed_input(timeout: float = 10.0) -> str:
+    """Connect ``jack_simple_client``'s first output to the synth's input port (in place of
+    the dummy capture port); return the source port's name."""
+    def ports():
+        return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        names = ports()
+        sources = [p for p in names if p.startswith("jack_simple_client:output")]
+        inputs = [p for p in names if p.startswith("spikesynth:") and "in" in p.split(":")[1]]
+        if sources and inputs:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no sine source or synth input port in {names}")
+        time.sleep(0.1)
+    for port in names:
+        if port.startswith("system:capture"):
+            subprocess.run(["jack_disconnect", port, inputs[0]], capture_output=True)
+    subprocess.run(["jack_connect", sources[0], inputs[0]], check=True, capture_output=True)
+    return sources[0]
+
+
 def worker_ear(blocksize: int, duration: float, callback: str = "compiled") -> dict:
     """The duplex stream with an idle patch, then with the ear (a fresh JACK-side process)."""
     import numpy as np
@@ -105,6 +129,7 @@ def worker_ear(blocksize: int, duration: float, callback: str = "compiled") -> d
                          input_device=resolve_input_device("default", "JACK"))
         host.start()
         try:
+            feed_input()
             time.sleep(1.0)
             s0 = host.stats()
             c0 = time.process_time()
@@ -144,17 +169,23 @@ def main(argv=None) -> int:
 
     from jackserver import JackServer
 
-    env_extra = {"NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR",
-                                                   str(ROOT / ".numba_cache"))}
     rows = []
     for blocksize in (64,) if args.ear else BLOCKS:
         with JackServer(samplerate=SR, period=blocksize) as server:
-            env = dict(server.env, **env_extra)
-            proc = subprocess.run([sys.executable, __file__, "--worker", str(blocksize),
-                                   "--duration", str(duration), "--callback",
-                                   args.callback, *(["--ear"] if args.ear else [])],
-                                  env=env, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=600 + 4 * (duration + 5))
+            env = dict(server.env)  # the package chooses its numba cache (keyed)
+            sine = (subprocess.Popen(["jack_simple_client"], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    if args.ear else None)
+            try:
+                proc = subprocess.run([sys.executable, __file__, "--worker", str(blocksize),
+                                       "--duration", str(duration), "--callback",
+                                       args.callback, *(["--ear"] if args.ear else [])],
+                                      env=env, cwd=ROOT, capture_output=True, text=True,
+                                      timeout=600 + 4 * (duration + 5))
+            finally:
+                if sine is not None:
+                    sine.terminate()
+                    sine.wait(10)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
@@ -163,8 +194,8 @@ def main(argv=None) -> int:
     print(f"live host on JACK (dummy driver), {SR} Hz, {duration:g} s per configuration, "
           f"{args.callback} callback; callback duration as a fraction of the block period")
     if args.ear:
-        print("duplex stream (JACK capture in), idle patch and the ear in turn; cpu: the "
-              "process's CPU time per second")
+        print("duplex stream (jack_simple_client's sine in), idle patch and the ear in turn; cpu: "
+              "the process's CPU time per second")
     print(f"{'block':>5} {'voices':>12} {'active':>6} {'callbacks':>9} {'median':>7} "
           f"{'p99':>7} {'max':>7} {'>100%':>6} {'xruns':>5}" + ("    cpu" if args.ear else ""))
     ok = True

@@ -225,10 +225,10 @@ class Ear:
         self.gain = p.threshold / (K.ihc_mean_factor(p.compression)
                                    * (10.0 ** (p.threshold_dbfs / 20.0)) ** p.compression)
         ch = p.channels
-        self.coeffs = np.zeros((ch, K.N_COEFFS))
-        self.coeffs[:, : K.C_IHC_ALPHA] = design_filterbank(self.cf_hz, sr).reshape(ch, -1)
-        self.coeffs[:, K.C_IHC_ALPHA] = -math.expm1(-2.0 * math.pi * p.ihc_cutoff_hz / sr)
-        self.coeffs[:, K.C_GAIN] = self.gain
+        self.coeffs = np.zeros((K.N_COEFFS, ch))  # channel-minor (see dsp.cochlea)
+        self.coeffs[: K.C_IHC_ALPHA] = design_filterbank(self.cf_hz, sr).reshape(ch, -1).T
+        self.coeffs[K.C_IHC_ALPHA] = -math.expm1(-2.0 * math.pi * p.ihc_cutoff_hz / sr)
+        self.coeffs[K.C_GAIN] = self.gain
         self.lif_params = lif.LIFParameters(tau=p.tau_ms / 1000.0, v_th=p.threshold,
                                             v_reset=p.reset, t_ref=p.refractory_ms / 1000.0,
                                             method="exact")
@@ -236,11 +236,13 @@ class Ear:
         self.compression = float(p.compression)
         self.surf_decay = np.exp(-1.0 / (self.tau_s * sr))
         self.surf_jump = 1.0 / self.tau_s
-        self.state = np.zeros((ch, K.N_STATE))
+        self.state = np.zeros((K.N_STATE, ch))
         self.lif_states = np.zeros((ch, lif.LIF_N_STATE))
         self.surf_state = np.zeros((len(self.tau_s), ch, 2))
         self.clock = np.zeros(1, dtype=np.int64)
         self._raster = np.zeros((ch, self.max_block))
+        self._work = np.zeros((self.max_block, ch))
+        self._positions = np.zeros(self.max_block * ch, dtype=np.int64)
         max_frames = self.max_block // self.hop + 1
         self._cont = np.zeros((len(self.tau_s), ch, max_frames))
         self._spk = np.zeros((len(self.tau_s), ch, max_frames))
@@ -273,7 +275,8 @@ class Ear:
         frames = K.cochlea_run(block, self.coeffs, self.state, self.compression,
                                self.lif_coeffs, self.lif_states, self.surf_decay,
                                self.surf_jump, self.surf_state, self.hop, self.clock,
-                               self._raster, self._cont, self._spk)
+                               self._raster, self._cont, self._spk, self._work,
+                               self._positions)
         return EarBlock(self._raster[:, :n], frames, self._cont[:, :, :frames],
                         self._spk[:, :, :frames])
 

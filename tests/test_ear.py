@@ -34,7 +34,7 @@ def test_erb_scale():
 def _channel_response(cf, n, x):
     e = ear.Ear(SR, channels=1, fmin_hz=cf, fmax_hz=8000.0)
     out = np.zeros((1, n))
-    K.filterbank_run(x, e.coeffs, np.zeros((1, K.N_STATE)), out)
+    K.filterbank_run(x, e.coeffs, np.zeros((K.N_STATE, 1)), out)
     return out[0]
 
 
@@ -72,7 +72,7 @@ def test_gammatone_peak_and_erb(default_ear):
     impulse = np.zeros(n)
     impulse[0] = 1.0
     h = np.zeros((e.channels, n))
-    K.filterbank_run(impulse, e.coeffs, np.zeros((e.channels, K.N_STATE)), h)
+    K.filterbank_run(impulse, e.coeffs, np.zeros((K.N_STATE, e.channels)), h)
     nfft = 1 << 18
     power = np.abs(np.fft.rfft(h, nfft, axis=1)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1.0 / SR)

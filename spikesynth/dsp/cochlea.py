@@ -12,7 +12,8 @@ The chain, per channel and per sample
    (transposed direct form II). The wrapper factorises scipy's ``(b, a)``: the denominator
    is the 4th power of one pole pair's quadratic, the numerator has four real zeros.
 2. **Inner hair cell**: half-wave rectification ``r = max(y, 0)``, power-law compression
-   ``r**c`` (``c`` = ``compression``, 1 = linear), and a low-pass of two cascaded one-pole
+   ``r**c`` (``c`` = ``compression``, 1 = linear; :func:`spikesynth.dsp.powlaw.pow_positive`,
+   within a few ulp of ``pow``), and a low-pass of two cascaded one-pole
    stages at ``ihc_cutoff`` (the loss of phase locking at high frequencies).
 3. **Drive**: ``i = gain * ihc`` (the wrapper chooses ``gain`` from a threshold level).
 4. **LIF neuron** (:func:`spikesynth.dsp.lif.lif_scalar_step`, exact method: the threshold
@@ -26,10 +27,14 @@ The chain, per channel and per sample
 
 Layout
 ------
-``coeffs``: float64 ``(channels, N_COEFFS)``: per section ``b0, b1, b2, a1, a2`` (columns
+Channel-minor, so that the per-sample filter and hair-cell loops run over all channels
+with contiguous rows (vector instructions across channels):
+``coeffs``: float64 ``(N_COEFFS, channels)``: per section ``b0, b1, b2, a1, a2`` (rows
 ``5 s .. 5 s + 4``), then :data:`C_IHC_ALPHA` (one-pole coefficient) and :data:`C_GAIN`.
-``state``: float64 ``(channels, N_STATE)``: two filter states per section, then the two
+``state``: float64 ``(N_STATE, channels)``: two filter states per section, then the two
 hair-cell low-pass states. ``lif_states``: float64 ``(channels, LIF_N_STATE)``.
+``work``: float64 ``(max_block, channels)`` and ``positions``: int64
+``(max_block * channels,)``: scratch of :func:`cochlea_run`.
 ``surf_state``: float64 ``(n_tau, channels, 2)`` (continuous, spikes).
 ``clock``: int64 ``(1,)``, samples processed since the last reset (frame phase).
 
@@ -57,6 +62,7 @@ from .lif import (
     LIF_V_TH,
     lif_scalar_step,
 )
+from .powlaw import pow_positive
 
 SECTIONS = 4  # biquads per gammatone channel (4th-order gammatone = 4 pole pairs)
 SECTION_COEFFS = 5  # b0, b1, b2, a1, a2
@@ -67,6 +73,8 @@ N_COEFFS = C_GAIN + 1
 S_IHC1 = 2 * SECTIONS  # first and second hair-cell low-pass stage
 S_IHC2 = S_IHC1 + 1
 N_STATE = S_IHC2 + 1
+
+TINY = 2.2250738585072014e-308  # smallest normal float64
 
 SURF_CONTINUOUS = 0
 SURF_SPIKES = 1
@@ -90,52 +98,167 @@ def cochlea_reset(state, lif_states, surf_state, clock):
 def filterbank_run(x, coeffs, state, out):
     """Run the gammatone cascades only: ``out[ch, n]`` = channel ``ch``'s filtered ``x[n]``.
 
-    Thread: any (no allocation). For tests and pictures of the basilar-membrane motion.
+    Thread: any (no allocation). For tests, pictures of the basilar-membrane motion and the
+    vocoder's bank on the voices.
 
     Parameters
     ----------
     x : ndarray, shape (n,), float64
-    coeffs : ndarray, shape (channels, N_COEFFS), float64
-    state : ndarray, shape (channels, N_STATE), float64
+    coeffs : ndarray, shape (N_COEFFS, channels), float64
+    state : ndarray, shape (N_STATE, channels), float64
         Updated in place (only the filter slots).
     out : ndarray, shape (channels, >= n), float64
     """
-    channels = coeffs.shape[0]
+    channels = coeffs.shape[1]
     n = x.shape[0]
     for ch in range(channels):
         for s in range(SECTIONS):
             c = s * SECTION_COEFFS
-            b0 = coeffs[ch, c]
-            b1 = coeffs[ch, c + 1]
-            b2 = coeffs[ch, c + 2]
-            a1 = coeffs[ch, c + 3]
-            a2 = coeffs[ch, c + 4]
-            z1 = state[ch, 2 * s]
-            z2 = state[ch, 2 * s + 1]
+            b0 = coeffs[c, ch]
+            b1 = coeffs[c + 1, ch]
+            b2 = coeffs[c + 2, ch]
+            a1 = coeffs[c + 3, ch]
+            a2 = coeffs[c + 4, ch]
+            z1 = state[2 * s, ch]
+            z2 = state[2 * s + 1, ch]
             for k in range(n):
                 u = x[k] if s == 0 else out[ch, k]
                 y = b0 * u + z1
                 z1 = b1 * u - a1 * y + z2
                 z2 = b2 * u - a2 * y
                 out[ch, k] = y
-            state[ch, 2 * s] = z1
-            state[ch, 2 * s + 1] = z2
+            state[2 * s, ch] = z1
+            state[2 * s + 1, ch] = z2
+
+
+@njit(cache=True, nogil=True)
+def bank_section(x, section, coeffs, state, work):
+    """One biquad section of every channel over a block: ``work[k, ch]`` in, filtered out
+    (section 0 reads ``x[k]`` instead).
+
+    Thread: any (no allocation). The channel is the inner loop over contiguous rows, so the
+    compiler runs several channels per vector instruction (each channel's arithmetic is the
+    scalar one, in the same order: the same numbers). One section per pass keeps the rows a
+    loop touches few enough for the compiler's overlap checks.
+    """
+    channels = coeffs.shape[1]
+    c = section * SECTION_COEFFS
+    b0 = coeffs[c]
+    b1 = coeffs[c + 1]
+    b2 = coeffs[c + 2]
+    a1 = coeffs[c + 3]
+    a2 = coeffs[c + 4]
+    s1 = state[2 * section]
+    s2 = state[2 * section + 1]
+    for k in range(x.shape[0]):
+        row = work[k]
+        u0 = x[k]
+        for ch in range(channels):
+            u = u0 if section == 0 else row[ch]
+            z1 = s1[ch]
+            z2 = s2[ch]
+            y = b0[ch] * u + z1
+            s1[ch] = b1[ch] * u - a1[ch] * y + z2
+            s2[ch] = b2[ch] * u - a2[ch] * y
+            row[ch] = y
+
+
+@njit(cache=True, nogil=True)
+def bank_rectify(x, coeffs, state, work):
+    """Gammatone cascades and half-wave rectification: ``work[k, ch] = max(y, 0)``.
+
+    Thread: any (no allocation).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,), float64
+    coeffs : ndarray, shape (N_COEFFS, channels), float64
+    state : ndarray, shape (N_STATE, channels), float64
+        Filter slots updated in place.
+    work : ndarray, shape (>= n, channels), float64
+    """
+    for section in range(SECTIONS):
+        bank_section(x, section, coeffs, state, work)
+    channels = coeffs.shape[1]
+    for k in range(x.shape[0]):
+        row = work[k]
+        for ch in range(channels):
+            y = row[ch]
+            row[ch] = y if y > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")  # no division checks: vectorises
+def compress(work, n, compression):
+    """``work[k, ch] <- work[k, ch] ** compression`` over ``work[:n]`` (entries >= 0).
+
+    Thread: any (no allocation). :func:`spikesynth.dsp.powlaw.pow_positive` (within a few
+    ulp of ``pow``, vectorised) for normal inputs, zero stays zero; a block holding a
+    subnormal input (the lab's ear decaying into silence, without the listening path's
+    flush) takes ``pow`` for every entry.
+    """
+    channels = work.shape[1]
+    subnormal = 0
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            y = row[ch]
+            subnormal |= 1 if (y > 0.0 and y < TINY) else 0
+    if subnormal:
+        for k in range(n):
+            row = work[k]
+            for ch in range(channels):
+                if row[ch] > 0.0:
+                    row[ch] = row[ch] ** compression
+        return
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            y = row[ch]
+            normal = y >= TINY
+            p = pow_positive(y if normal else 1.0, compression)
+            row[ch] = p if normal else 0.0
+
+
+@njit(cache=True, nogil=True)
+def hair_cell_drive(work, n, coeffs, state):
+    """The hair cells' two one-pole low-passes and the drive gain, in place over ``work[:n]``.
+
+    Thread: any (no allocation). ``work[k, ch]``: compressed hair-cell input in, neuron drive
+    ``gain * lp2`` out; ``state[S_IHC1]``, ``state[S_IHC2]`` updated. Channel inner, as in
+    :func:`bank_rectify`.
+    """
+    channels = coeffs.shape[1]
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            alpha = coeffs[C_IHC_ALPHA, ch]
+            lp1 = state[S_IHC1, ch]
+            lp2 = state[S_IHC2, ch]
+            lp1 += alpha * (row[ch] - lp1)
+            lp2 += alpha * (lp1 - lp2)
+            state[S_IHC1, ch] = lp1
+            state[S_IHC2, ch] = lp2
+            row[ch] = coeffs[C_GAIN, ch] * lp2
 
 
 @njit(cache=True, nogil=True)
 def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_decay, surf_jump,
-                surf_state, hop, clock, raster, cont_frames, spike_frames):
+                surf_state, hop, clock, raster, cont_frames, spike_frames, work, positions):
     """Run the whole ear over one block of input.
 
     Thread: audio (or any; no allocation, no Python objects).
+
+    In stages over the block: :func:`bank_rectify`, :func:`compress`,
+    :func:`hair_cell_drive`, :func:`neurons_run` (all channels at each sample), then
+    :func:`surfaces_run` (each channel over the block; skipped when ``n_tau`` is 0).
 
     Parameters
     ----------
     x : ndarray, shape (n,), float64
         Mono input block, full scale = 1.
-    coeffs : ndarray, shape (channels, N_COEFFS), float64
+    coeffs : ndarray, shape (N_COEFFS, channels), float64
         Filter sections, hair-cell low-pass coefficient and drive gain per channel.
-    state : ndarray, shape (channels, N_STATE), float64
+    state : ndarray, shape (N_STATE, channels), float64
         Filter and hair-cell states, updated in place.
     compression : float
         Hair-cell power-law exponent (1 = linear).
@@ -144,7 +267,8 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     lif_states : ndarray, shape (channels, LIF_N_STATE), float64
         One neuron per channel, updated in place.
     surf_decay : ndarray, shape (n_tau,), float64
-        ``exp(-1/(tau samplerate))`` per surface time constant.
+        ``exp(-1/(tau samplerate))`` per surface time constant (``n_tau`` may be 0: no
+        surfaces).
     surf_jump : ndarray, shape (n_tau,), float64
         ``1/tau`` (s⁻¹): what one spike adds to the spike surface.
     surf_state : ndarray, shape (n_tau, channels, 2), float64
@@ -158,17 +282,42 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
         fraction in (0, 1]: the spike happened ``k + fraction`` samples after the block start.
     cont_frames, spike_frames : ndarray, shape (n_tau, channels, >= frames), float64
         Receive the surfaces at the last sample of each frame that ends in this block.
+    work : ndarray, shape (>= n, channels), float64
+        Scratch (the drive per sample and channel, after the call).
+    positions : ndarray, shape (>= n * channels,), int64
+        Scratch: the spike flags of :func:`neurons_run`.
 
     Returns
     -------
     int
         Number of frames written (frames that ended in this block).
     """
-    channels = coeffs.shape[0]
     n = x.shape[0]
     n_tau = surf_decay.shape[0]
     first = hop - 1 - (clock[0] % hop)  # local index of the first frame end in this block
     n_frames = 0 if first >= n else (n - 1 - first) // hop + 1
+    bank_rectify(x, coeffs, state, work)
+    if compression != 1.0:
+        compress(work, n, compression)
+    hair_cell_drive(work, n, coeffs, state)
+    neurons_run(work, n, lif_coeffs, lif_states, raster, positions)
+    if n_tau > 0:
+        surfaces_run(work, n, raster, positions, surf_decay, surf_jump, surf_state, first, hop,
+                     cont_frames, spike_frames)
+    clock[0] += n
+    return n_frames
+
+
+@njit(cache=True, nogil=True)
+def neurons_run(work, n, lif_coeffs, lif_states, raster, spiked):
+    """Each channel's LIF neuron over the block, driven by ``work[k, ch]``.
+
+    Thread: any (no allocation). Writes ``raster[ch, k]`` (0, or the spike's fraction of the
+    sample) and ``spiked[k * channels + ch]`` (1 where the neuron spiked, else 0). The
+    channel is the inner loop: the neurons' updates are independent, so the processor
+    overlaps them (one neuron's sample-to-sample chain is latency bound).
+    """
+    channels = work.shape[1]
     dt = lif_coeffs[LIF_DT]
     decay = lif_coeffs[LIF_DECAY]
     v_th = lif_coeffs[LIF_V_TH]
@@ -178,104 +327,52 @@ def cochlea_run(x, coeffs, state, compression, lif_coeffs, lif_states, surf_deca
     t_ref = lif_coeffs[LIF_T_REF]
     exact = lif_coeffs[LIF_METHOD] != 0.0
     inv_dt = 1.0 / dt
-    linear = compression == 1.0
+    for k in range(n):
+        row = work[k]
+        for ch in range(channels):
+            v, ref, offset, fired = lif_scalar_step(
+                lif_states[ch, LIF_V], lif_states[ch, LIF_REF],
+                lif_states[ch, LIF_SPIKE_OFFSET], row[ch], dt, decay, v_th, v_reset, tau,
+                inv_tau, t_ref, exact)
+            lif_states[ch, LIF_V] = v
+            lif_states[ch, LIF_REF] = ref
+            lif_states[ch, LIF_SPIKE_OFFSET] = offset
+            raster[ch, k] = offset * inv_dt if fired else 0.0
+            spiked[k * channels + ch] = 1 if fired else 0
+
+
+@njit(cache=True, nogil=True)
+def surfaces_run(work, n, raster, spiked, surf_decay, surf_jump, surf_state, first, hop,
+                 cont_frames, spike_frames):
+    """The time surfaces of each channel over the block, and their frames.
+
+    Thread: any (no allocation). ``work[k, ch]``: the drive; ``raster``, ``spiked``: as
+    :func:`neurons_run` wrote them; ``first``: local index of the first frame end.
+    """
+    channels = work.shape[1]
+    n_tau = surf_decay.shape[0]
     for ch in range(channels):
-        b00 = coeffs[ch, 0]
-        b01 = coeffs[ch, 1]
-        b02 = coeffs[ch, 2]
-        a01 = coeffs[ch, 3]
-        a02 = coeffs[ch, 4]
-        b10 = coeffs[ch, 5]
-        b11 = coeffs[ch, 6]
-        b12 = coeffs[ch, 7]
-        a11 = coeffs[ch, 8]
-        a12 = coeffs[ch, 9]
-        b20 = coeffs[ch, 10]
-        b21 = coeffs[ch, 11]
-        b22 = coeffs[ch, 12]
-        a21 = coeffs[ch, 13]
-        a22 = coeffs[ch, 14]
-        b30 = coeffs[ch, 15]
-        b31 = coeffs[ch, 16]
-        b32 = coeffs[ch, 17]
-        a31 = coeffs[ch, 18]
-        a32 = coeffs[ch, 19]
-        alpha = coeffs[ch, C_IHC_ALPHA]
-        gain = coeffs[ch, C_GAIN]
-        z01 = state[ch, 0]
-        z02 = state[ch, 1]
-        z11 = state[ch, 2]
-        z12 = state[ch, 3]
-        z21 = state[ch, 4]
-        z22 = state[ch, 5]
-        z31 = state[ch, 6]
-        z32 = state[ch, 7]
-        lp1 = state[ch, S_IHC1]
-        lp2 = state[ch, S_IHC2]
-        v = lif_states[ch, LIF_V]
-        ref = lif_states[ch, LIF_REF]
-        offset = lif_states[ch, LIF_SPIKE_OFFSET]
-        frame = 0
-        next_frame = first
-        for k in range(n):
-            u = x[k]
-            y = b00 * u + z01
-            z01 = b01 * u - a01 * y + z02
-            z02 = b02 * u - a02 * y
-            u = y
-            y = b10 * u + z11
-            z11 = b11 * u - a11 * y + z12
-            z12 = b12 * u - a12 * y
-            u = y
-            y = b20 * u + z21
-            z21 = b21 * u - a21 * y + z22
-            z22 = b22 * u - a22 * y
-            u = y
-            y = b30 * u + z31
-            z31 = b31 * u - a31 * y + z32
-            z32 = b32 * u - a32 * y
-            r = 0.0
-            if y > 0.0:
-                r = y if linear else y**compression
-            lp1 += alpha * (r - lp1)
-            lp2 += alpha * (lp1 - lp2)
-            drive = gain * lp2
-            v, ref, offset, spiked = lif_scalar_step(v, ref, offset, drive, dt, decay, v_th,
-                                                     v_reset, tau, inv_tau, t_ref, exact)
-            frac = 0.0
-            if spiked:
-                frac = offset * inv_dt
-            raster[ch, k] = frac
-            for t in range(n_tau):
-                kt = surf_decay[t]
-                sc = surf_state[t, ch, SURF_CONTINUOUS]
-                surf_state[t, ch, SURF_CONTINUOUS] = drive + (sc - drive) * kt
-                ss = surf_state[t, ch, SURF_SPIKES] * kt
-                if spiked:
+        for t in range(n_tau):
+            kt = surf_decay[t]
+            jump = surf_jump[t]
+            sc = surf_state[t, ch, SURF_CONTINUOUS]
+            ss = surf_state[t, ch, SURF_SPIKES]
+            frame = 0
+            next_frame = first
+            for k in range(n):
+                drive = work[k, ch]
+                sc = drive + (sc - drive) * kt
+                ss *= kt
+                if spiked[k * channels + ch] != 0:
                     # The impulse at fraction f of the sample has decayed over the rest of it.
-                    ss += surf_jump[t] * kt ** (1.0 - frac)
-                surf_state[t, ch, SURF_SPIKES] = ss
-            if k == next_frame:
-                for t in range(n_tau):
-                    cont_frames[t, ch, frame] = surf_state[t, ch, SURF_CONTINUOUS]
-                    spike_frames[t, ch, frame] = surf_state[t, ch, SURF_SPIKES]
-                frame += 1
-                next_frame += hop
-        state[ch, 0] = z01
-        state[ch, 1] = z02
-        state[ch, 2] = z11
-        state[ch, 3] = z12
-        state[ch, 4] = z21
-        state[ch, 5] = z22
-        state[ch, 6] = z31
-        state[ch, 7] = z32
-        state[ch, S_IHC1] = lp1
-        state[ch, S_IHC2] = lp2
-        lif_states[ch, LIF_V] = v
-        lif_states[ch, LIF_REF] = ref
-        lif_states[ch, LIF_SPIKE_OFFSET] = offset
-    clock[0] += n
-    return n_frames
+                    ss += jump * kt ** (1.0 - raster[ch, k])
+                if k == next_frame:
+                    cont_frames[t, ch, frame] = sc
+                    spike_frames[t, ch, frame] = ss
+                    frame += 1
+                    next_frame += hop
+            surf_state[t, ch, SURF_CONTINUOUS] = sc
+            surf_state[t, ch, SURF_SPIKES] = ss
 
 
 @njit(cache=True, nogil=True)
