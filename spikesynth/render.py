@@ -895,7 +895,7 @@ def _rate_tick(S, prog, now):
     S.G[G_GLIDING] = gliding
 
 
-@njit(cache=True, nogil=True, _nrt=False)  # no reference counting: see models/__init__
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
 def render_voices(S, prog, start, stop):
     """Add samples ``start..stop-1`` of every sounding voice into the mix."""
     V = S.V
