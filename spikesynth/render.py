@@ -29,6 +29,18 @@ in ``params.SMOOTHING_MS`` (linear, or geometric for an ``exp`` key), one step e
 step (:func:`_ramp_tick`), so the output does not depend on the block size. Nothing
 sounding: it jumps (nothing to click). Other keys (choices, counts, what only a note-on
 reads) jump.
+
+Compile time (a first-ever render compiles this module for the patch's model): every njit
+function is its own compiled unit, and numba links, re-optimises and generates machine code
+for all of a unit's callees again in each caller, so what a first run costs grows with the
+code under each entry point. Hence: one entry point for rendering (:func:`render_block_with`,
+``L=None`` without an ear; :func:`render_block` is a convenience the engine does not use);
+internal functions, called only from compiled code, are compiled without the Python and C
+wrappers (``no_cpython_wrapper``, ``no_cfunc_wrapper``: unboxing code for the two records
+per function) and without reference counting (``_nrt=False``: nothing here allocates), and
+all with the same flags, because numba compiles an overload (the model seam, ``min``,
+``max``) once per set of caller flags. Inlining the single-use functions into their callers
+(``inline="always"``) was measured too: no faster (one larger function costs LLVM as much).
 """
 
 from __future__ import annotations
@@ -961,7 +973,10 @@ def _start_listen_voices(S, prog, L, now):
 
 @njit(cache=True, nogil=True)
 def render_block(out, events, n_events, S, prog):
-    """Render up to ``out.shape[0]`` frames (:func:`render_block_with`, no input)."""
+    """Render up to ``out.shape[0]`` frames (:func:`render_block_with`, no input).
+
+    A convenience for compiled callers; the engine calls ``render_block_with(..., None)``
+    (one compiled entry point, not two: see the module docstring)."""
     return render_block_with(out, events, n_events, S, prog, None)
 
 
