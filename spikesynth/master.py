@@ -84,7 +84,8 @@ def master_reset(M, lim, gain_db):
     limiter_reset(lim.coef, lim.state, lim.buf)
 
 
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def master_process(out, mix, frames, M, lim, gain_db, sr):
     """Write ``frames`` frames of ``mix`` (float64, (2, >= frames)) into ``out`` (float32,
     (>= frames, 2)) through the DC blocker, the gain, the finite check and the look-ahead

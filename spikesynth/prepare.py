@@ -40,7 +40,8 @@ K_HIGHPASS_HZ, K_HIGHPASS_Q = 38.0, 0.5
 
 # Compiled as the engine's internals are (no wrappers, no reference counting): numba compiles
 # an overload once per set of caller flags, so the seam calls here reuse the engine's.
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _solo_note(m, V, i, rng, buf, params, tables, sr, note, start):
     """``note`` alone on voice ``i`` into ``buf[0]``/``buf[1]``: a settling time, then a
     window of whole periods where they fit (so a measurement does not ripple by note).
