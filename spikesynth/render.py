@@ -40,8 +40,9 @@ wrappers (``no_cpython_wrapper``, ``no_cfunc_wrapper``: unboxing code for the tw
 per function), without reference counting (``_nrt=False``: nothing here allocates) and with
 numpy's error model (``error_model="numpy"``: a float division by zero gives inf or nan, which
 the voices' NaN reset and the master's finite check already handle, instead of compiling a
-raise per division; the audio thread must not raise anyway), and all with the same flags, because numba compiles an overload (the model seam, ``min``,
-``max``) once per set of caller flags. Inlining the single-use functions into their callers
+raise per division; the audio thread must not raise anyway), and all with the same flags,
+because numba compiles an overload (the model seam, ``min``, ``max``) once per set of caller
+flags. Inlining the single-use functions into their callers
 (``inline="always"``) was measured too: no faster (one larger function costs LLVM as much).
 """
 
