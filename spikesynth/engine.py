@@ -79,9 +79,7 @@ from .render import (
     EngineState,
     Program,
     fade_all,
-    render_block,
     render_block_with,
-    render_ring,
     render_ring_with,
 )
 
@@ -127,8 +125,11 @@ class _FastCall:
         return entry(*args)
 
 
-_render_block = _FastCall(render_block)
-_render_ring = _FastCall(render_ring)
+# A patch without ``listen:`` renders through the ``_with`` functions too, with ``None`` for
+# the input (its listening code compiled out): one compiled entry point per model, where
+# ``render_block`` would add a second whole copy of the engine to compile on a first run.
+_render_block = _FastCall(render_block_with)  # called with L=None
+_render_ring = _FastCall(render_ring_with)  # called with L=None
 _render_block_with = _FastCall(render_block_with)  # a patch that listens (spikesynth.listen)
 _render_ring_with = _FastCall(render_ring_with)
 
@@ -396,8 +397,8 @@ class Synth:
             key = (kind[0], out.dtype.char, True, self.events.dtype.char)
             if listen is None:
                 _render_ring(key, out, ring.slots, ring.header, self.events, 0, 0, self.state,
-                             prepared.program)
-                _render_block(key, out, self.events, 0, self.state, prepared.program)
+                             prepared.program, None)
+                _render_block(key, out, self.events, 0, self.state, prepared.program, None)
             else:
                 listen_downmix(np.zeros((1, 2)), listen.input)
                 listen_ear(listen, 1)
@@ -479,7 +480,7 @@ class Synth:
                 listen.settings[LS_OFFSET] = pos
             if ring is None:
                 if listen is None:
-                    done = _render_block(key, part, events, n_events, self.state, program)
+                    done = _render_block(key, part, events, n_events, self.state, program, None)
                 else:
                     done = _render_block_with(key, part, events, n_events, self.state,
                                               program, listen)
@@ -487,7 +488,7 @@ class Synth:
                 start = block_start_ns + int(pos * 1e9 / self.samplerate)
                 if listen is None:
                     done = _render_ring(key, part, ring.slots, ring.header, events, start,
-                                        latency_ns, self.state, program)
+                                        latency_ns, self.state, program, None)
                 else:
                     done = _render_ring_with(key, part, ring.slots, ring.header, events,
                                              start, latency_ns, self.state, program, listen)

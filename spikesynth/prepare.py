@@ -38,7 +38,10 @@ K_SHELF_DB, K_SHELF_HZ, K_SHELF_Q = 4.0, 1500.0, 1.0 / math.sqrt(2.0)  # BS.1770
 K_HIGHPASS_HZ, K_HIGHPASS_Q = 38.0, 0.5
 
 
-@njit(cache=True, nogil=True)
+# Compiled as the engine's internals are (no wrappers, no reference counting): numba compiles
+# an overload once per set of caller flags, so the seam calls here reuse the engine's.
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _solo_note(m, V, i, rng, buf, params, tables, sr, note, start):
     """``note`` alone on voice ``i`` into ``buf[0]``/``buf[1]``: a settling time, then a
     window of whole periods where they fit (so a measurement does not ripple by note).

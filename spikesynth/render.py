@@ -29,6 +29,21 @@ in ``params.SMOOTHING_MS`` (linear, or geometric for an ``exp`` key), one step e
 step (:func:`_ramp_tick`), so the output does not depend on the block size. Nothing
 sounding: it jumps (nothing to click). Other keys (choices, counts, what only a note-on
 reads) jump.
+
+Compile time (a first-ever render compiles this module for the patch's model): every njit
+function is its own compiled unit, and numba links, re-optimises and generates machine code
+for all of a unit's callees again in each caller, so what a first run costs grows with the
+code under each entry point. Hence: one entry point for rendering (:func:`render_block_with`,
+``L=None`` without an ear; :func:`render_block` is a convenience the engine does not use);
+internal functions, called only from compiled code, are compiled without the Python and C
+wrappers (``no_cpython_wrapper``, ``no_cfunc_wrapper``: unboxing code for the two records
+per function), without reference counting (``_nrt=False``: nothing here allocates) and with
+numpy's error model (``error_model="numpy"``: a float division by zero gives inf or nan, which
+the voices' NaN reset and the master's finite check already handle, instead of compiling a
+raise per division; the audio thread must not raise anyway), and all with the same flags,
+because numba compiles an overload (the model seam, ``min``, ``max``) once per set of caller
+flags. Inlining the single-use functions into their callers
+(``inline="always"``) was measured too: no faster (one larger function costs LLVM as much).
 """
 
 from __future__ import annotations
@@ -150,7 +165,8 @@ class Program(NamedTuple):
     ramp: np.ndarray  # float64 (n, RAMP_FIELDS): parameter smoothing (params.R_*), audio writes
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _splitmix(x):
     x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
     z = x
@@ -162,7 +178,8 @@ def _splitmix(x):
     return z
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def vibrato_cents(V, i, params, C, sr, now):
     """Vibrato offset in cents; its phase is a function of time since note-on."""
     depth = C[int(V[i, vk.F_CHANNEL]), C_MOD] * params[P.P_VIB_CENTS]
@@ -172,7 +189,8 @@ def vibrato_cents(V, i, params, C, sr, now):
     return depth * math.sin(2.0 * math.pi * (phase - math.floor(phase)))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def voice_frequency(S, prog, note, bend):
     """Hz of ``note`` bent by ``bend`` semitones: a MIDI Tuning Standard frequency for the key
     if one was sent (then only the bend applies), else the program's per-note table (see
@@ -183,7 +201,8 @@ def voice_frequency(S, prog, note, bend):
     return table_frequency(prog.params, prog.base, prog.tables, note, bend)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def glide_offset(S, i, now):
     """Voice ``i``'s portamento at sample ``now``: semitones from its note's pitch."""
     g = S.glide
@@ -196,7 +215,8 @@ def glide_offset(S, i, now):
     return g[i, GL_FROM] * (1.0 - max(x, 0.0))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def zone_master(S, ch):
     """The master channel (0 or 15) of the MPE zone ``ch`` belongs to, or -1 (no zone)."""
     lower = int(S.G[G_MPE_LOWER])
@@ -208,14 +228,16 @@ def zone_master(S, ch):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def is_member(S, ch):
     """Whether ``ch`` is an MPE member channel (one note, its own bend, pressure, timbre)."""
     master = zone_master(S, ch)
     return master >= 0 and master != ch
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def bend_range(S, prog, ch):
     """Semitones of full-scale bend on ``ch``: MPE member or master range, else the patch's."""
     master = zone_master(S, ch)
@@ -226,7 +248,8 @@ def bend_range(S, prog, ch):
     return S.G[G_MPE_RANGE_LOWER] if master == 0 else S.G[G_MPE_RANGE_UPPER]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def set_zone(S, master, members):
     """An MPE Configuration Message: ``members`` channels for the zone of ``master`` (0 off).
 
@@ -246,7 +269,8 @@ def set_zone(S, master, members):
         G[G_MPE_LOWER] = min(G[G_MPE_LOWER], max(14 - members, 0))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def voice_bend(S, i, now):
     """Semitones voice ``i`` is bent by at ``now``: its channel's bend (plus its zone master's
     on an MPE member channel) and its glide."""
@@ -258,7 +282,8 @@ def voice_bend(S, i, now):
     return bend + glide_offset(S, i, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def voice_mods_on(S, prog, ch):
     """Apply the per-voice sources (pressure, timbre, bend) of channel ``ch`` to the shared
     parameters for the length of one voice's tuning; returns how many to undo."""
@@ -288,14 +313,16 @@ def voice_mods_on(S, prog, ch):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def voice_mods_off(S, prog, n):
     """Restore what :func:`voice_mods_on` overrode (in reverse order)."""
     for k in range(n - 1, -1, -1):
         prog.params[int(S.saved[k, 0])] = S.saved[k, 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def retune(S, prog, i, now):
     """Retune voice ``i`` for its note, the channel's bend, glide, vibrato and parameters."""
     V = S.V
@@ -313,7 +340,8 @@ def retune(S, prog, i, now):
         voice_cut_drive(prog.model, V, i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def retune_all(S, prog, now):
     """Retune every sounding voice."""
     for i in range(int(S.G[G_TOP])):
@@ -321,7 +349,8 @@ def retune_all(S, prog, now):
             retune(S, prog, i, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def retune_channel(S, prog, now, channel):
     """Retune every sounding voice of ``channel``."""
     for i in range(int(S.G[G_TOP])):
@@ -329,7 +358,8 @@ def retune_channel(S, prog, now, channel):
             retune(S, prog, i, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def float32_from_bits(bits):
     """The float32 whose IEEE-754 bit pattern is the int32 ``bits`` (no allocation)."""
     b = bits & 0xFFFFFFFF
@@ -343,7 +373,8 @@ def float32_from_bits(bits):
     return sign * math.ldexp(float(mantissa | 0x800000), exponent - 150)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def release(S, prog, i):
     """Note-off for voice ``i``: its envelope releases (and its drive, if the patch says so)."""
     V = S.V
@@ -357,7 +388,8 @@ def release(S, prog, i):
 
 
 # --- mono and legato -----------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def priority_key(S, prog, ch):
     """The held key of channel ``ch`` that a mono voice plays (note priority), or -1."""
     priority = prog.params[P.P_PRIORITY]
@@ -372,7 +404,8 @@ def priority_key(S, prog, ch):
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def mono_voice(S, ch):
     """The voice a mono channel is playing (attack or decay, newest), or -1."""
     V = S.V
@@ -385,7 +418,8 @@ def mono_voice(S, ch):
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def newest_voice(S, ch):
     """The newest voice of channel ``ch`` still sounding (released ones too), or -1."""
     best = -1
@@ -396,7 +430,8 @@ def newest_voice(S, ch):
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def newest_held_voice(S, ch):
     """The newest voice of channel ``ch`` whose key is still down, or -1."""
     best = -1
@@ -408,7 +443,8 @@ def newest_held_voice(S, ch):
     return best
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def start_glide(S, prog, i, now, from_semitones):
     """Voice ``i`` glides from ``from_semitones`` off its note's pitch to it in ``glide_ms``."""
     length = prog.params[P.P_GLIDE_MS] * 1e-3 * S.G[G_SR]
@@ -421,7 +457,8 @@ def start_glide(S, prog, i, now, from_semitones):
     S.G[G_GLIDING] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _interval(S, prog, i, now, note):
     """Semitones from ``note``'s pitch to the pitch voice ``i`` sounds now (bend aside)."""
     here = voice_frequency(S, prog, S.V[i, vk.F_NOTE], glide_offset(S, i, now))
@@ -429,7 +466,8 @@ def _interval(S, prog, i, now, note):
     return 12.0 * math.log2(here / there)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def mono_play(S, prog, now, ch, note, velocity, legato):
     """The mono channel ``ch`` should sound ``note``: move its voice there or retrigger.
 
@@ -467,7 +505,8 @@ def mono_play(S, prog, now, ch, note, velocity, legato):
         retune(S, prog, j, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def poly_play(S, prog, now, ch, note, velocity):
     """Poly mode: ``note`` starts a voice of its own; with ``glide_ms`` it glides there from
     the pitch the channel's previous note sounds at this moment (its newest voice whose key
@@ -487,7 +526,8 @@ def poly_play(S, prog, now, ch, note, velocity):
         retune(S, prog, j, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def mono_note_off(S, prog, now, ch, note):
     """A key of a mono channel went up: hand over to the next held key, or release."""
     V = S.V
@@ -501,13 +541,15 @@ def mono_note_off(S, prog, now, ch, note):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def key_mapped(S, prog, note):
     """Whether ``note`` sounds: the tuning maps it, or a MIDI Tuning Standard change tuned it."""
     return prog.tables[T_FREQ, int(note)] > 0.0 or S.tuned[int(note)] > 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def note_on(S, prog, now, channel, note, velocity):
     """Start ``note`` in a voice (stealing if needed): envelope, level, pan, tuning, spike."""
     V = S.V
@@ -525,7 +567,8 @@ def note_on(S, prog, now, channel, note, velocity):
     return i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def voice_begin(S, prog, i, now, channel, note, velocity):
     """Slot ``i`` starts ``note``: envelope, level, pan, tuning (the neuron not started)."""
     V = S.V
@@ -563,7 +606,8 @@ def voice_begin(S, prog, i, now, channel, note, velocity):
     retune(S, prog, i, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _sounding(S):
     """Whether any voice sounds (a parameter change could be heard)."""
     for i in range(int(S.G[G_TOP])):
@@ -572,7 +616,8 @@ def _sounding(S):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _rephase_vibrato(S, old_hz, new_hz, now):
     """The vibrato rate changes from ``old_hz`` to ``new_hz`` at ``now``: each voice's phase
     origin moves so that its vibrato phase carries on from where it is (no pitch jump)."""
@@ -584,7 +629,8 @@ def _rephase_vibrato(S, old_hz, new_hz, now):
             V[i, vk.F_ONSET] = now - (now - V[i, vk.F_ONSET]) * old_hz / new_hz
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def set_param(S, prog, now, p, value):
     """Parameter ``p`` of the synth's copy goes to ``value`` from sample ``now`` on.
 
@@ -620,7 +666,8 @@ def set_param(S, prog, now, p, value):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _ramp_tick(S, prog, now):
     """One step of every parameter ramp at ``now`` (a multiple of ``SMOOTHING_TICK``), then
     every voice retuned; the last step lands on the target exactly. Recounts ``G_RAMPS``."""
@@ -648,7 +695,8 @@ def _ramp_tick(S, prog, now):
     retune_all(S, prog, now)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def controller(S, prog, now, source, value):
     """Apply the mapped controllers for ``source`` (CC number or pressure) at ``value`` 0..1.
 
@@ -680,7 +728,8 @@ def fade_all(S, fade_samples):
             fade_out(S.V, i, fade_samples)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def fade_channel(S, fade_samples, channel):
     """Fade out every playing voice of ``channel`` (all sound off)."""
     for i in range(int(S.G[G_TOP])):
@@ -688,14 +737,16 @@ def fade_channel(S, fade_samples, channel):
             fade_out(S.V, i, fade_samples)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def sustained(S, ch):
     """Whether the pedal holds ``ch``'s notes: its own, or its MPE zone master's."""
     master = zone_master(S, ch)
     return S.C[ch, C_SUSTAIN] != 0.0 or (master >= 0 and S.C[master, C_SUSTAIN] != 0.0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _data_entry(S, prog, now, ch, value):
     """Data entry (CC 6) for the selected RPN: 6 on a master channel is the MPE Configuration
     Message; 0 (pitch bend sensitivity) sets an MPE zone's member or master range."""
@@ -716,14 +767,16 @@ def _data_entry(S, prog, now, ch, value):
             S.G[G_MPE_RANGE_LOWER if master == 0 else G_MPE_RANGE_UPPER] = value
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _release_sustained(S, prog, ch):
     for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_SUSTAINED] != 0.0 and S.V[i, vk.F_CHANNEL] == ch:
             release(S, prog, i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def apply_event(S, prog, now, status, d1, d2):
     """Apply one event (a MIDI channel message or a parameter event) at sample ``now``."""
     V = S.V
@@ -853,7 +906,8 @@ def apply_event(S, prog, now, status, d1, d2):
         G[G_IGNORED] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _vibrato_active(params, C):
     if params[P.P_VIB_CENTS] == 0.0:
         return False
@@ -863,7 +917,8 @@ def _vibrato_active(params, C):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _rate_tick(S, prog, now):
     """Re-solve the rate (not the shape) of every vibrating or gliding voice at ``now``.
 
@@ -895,7 +950,8 @@ def _rate_tick(S, prog, now):
     S.G[G_GLIDING] = gliding
 
 
-@njit(cache=True, nogil=True, _nrt=False)  # no reference counting: see models/__init__
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def render_voices(S, prog, start, stop):
     """Add samples ``start..stop-1`` of every sounding voice into the mix."""
     V = S.V
@@ -909,10 +965,12 @@ def render_voices(S, prog, start, stop):
             S.G[G_NAN_RESETS] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _enter_program(S, prog, now):
     """The first block of a program switched to: its own parameters, the held keys restart."""
-    prog.params[:] = prog.base
+    for p in range(prog.params.shape[0]):
+        prog.params[p] = prog.base[p]
     prog.ramp[:, P.R_LEFT] = 0.0  # no ramp carries over from an earlier visit
     S.G[G_RAMPS] = 0.0
     zone = prog.params[P.P_MPE_ZONE]
@@ -933,7 +991,8 @@ def _enter_program(S, prog, now):
                 note_on(S, prog, now, ch, note, S.K[ch, note])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _start_listen_voices(S, prog, L, now):
     """``listen.routing: per_channel``: one voice per ear channel, tuned to its centre
     frequency, its own drive cut and its neuron at rest (it sounds only when the ear spikes).
@@ -960,7 +1019,10 @@ def _start_listen_voices(S, prog, L, now):
 
 @njit(cache=True, nogil=True)
 def render_block(out, events, n_events, S, prog):
-    """Render up to ``out.shape[0]`` frames (:func:`render_block_with`, no input)."""
+    """Render up to ``out.shape[0]`` frames (:func:`render_block_with`, no input).
+
+    A convenience for compiled callers; the engine calls ``render_block_with(..., None)``
+    (one compiled entry point, not two: see the module docstring)."""
     return render_block_with(out, events, n_events, S, prog, None)
 
 

@@ -100,58 +100,58 @@ _OPTS = {"nogil": True}
 _AUDIO_OPTS = {"nogil": True, "_nrt": False}
 
 
-@overload(voice_tune, jit_options=_OPTS)
+@overload(voice_tune, jit_options=_OPTS, inline="always")
 def _ov_tune(m, V, i, params, tables, sr, freq):
     impl = _kernel(m, "tune")
     return lambda m, V, i, params, tables, sr, freq: impl(m, V, i, params, tables, sr, freq)
 
 
-@overload(voice_set_rate, jit_options=_OPTS)
+@overload(voice_set_rate, jit_options=_OPTS, inline="always")
 def _ov_set_rate(m, V, i, params, tables, sr, freq):
     impl = _kernel(m, "set_rate")
     return lambda m, V, i, params, tables, sr, freq: impl(m, V, i, params, tables, sr, freq)
 
 
-@overload(voice_start, jit_options=_OPTS)
+@overload(voice_start, jit_options=_OPTS, inline="always")
 def _ov_start(m, V, i, params):
     impl = _kernel(m, "start")
     return lambda m, V, i, params: impl(m, V, i, params)
 
 
-@overload(voice_rest, jit_options=_OPTS)
+@overload(voice_rest, jit_options=_OPTS, inline="always")
 def _ov_rest(m, V, i, params):
     impl = _kernel(m, "rest")
     return lambda m, V, i, params: impl(m, V, i, params)
 
 
-@overload(voice_cut_drive, jit_options=_OPTS)
+@overload(voice_cut_drive, jit_options=_OPTS, inline="always")
 def _ov_cut_drive(m, V, i):
     impl = _kernel(m, "cut_drive")
     return lambda m, V, i: impl(m, V, i)
 
 
-@overload(voice_render, jit_options=_AUDIO_OPTS)
+@overload(voice_render, jit_options=_AUDIO_OPTS, inline="always")
 def _ov_render(m, V, i, rng, out_l, out_r, start, stop):
     impl = _kernel(m, "render")
     return lambda m, V, i, rng, out_l, out_r, start, stop: impl(m, V, i, rng, out_l, out_r,
                                                                   start, stop)
 
 
-@overload(voice_trace, jit_options=_OPTS)
+@overload(voice_trace, jit_options=_OPTS, inline="always")
 def _ov_trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     impl = _kernel(m, "trace")
     return (lambda m, V, i, rng, out_l, out_r, start, stop, drive_in, trace:
             impl(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace))
 
 
-@overload(voice_calibrate, jit_options=_OPTS)
+@overload(voice_calibrate, jit_options=_OPTS, inline="always")
 def _ov_calibrate(m, params, sr, tables, V, spike_times):
     impl = _kernel(m, "calibrate")
     return lambda m, params, sr, tables, V, spike_times: impl(m, params, sr, tables, V,
                                                               spike_times)
 
 
-@overload(voice_dc, jit_options=_OPTS)
+@overload(voice_dc, jit_options=_OPTS, inline="always")
 def _ov_dc(m, V, i, mean):
     impl = _kernel(m, "dc")
     return lambda m, V, i, mean: impl(m, V, i, mean)
