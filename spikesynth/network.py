@@ -667,4 +667,5 @@ def network_arrays(patch, n_slots: int):
         syn_state0=state0.syn_state.copy(),
         w_learned=state0.syn_state[:, net.SS_W].copy(),
         meta=np.array([lr, step, 0.0, 0.0]),
+        knots=np.zeros((slots, 2, 2 * nv.KNOT_RING)),
     )
