@@ -98,6 +98,7 @@ META_LR, META_STEP, META_PERIOD = 0, 1, 2
 META_N = 4
 
 MAX_STEPS_PER_SAMPLE = 256  # a guard: beyond this the voice cannot keep real time
+REFERENCE_STEPS = 20000  # steps of the heard mix kept at prepare time for the note levels
 
 # The band-limited output (module docstring): knots per sample, the FIR over the knots.
 KNOTS_PER_SAMPLE = 3
@@ -146,6 +147,7 @@ class NetworkArrays(NamedTuple):
     syn_state0: np.ndarray  # (m, SS_N) initial synapse state
     w_learned: np.ndarray  # (m,) weights the next note starts from
     meta: np.ndarray  # (META_N,) [spec lr, step ms, reference period ms, 0]
+    heard: np.ndarray  # (REFERENCE_STEPS,) scratch of network_reference: the heard mono mix
     knots: np.ndarray  # (S, 2, 2 KNOT_RING) per voice and channel: the knot ring, mirrored
 
 
@@ -421,12 +423,15 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
 
 
 @njit(cache=True, nogil=True)
-def network_reference(net_arrays, drive, lr, steps, spike_times):
+def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_play):
     """Run the network in model time (voice slot 0) and measure it, at prepare time.
 
     Fills ``mean_v`` with each neuron's mean potential over the second half and returns
-    ``(period_steps, rms)``: the steady period of the first heard neuron's spike pattern (in
-    steps; nan if it fires fewer than 4 times) and the RMS of the heard mono mix.
+    ``(period_steps, rms, count)``: the steady period of the first heard neuron's spike
+    pattern (in steps; nan if it fires fewer than 4 times), the RMS of the heard mono mix,
+    and how many steps of the heard mono mix ``mix_out`` (float64, (cap,)) received, oldest
+    first (for :func:`band_limited_rms`): run on after the measurement with the learning rate
+    ``lr_play`` of a played note (learning makes some networks brighter).
     """
     topology = net_arrays.topology
     state = voice_state(net_arrays, 0)
@@ -470,4 +475,75 @@ def network_reference(net_arrays, drive, lr, steps, spike_times):
             mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
         total += mono * mono
     rms = math.sqrt(total / max(half, 1))
-    return steady_period(spike_times, count, 32), rms
+    kept = min(half, mix_out.shape[0])
+    for k in range(half + kept):
+        net.network_step(ext, lr_play, topology, state)
+        if k >= half:
+            mono = 0.0
+            for j in range(n):
+                mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
+            mix_out[k - half] = mono
+    return steady_period(spike_times, count, 32), rms, kept
+
+
+@njit(cache=True, nogil=True)
+def band_limited_rms(heard, count, rate, knots):
+    """The RMS of what the voice makes of the steps ``heard[:count]`` at ``rate`` steps per
+    sample: the same interpolation, knots and FIR as :func:`network_voice_run` (prepare time;
+    slot 0 of ``knots`` is scratch), the FIR's first fill left out. Relative to the RMS of
+    the steps it says how much of the network's energy the low-pass keeps at that rate (the
+    rest lay above Nyquist). nan when the stretch gives no sample.
+    """
+    m_knots = float(KNOTS_PER_SAMPLE)
+    knots_per_step = m_knots / rate
+    for c in range(2):
+        for k in range(knots.shape[2]):
+            knots[0, c, k] = 0.0
+    base = 0
+    phase = 0.0
+    prev = heard[0]
+    cur = heard[0]
+    y = heard[0]
+    k = 1
+    warm = KNOT_TAPS // KNOTS_PER_SAMPLE + 1  # samples until the FIR has only the signal
+    s = 0
+    n = 0
+    total = 0.0
+    total2 = 0.0
+    while True:
+        for b in range(1, KNOTS_PER_SAMPLE + 1):
+            p = (base + b) & KNOT_MASK
+            knots[0, 0, p] = 0.0
+            knots[0, 1, p] = 0.0
+        phase += rate
+        x = 0.0
+        bin_ = 0
+        s0_l = s1_l = s0_r = s1_r = 0.0
+        while phase >= 1.0 and k < count:
+            x_k = m_knots - (phase - 1.0) * knots_per_step
+            bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, x_k, cur,
+                                                    cur, s0_l, s1_l, s0_r, s1_r)
+            x = x_k
+            y = cur
+            prev = cur
+            cur = heard[k]
+            k += 1
+            phase -= 1.0
+        if phase >= 1.0:  # the stretch is used up
+            break
+        end = prev + (cur - prev) * phase
+        bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, m_knots, end,
+                                                end, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(knots, 0, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        y = end
+        left, _ = _knot_output(knots, 0, base)
+        base = (base + KNOTS_PER_SAMPLE) & KNOT_MASK
+        if s >= warm:
+            total += left
+            total2 += left * left
+            n += 1
+        s += 1
+    if n == 0:
+        return math.nan
+    mean = total / n
+    return math.sqrt(max(total2 / n - mean * mean, 0.0))
