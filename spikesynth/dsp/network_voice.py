@@ -107,6 +107,8 @@ KNOT_RING = 1 << KNOT_TAPS.bit_length()  # a power of two > KNOT_TAPS; the ring 
 # twice (mirrored) so that the FIR reads one contiguous stretch
 KNOT_MASK = KNOT_RING - 1
 assert KNOT_RING > KNOT_TAPS and KNOT_RING & KNOT_MASK == 0
+assert net.VOICE_SLOT_BYTES >= 8 * 2 * 2 * KNOT_RING
+assert net.VOICE_SHARED_BYTES >= 8 * REFERENCE_STEPS
 
 
 def _knot_fir(m=KNOTS_PER_SAMPLE, half_width=blep.HALF_WIDTH, cutoff=blep.CUTOFF):
