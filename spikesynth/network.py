@@ -6,7 +6,9 @@ The spec (a dict, or the ``network:`` section of a YAML file, :func:`load_networ
 
     neurons:                      # 1 to 64 entries, in order (index = position)
       - name: A                   # optional, default "n<index>"; unique
-        model: izhikevich         # "lif" or "izhikevich"
+        model: izhikevich         # "lif" or "izhikevich" (a pitched network voice: LIF with
+                                  # method: euler, so its spikes fall on the step grid and the
+                                  # network can repeat exactly: spikesynth.dsp.network_voice)
         preset: tonic_spiking     # any parameter of the model, as in spikesynth.neurons.simulate
         v0: -70
         gain: 1.0                 # multiplies the external drive (default 0: not driven)
@@ -667,4 +669,6 @@ def network_arrays(patch, n_slots: int):
         syn_state0=state0.syn_state.copy(),
         w_learned=state0.syn_state[:, net.SS_W].copy(),
         meta=np.array([lr, step, 0.0, 0.0]),
+        heard=np.zeros(nv.REFERENCE_STEPS if patch.network is not None else 1),
+        knots=np.zeros((slots, 2, 2 * nv.KNOT_RING)),
     )

@@ -232,6 +232,10 @@ CLK_N = 5
 # Memory budget of one network's arrays (checked by the spec layer before allocating).
 MAX_SYNAPSES = 4096  # 64 x 64: every pair once
 MAX_RING_STEPS = 1 << 16  # spike ring length, steps: 512 KiB of uint64 per running network
+# What a network voice adds (spikesynth.dsp.network_voice, which checks these): its knot rings
+# per voice slot, and the heard mix kept at prepare time.
+VOICE_SLOT_BYTES = 8 * 2 * 2 * 128
+VOICE_SHARED_BYTES = 8 * 20000
 
 
 class NetworkTopology(NamedTuple):
@@ -285,8 +289,9 @@ def network_memory_bytes(n_neurons: int, n_synapses: int, ring_steps: int,
     shared = 8 * (n * (1 + N_COEFF_WIDTH + IN_N + 6) + m * (SI_N + SP_N + 3)
                   + m * (1 + RP_N + 2) + m * n + 4 * n)  # fmt: skip
     shared += 8 * length  # delay_q
+    shared += VOICE_SHARED_BYTES
     per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N)
-                   + 2 * length + n)  # fmt: skip
+                   + 2 * length + n + VOICE_SLOT_BYTES)  # fmt: skip
     return shared + int(n_networks) * per_network
 
 

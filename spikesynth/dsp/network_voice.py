@@ -14,8 +14,29 @@ for networks that are not periodic (chaotic, gated).
 Sound
 -----
 Each neuron has an output gain and a pan; the voice hears ``Σ gain_j (v_j - mean_j)`` per
-channel (``mean_j`` measured at prepare time), linearly interpolated between the last two
-network steps (a constant delay of one step), through the shared amplitude envelope.
+channel (``mean_j`` measured at prepare time), through the shared amplitude envelope.
+
+Band-limited output. The heard value of each step, placed at the step's exact (sub-sample)
+time and linearly interpolated between steps (one step late, a constant delay), is a
+continuous piecewise-linear signal ``y(t)``; the voice hears it through a low-pass, not
+sampled. ``y`` is first integrated exactly against triangles (linear B-splines) of half-width
+``1/M`` sample centred on ``M`` = :data:`KNOTS_PER_SAMPLE` knots per sample (each piece of
+``y`` between two step times or knots adds two closed-form moments into its two knots: O(1)
+per step), then a fixed FIR over the knots (the windowed sinc of
+:mod:`spikesynth.dsp.blep`: cutoff ``blep.CUTOFF``, Blackman-Harris window over
+``±blep.HALF_WIDTH`` samples) gives each sample. Together: ``y`` convolved with the
+piecewise-linear interpolant of that windowed sinc, sampled; images of its pass band at
+multiples of ``M`` samples⁻¹ are attenuated by the triangles' ``sinc²``. Latency:
+``blep.HALF_WIDTH`` samples (as the other band-limited voices) plus one step.
+
+Pitch and periodicity. A network whose spikes and resets fall on the step grid (Izhikevich
+neurons; LIF neurons with ``method: euler``) is a deterministic map on its state: once on its
+limit cycle it typically repeats exactly after a whole number ``N`` of steps (the bundled
+pitched networks do after 10 to 110 periods). Its measured period is then exactly ``N``
+steps, the note plays ``N`` steps per period, and the band-limited output is exactly
+periodic at the note: what remains off the harmonics is the low-pass's leakage. An exact LIF
+(sub-step spike times) is in tune on average but its spikes land on the grid with a
+wandering jitter of up to a step: not periodic.
 
 Learning
 --------
@@ -40,6 +61,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from . import blep
 from . import network as net
 from .model_voice import steady_period
 from .voice import (
@@ -68,11 +90,41 @@ N_PREV_R = F_M + 3
 N_CUR_L = F_M + 4
 N_CUR_R = F_M + 5
 N_LR = F_M + 6  # learning rate of this voice
+N_Y_L = F_M + 7  # heard signal y at the last sample, left (before the low-pass)
+N_Y_R = F_M + 8  # ... right
+N_KNOT = F_M + 9  # ring position of the knot at the last sample
 
 META_LR, META_STEP, META_PERIOD = 0, 1, 2
 META_N = 4
 
 MAX_STEPS_PER_SAMPLE = 256  # a guard: beyond this the voice cannot keep real time
+REFERENCE_STEPS = 20000  # steps of the heard mix kept at prepare time for the note levels
+
+# The band-limited output (module docstring): knots per sample, the FIR over the knots.
+KNOTS_PER_SAMPLE = 3
+KNOT_TAPS = 2 * blep.HALF_WIDTH * KNOTS_PER_SAMPLE - 1  # knots s - q/M for q = 1..KNOT_TAPS
+KNOT_RING = 1 << KNOT_TAPS.bit_length()  # a power of two > KNOT_TAPS; the ring is stored
+# twice (mirrored) so that the FIR reads one contiguous stretch
+KNOT_MASK = KNOT_RING - 1
+assert KNOT_RING > KNOT_TAPS and KNOT_RING & KNOT_MASK == 0
+assert net.VOICE_SLOT_BYTES >= 8 * 2 * 2 * KNOT_RING
+assert net.VOICE_SHARED_BYTES >= 8 * REFERENCE_STEPS
+
+
+def _knot_fir(m=KNOTS_PER_SAMPLE, half_width=blep.HALF_WIDTH, cutoff=blep.CUTOFF):
+    """FIR taps over the knots, oldest first: ``taps[j]`` weighs the knot ``KNOT_TAPS - j``
+    knots before the newest sample; the windowed sinc of :mod:`spikesynth.dsp.blep` centred
+    ``half_width`` samples back, normalised to a DC gain of 1."""
+    q = np.arange(1, 2 * half_width * m)  # knot s - q/m
+    tau = q / m - half_width
+    x = tau / half_width
+    window = (0.35875 + 0.48829 * np.cos(np.pi * x) + 0.14128 * np.cos(2 * np.pi * x)
+              + 0.01168 * np.cos(3 * np.pi * x))
+    h = np.sinc(2.0 * cutoff * tau) * window
+    return np.ascontiguousarray((h / h.sum())[::-1])
+
+
+KNOT_FIR = _knot_fir()
 
 
 class NetworkArrays(NamedTuple):
@@ -97,6 +149,8 @@ class NetworkArrays(NamedTuple):
     syn_state0: np.ndarray  # (m, SS_N) initial synapse state
     w_learned: np.ndarray  # (m,) weights the next note starts from
     meta: np.ndarray  # (META_N,) [spec lr, step ms, reference period ms, 0]
+    heard: np.ndarray  # (REFERENCE_STEPS,) scratch of network_reference: the heard mono mix
+    knots: np.ndarray  # (S, 2, 2 KNOT_RING) per voice and channel: the knot ring, mirrored
 
 
 @njit(cache=True, nogil=True)
@@ -129,12 +183,18 @@ def network_voice_start(V, i, net_arrays):
         a.hist[i, k] = 0
     for k in range(a.clock.shape[1]):
         a.clock[i, k] = 0
+    for c in range(2):
+        for k in range(a.knots.shape[2]):
+            a.knots[i, c, k] = 0.0
     V[i, N_PHASE] = 0.0
+    V[i, N_KNOT] = 0.0
     left, right = heard_mix(a.nstate0, a)
     V[i, N_PREV_L] = left
     V[i, N_PREV_R] = right
     V[i, N_CUR_L] = left
     V[i, N_CUR_R] = right
+    V[i, N_Y_L] = left
+    V[i, N_Y_R] = right
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -150,6 +210,91 @@ def heard_mix(nstate, net_arrays):
         dv = nstate[j, net.V_SLOT] - mean_v[j]
         left += out_l[j] * dv
         right += out_r[j] * dv
+    return left, right
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r, s1_r):
+    """Integrate one linear piece of the heard signal against the knots' triangles.
+
+    The piece runs from ``x0`` to ``x1`` (0 <= x0 <= x1 <= M: the time since the last sample,
+    in knot spacings) with values ``a`` to ``b`` per channel. Knot ``k`` of this sample (ring
+    position ``base + k``) receives ``∫ y(x) Λ(x - k) dx``: the piece is split at the knots,
+    and each part ``[w0, w1]`` of bin ``bin_`` (``w = x - bin_``) adds its moments
+    ``m0 = ∫ y dw`` and ``m1 = ∫ y w dw`` to the bin's running sums ``s0``, ``s1``; leaving a
+    bin adds ``s0 - s1`` to its left knot and ``s1`` to its right one. Returns the bin and
+    its sums after the piece.
+    """
+    if not x1 > x0:
+        return bin_, s0_l, s1_l, s0_r, s1_r
+    xs = x0
+    ys_l = a_l
+    ys_r = a_r
+    while True:
+        xe = x1
+        ye_l = b_l
+        ye_r = b_r
+        split = x1 > bin_ + 1.0 and bin_ < KNOTS_PER_SAMPLE - 1
+        if split:  # the piece goes on into the next bin: its value at the knot
+            xe = bin_ + 1.0
+            t = (xe - x0) / (x1 - x0)
+            ye_l = a_l + (b_l - a_l) * t
+            ye_r = a_r + (b_r - a_r) * t
+        length = xe - xs
+        w0 = xs - bin_
+        w1 = xe - bin_
+        f0 = length * (2.0 * w0 + w1) * (1.0 / 6.0)
+        f1 = length * (w0 + 2.0 * w1) * (1.0 / 6.0)
+        s0_l += 0.5 * length * (ys_l + ye_l)
+        s1_l += ys_l * f0 + ye_l * f1
+        s0_r += 0.5 * length * (ys_r + ye_r)
+        s1_r += ys_r * f0 + ye_r * f1
+        if not split:
+            return bin_, s0_l, s1_l, s0_r, s1_r
+        _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        bin_ += 1
+        s0_l = s1_l = s0_r = s1_r = 0.0
+        xs = xe
+        ys_l = ye_l
+        ys_r = ye_r
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r):
+    """Add a finished bin's moments to its two knots (see :func:`_advance`)."""
+    pl = (base + bin_) & KNOT_MASK
+    pr = (base + bin_ + 1) & KNOT_MASK
+    knots[i, 0, pl] += s0_l - s1_l
+    knots[i, 0, pr] += s1_l
+    knots[i, 1, pl] += s0_r - s1_r
+    knots[i, 1, pr] += s1_r
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _knot_output(knots, i, base):
+    """Finish this sample's knots (mirror them) and return the low-passed ``(left, right)``
+    (the FIR over the last ``KNOT_TAPS`` knots, :data:`KNOT_FIR`)."""
+    m = KNOTS_PER_SAMPLE
+    for b in range(m):
+        p = (base + b) & KNOT_MASK
+        knots[i, 0, p + KNOT_RING] = knots[i, 0, p]
+        knots[i, 1, p + KNOT_RING] = knots[i, 1, p]
+    first = ((base + m - 1) & KNOT_MASK) + KNOT_RING - KNOT_TAPS + 1
+    return _fir(knots, i, first)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _fir(knots, i, first):
+    """The FIR over ``KNOT_TAPS`` knots from ring position ``first`` (a contiguous stretch of
+    the mirrored ring), both channels. Summed in any order (SIMD): the order is fixed by the
+    compiled code, so the output still does not depend on the block size."""
+    ring_l = knots[i, 0, first:first + KNOT_TAPS]
+    ring_r = knots[i, 1, first:first + KNOT_TAPS]
+    left = 0.0
+    right = 0.0
+    for j in range(KNOT_TAPS):
+        left += KNOT_FIR[j] * ring_l[j]
+        right += KNOT_FIR[j] * ring_r[j]
     return left, right
 
 
@@ -192,6 +337,12 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     amp = V[i, F_AMP]
     g_l = V[i, F_GAIN_L] * amp
     g_r = V[i, F_GAIN_R] * amp
+    y_l = V[i, N_Y_L]
+    y_r = V[i, N_Y_R]
+    base = int(V[i, N_KNOT])
+    knots = net_arrays.knots
+    m_knots = float(KNOTS_PER_SAMPLE)
+    knots_per_step = m_knots / rate if rate > 0.0 else 0.0
     for s in range(start, stop):
         current = drive
         if drive_in is not None:
@@ -200,9 +351,36 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             current = noisy(current, noise, rng, i)
         for j in range(n):
             ext[j] = current
+        for b in range(1, KNOTS_PER_SAMPLE + 1):  # this sample's new knots
+            p = (base + b) & KNOT_MASK
+            knots[i, 0, p] = 0.0
+            knots[i, 1, p] = 0.0
         phase += rate
         steps = 0
+        x = 0.0  # time since the last sample (knot spacings) of the heard signal's last point
+        bin_ = 0
+        s0_l = s1_l = s0_r = s1_r = 0.0
         while phase >= 1.0 and steps < MAX_STEPS_PER_SAMPLE:
+            # The step ends at x_k = M (1 - (phase - 1)/rate), where y (one step late)
+            # reaches cur.
+            x_k = m_knots - (phase - 1.0) * knots_per_step
+            if x_k <= bin_ + 1.0 or bin_ == KNOTS_PER_SAMPLE - 1:  # within the bin
+                length = x_k - x
+                w0 = x - bin_
+                w1 = x_k - bin_
+                f0 = length * (2.0 * w0 + w1) * (1.0 / 6.0)
+                f1 = length * (w0 + 2.0 * w1) * (1.0 / 6.0)
+                s0_l += 0.5 * length * (y_l + cur_l)
+                s1_l += y_l * f0 + cur_l * f1
+                s0_r += 0.5 * length * (y_r + cur_r)
+                s1_r += y_r * f0 + cur_r * f1
+            else:
+                bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, i, base, bin_, x, y_l, y_r,
+                                                        x_k, cur_l, cur_r, s0_l, s1_l, s0_r,
+                                                        s1_r)
+            x = x_k
+            y_l = cur_l
+            y_r = cur_r
             net.network_step(ext, lr, topology, state)
             phase -= 1.0
             steps += 1
@@ -213,8 +391,15 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
                 _record_raster(trace, s, spiked)
         if phase >= 1.0:  # could not keep up: drop the debt rather than fall behind forever
             phase -= math.floor(phase)
-        left = prev_l + (cur_l - prev_l) * phase
-        right = prev_r + (cur_r - prev_r) * phase
+        end_l = prev_l + (cur_l - prev_l) * phase
+        end_r = prev_r + (cur_r - prev_r) * phase
+        bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, i, base, bin_, x, y_l, y_r, m_knots,
+                                                end_l, end_r, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        y_l = end_l
+        y_r = end_r
+        left, right = _knot_output(knots, i, base)
+        base = (base + KNOTS_PER_SAMPLE) & KNOT_MASK
         env_stage, env = envelope_next(env_stage, env, envelope)
         out_l[s] += left * env * g_l
         out_r[s] += right * env * g_r
@@ -228,6 +413,9 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     V[i, N_PREV_R] = prev_r
     V[i, N_CUR_L] = cur_l
     V[i, N_CUR_R] = cur_r
+    V[i, N_Y_L] = y_l
+    V[i, N_Y_R] = y_r
+    V[i, N_KNOT] = base
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     if env_stage == ENV_OFF:  # the next note starts from what this one learned
@@ -237,12 +425,15 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
 
 
 @njit(cache=True, nogil=True)
-def network_reference(net_arrays, drive, lr, steps, spike_times):
+def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_play):
     """Run the network in model time (voice slot 0) and measure it, at prepare time.
 
     Fills ``mean_v`` with each neuron's mean potential over the second half and returns
-    ``(period_steps, rms)``: the steady period of the first heard neuron's spike pattern (in
-    steps; nan if it fires fewer than 4 times) and the RMS of the heard mono mix.
+    ``(period_steps, rms, count)``: the steady period of the first heard neuron's spike
+    pattern (in steps; nan if it fires fewer than 4 times), the RMS of the heard mono mix,
+    and how many steps of the heard mono mix ``mix_out`` (float64, (cap,)) received, oldest
+    first (for :func:`band_limited_rms`): run on after the measurement with the learning rate
+    ``lr_play`` of a played note (learning makes some networks brighter).
     """
     topology = net_arrays.topology
     state = voice_state(net_arrays, 0)
@@ -286,4 +477,75 @@ def network_reference(net_arrays, drive, lr, steps, spike_times):
             mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
         total += mono * mono
     rms = math.sqrt(total / max(half, 1))
-    return steady_period(spike_times, count, 32), rms
+    kept = min(half, mix_out.shape[0])
+    for k in range(half + kept):
+        net.network_step(ext, lr_play, topology, state)
+        if k >= half:
+            mono = 0.0
+            for j in range(n):
+                mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
+            mix_out[k - half] = mono
+    return steady_period(spike_times, count, 32), rms, kept
+
+
+@njit(cache=True, nogil=True)
+def band_limited_rms(heard, count, rate, knots):
+    """The RMS of what the voice makes of the steps ``heard[:count]`` at ``rate`` steps per
+    sample: the same interpolation, knots and FIR as :func:`network_voice_run` (prepare time;
+    slot 0 of ``knots`` is scratch), the FIR's first fill left out. Relative to the RMS of
+    the steps it says how much of the network's energy the low-pass keeps at that rate (the
+    rest lay above Nyquist). nan when the stretch gives no sample.
+    """
+    m_knots = float(KNOTS_PER_SAMPLE)
+    knots_per_step = m_knots / rate
+    for c in range(2):
+        for k in range(knots.shape[2]):
+            knots[0, c, k] = 0.0
+    base = 0
+    phase = 0.0
+    prev = heard[0]
+    cur = heard[0]
+    y = heard[0]
+    k = 1
+    warm = KNOT_TAPS // KNOTS_PER_SAMPLE + 1  # samples until the FIR has only the signal
+    s = 0
+    n = 0
+    total = 0.0
+    total2 = 0.0
+    while True:
+        for b in range(1, KNOTS_PER_SAMPLE + 1):
+            p = (base + b) & KNOT_MASK
+            knots[0, 0, p] = 0.0
+            knots[0, 1, p] = 0.0
+        phase += rate
+        x = 0.0
+        bin_ = 0
+        s0_l = s1_l = s0_r = s1_r = 0.0
+        while phase >= 1.0 and k < count:
+            x_k = m_knots - (phase - 1.0) * knots_per_step
+            bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, x_k, cur,
+                                                    cur, s0_l, s1_l, s0_r, s1_r)
+            x = x_k
+            y = cur
+            prev = cur
+            cur = heard[k]
+            k += 1
+            phase -= 1.0
+        if phase >= 1.0:  # the stretch is used up
+            break
+        end = prev + (cur - prev) * phase
+        bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, m_knots, end,
+                                                end, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(knots, 0, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        y = end
+        left, _ = _knot_output(knots, 0, base)
+        base = (base + KNOTS_PER_SAMPLE) & KNOT_MASK
+        if s >= warm:
+            total += left
+            total2 += left * left
+            n += 1
+        s += 1
+    if n == 0:
+        return math.nan
+    mean = total / n
+    return math.sqrt(max(total2 / n - mean * mean, 0.0))

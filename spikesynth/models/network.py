@@ -3,11 +3,14 @@ delays, STDP) at a fixed model step; the note sets how many steps run per sample
 
 Kernels: :mod:`spikesynth.dsp.network` and :mod:`spikesynth.dsp.network_voice`; the network is
 built and checked by :mod:`spikesynth.network`. Tuning: the network's own period, measured once
-at prepare time in model time (or ``reference_rate_hz``), is mapped onto each note.
+at prepare time in model time (or ``reference_rate_hz``), is mapped onto each note; a network
+that repeats exactly (a whole number of steps) is then phase-locked to the note. Level: the
+RMS of the heard mix, and how much of it the band-limited output keeps at each note.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -37,6 +40,9 @@ P_REF_RATE = P.MODEL_BASE + 3  # 0: calibrate from the network's own period
 SPEC_KEYS = ("neurons", "synapses", "stdp", "name", "description")
 NOMINAL_PERIOD_MS = 25.0  # a network that does not fire periodically plays 40 Hz at its note
 NOMINAL_RMS = 0.15
+LOW_RATE = 0.25  # steps per sample below which the low-pass keeps what it keeps at this rate
+KEPT_GRID = 24  # rates LOW_RATE * 2^(g/2): up to 2^11.5 LOW_RATE, past MAX_STEPS_PER_SAMPLE
+MIN_KEPT = 0.1  # a note is raised by at most 20 dB for what its low-pass removes
 
 
 class NetworkVoice(NamedTuple):
@@ -97,12 +103,15 @@ def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
 
 @njit(cache=True, nogil=True)
 def calibrate(m, params, sr, tables, V, spike_times):
-    """Measure the network once in model time: its period sets every note's time scale."""
+    """Measure the network once in model time: its period sets every note's time scale; its
+    RMS, and how much of it the voice's low-pass keeps at each note's steps per sample, the
+    note's level."""
     meta = m.net.meta
     step = meta[nv.META_STEP]
     nv.network_voice_start(V, V.shape[0] - 1, m.net)
-    period_steps, rms = nv.network_reference(m.net, params[P_DRIVE], 0.0, int(4000.0 / step),
-                                             spike_times)
+    period_steps, rms, kept = nv.network_reference(m.net, params[P_DRIVE], 0.0,
+                                                   int(4000.0 / step), spike_times, m.net.heard,
+                                                   params[P_LR] * meta[nv.META_LR])
     if params[P_REF_RATE] > 0.0:
         period_ms = 1000.0 / params[P_REF_RATE]
     elif period_steps == period_steps:
@@ -110,9 +119,36 @@ def calibrate(m, params, sr, tables, V, spike_times):
     else:
         period_ms = NOMINAL_PERIOD_MS
     meta[nv.META_PERIOD] = period_ms
+    # Kept fraction on a grid of steps per sample (geometric, half-octave spacing), from
+    # LOW_RATE up: a network's notes differ only in that rate.
+    kept_db = np.full(KEPT_GRID, np.nan)
+    if rms > 1e-6:
+        rms_kept = 0.0
+        for k in range(kept):
+            rms_kept += m.net.heard[k] * m.net.heard[k]
+        rms_kept = math.sqrt(rms_kept / max(kept, 1))
+        for g in range(KEPT_GRID):
+            rate = LOW_RATE * 2.0 ** (0.5 * g)
+            if rms_kept > 0.0 and rate <= nv.MAX_STEPS_PER_SAMPLE * 2.0:
+                band = nv.band_limited_rms(m.net.heard, kept, rate, m.net.knots)
+                if band == band:
+                    kept_db[g] = 20.0 * math.log10(max(band / rms_kept, MIN_KEPT))
     for note in range(128):
         tables[T_SCALE, note] = period_ms * tables[T_FREQ, note] / sr
-        tables[T_NORM, note] = VOICE_RMS / (rms if rms > 1e-6 else NOMINAL_RMS)
+        level = VOICE_RMS / (rms if rms > 1e-6 else NOMINAL_RMS)
+        rate = tables[T_SCALE, note] / step
+        if rate > LOW_RATE:
+            pos = 2.0 * math.log2(rate / LOW_RATE)
+            g = min(int(pos), KEPT_GRID - 2)
+            f = min(pos - g, 1.0)
+            a = kept_db[g]
+            b = kept_db[g + 1]
+            db = a + (b - a) * f if b == b else a
+            if db == db:
+                level *= 10.0 ** (-db / 20.0)
+        elif kept_db[0] == kept_db[0]:
+            level *= 10.0 ** (-kept_db[0] / 20.0)
+        tables[T_NORM, note] = level
     return True
 
 
