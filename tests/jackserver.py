@@ -1,7 +1,8 @@
 """A private JACK server for tests: ``jackd`` with the dummy driver, started and always stopped.
 
 The dummy driver needs no sound card and runs the JACK graph in real time from a timer, so
-MIDI and audio clients behave as they would on hardware. Each server gets a unique name;
+MIDI and audio clients behave as they would on hardware. Each server gets a name no running
+server has (from a small pool: see :func:`free_server_name`);
 clients find it through ``JACK_DEFAULT_SERVER`` (libjack reads it at every
 ``jack_client_open``), and ``JACK_NO_START_SERVER=1`` stops any client from silently
 auto-starting a *default* server instead.
@@ -29,6 +30,40 @@ import time
 import uuid
 
 __all__ = ["JackServer", "JackServerError", "can_use_realtime", "probe_sounddevice"]
+
+
+NAME_POOL = 8  # JACK2's registry holds 8 servers (MAX_SERVERS in its shm.c)
+
+
+def _live_server_names() -> set[str]:
+    """The ``-n`` names of the jackd processes running on this machine (from /proc)."""
+    names = set()
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmdline, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"jackd" and b"-n" in argv[:-1]:
+            names.add(argv[argv.index(b"-n") + 1].decode(errors="replace"))
+    return names
+
+
+def free_server_name() -> str:
+    """A server name no running jackd uses, from a fixed pool of ``NAME_POOL`` names.
+
+    Why a pool: jackd registers each server in a machine-wide table of 8 slots and frees the
+    slot when it exits cleanly; a jackd that was killed (a test run cut short) leaves its slot
+    taken, and jackd reclaims such a slot only for a server of the same name. With unique
+    names eight killed servers made every later jackd fail ("Too many servers already
+    active"); with reused names the next server of that name takes its slot back.
+    """
+    live = _live_server_names()
+    for k in range(NAME_POOL):
+        name = f"spikesynth-test-{k}"
+        if name not in live:
+            return name
+    return f"spikesynth-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # all in use: jackd says so
 
 
 class JackServerError(RuntimeError):
@@ -79,7 +114,7 @@ class JackServer:
     period : int
         Frames per JACK cycle.
     name : str, optional
-        Server name; a unique ``spikesynth-test-…`` name by default.
+        Server name; by default one of ``spikesynth-test-0..7`` that no running jackd uses.
     start_timeout : float
         Seconds to wait for the server to accept clients.
     realtime : bool, optional
@@ -94,7 +129,7 @@ class JackServer:
         self.samplerate = int(samplerate)
         self.period = int(period)
         self.realtime = can_use_realtime() if realtime is None else bool(realtime)
-        self.name = name or f"spikesynth-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.name = name or free_server_name()
         self.start_timeout = float(start_timeout)
         self.proc: subprocess.Popen | None = None
         self._log = None
