@@ -5,6 +5,7 @@ watcher runs against a real engine, the audio host is not opened)."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 
@@ -126,10 +127,12 @@ def test_watcher_survives_an_exception(watched, monkeypatch):
 def test_worker_time_and_memory_limits(tmp_path):
     good = tmp_path / "g.yaml"
     good.write_text(VALID.format(name="good"))
-    with PatchWorker(timeout=0.0) as worker:  # every request "runs over"
+    stuck = tmp_path / "stuck.yaml"  # a FIFO nobody writes: reading it blocks for ever
+    os.mkfifo(stuck)
+    with PatchWorker(timeout=0.5) as worker:
         assert wait_until(lambda: worker._conn.poll(0), 120)  # started: the imports ran
-        patch, error = worker.load(good)
-        assert patch is None and "took longer than 0 s" in error and worker.restarts == 1
+        patch, error = worker.load(stuck)
+        assert patch is None and "took longer than 0.5 s" in error and worker.restarts == 1
         worker.timeout = 30.0
         patch, error = worker.load(good)  # a fresh worker answers
         assert error is None and patch.name == "good"
