@@ -16,8 +16,10 @@ Printed:
 * messages sent, and what ``play`` counted: received into the ring + rejected (malformed) +
   dropped (ring full) + filtered (other channel); ``unaccounted`` is the difference;
 * what a second JACK MIDI receiver on the same keyboard port (the witness: python-rtmidi's
-  JACK input in this process, a client that is not play) received: a message the witness got
-  and play did not was lost inside play's process, one neither got was lost in JACK;
+  JACK input in this process, a client that is not play) received: a message neither got was
+  lost before JACK delivered it; one the witness got and play did not was lost on its way
+  to play, in a cycle jackd reports play's MIDI client missed (JACK MIDI events live for one
+  cycle) or, beyond those, inside play;
 * xruns: PortAudio's underflow flags (every client's) and the JACK cycles in which jackd
   reports ``spikesynth`` itself late, idle vs soak;
 * the play process's resident memory: first, last and the slope (least squares over the run
@@ -199,7 +201,6 @@ class Witness:
 def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
     stats_path = folder / f"stats-{'soak' if soak else 'idle'}.json"
     late0 = server.log_text().count(LATE)
-    midi_late0 = {m: server.log_text().count(m) for m in MIDI_LATE}
     play = Play(server, folder, callback, stats_path)
     play.wait_started()
     sent = 0
@@ -227,6 +228,8 @@ def run(server, folder, seconds, callback, rate, soak: bool, seed=1) -> dict:
             witness = Witness()
         rng = random.Random(seed)
         held: set = set()
+        # From here on: cycles missed while play starts or compiles cannot lose a message.
+        midi_late0 = {m: server.log_text().count(m) for m in MIDI_LATE}
         t0 = time.monotonic()
         next_edit = t0 + 5.0
         next_mem = t0

@@ -2,7 +2,7 @@
 
 The dummy driver needs no sound card and runs the JACK graph in real time from a timer, so
 MIDI and audio clients behave as they would on hardware. Each server gets a name no running
-server has (from a small pool: see :func:`free_server_name`);
+server has (from a small pool: see :func:`reserve_server_name`);
 clients find it through ``JACK_DEFAULT_SERVER`` (libjack reads it at every
 ``jack_client_open``), and ``JACK_NO_START_SERVER=1`` stops any client from silently
 auto-starting a *default* server instead.
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 __all__ = ["JackServer", "JackServerError", "can_use_realtime", "probe_sounddevice"]
 
@@ -49,21 +50,35 @@ def _live_server_names() -> set[str]:
     return names
 
 
-def free_server_name() -> str:
-    """A server name no running jackd uses, from a fixed pool of ``NAME_POOL`` names.
+def reserve_server_name() -> tuple[str, int | None]:
+    """A server name no running jackd uses and no other test holds, from a fixed pool of
+    ``NAME_POOL`` names, with the lock (a file descriptor) that holds it until released.
 
     Why a pool: jackd registers each server in a machine-wide table of 8 slots and frees the
     slot when it exits cleanly; a jackd that was killed (a test run cut short) leaves its slot
     taken, and jackd reclaims such a slot only for a server of the same name. With unique
     names eight killed servers made every later jackd fail ("Too many servers already
-    active"); with reused names the next server of that name takes its slot back.
+    active"); with reused names the next server of that name takes its slot back. The lock
+    (``flock`` on a file per name) keeps two test processes from picking the same name.
     """
+    import fcntl
+
+    folder = Path(tempfile.gettempdir()) / "spikesynth-jack-names"
+    folder.mkdir(exist_ok=True)
     live = _live_server_names()
     for k in range(NAME_POOL):
         name = f"spikesynth-test-{k}"
-        if name not in live:
-            return name
-    return f"spikesynth-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # all in use: jackd says so
+        if name in live:
+            continue
+        fd = os.open(folder / f"{k}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return name, fd
+    # Every name in use: a unique one (jackd will say whether its table has room).
+    return f"spikesynth-test-{os.getpid()}-{uuid.uuid4().hex[:8]}", None
 
 
 class JackServerError(RuntimeError):
@@ -129,7 +144,10 @@ class JackServer:
         self.samplerate = int(samplerate)
         self.period = int(period)
         self.realtime = can_use_realtime() if realtime is None else bool(realtime)
-        self.name = name or free_server_name()
+        self._name_lock = None
+        if name is None:
+            name, self._name_lock = reserve_server_name()
+        self.name = name
         self.start_timeout = float(start_timeout)
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -241,6 +259,9 @@ class JackServer:
             if proc.returncode not in (0, -signal.SIGTERM):
                 # Killed or crashed: jackd did not clean its sockets and semaphores.
                 self._remove_leftovers()
+        if self._name_lock is not None:
+            os.close(self._name_lock)  # releases the name
+            self._name_lock = None
         if self._log is not None:
             self._log.close()
             try:

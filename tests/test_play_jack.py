@@ -357,10 +357,13 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
 
     Measured on the 2-core test machine: onset − arrival = latency + 4 … + 47 frames.
     """
-    player, rec, keys = rig()
-    notes = ((69, 440.0), (57, 220.0), (76, 440.0 * 2 ** (7 / 12)), (64, 440.0 * 2 ** (-5 / 12)))
-    played = []
-    for note, _ in notes:
+    player, rec, keys = rig(seconds=30.0)
+    scale = ((69, 440.0), (57, 220.0), (76, 440.0 * 2 ** (7 / 12)), (64, 440.0 * 2 ** (-5 / 12)))
+    notes, played = [], []
+    # Four notes; up to four more (the same again) while fewer than three arrivals were
+    # observed: under load the recorder's Python MIDI client misses the odd JACK cycle.
+    while len(notes) < 4 or (len(notes) < 8 and sum(p[1] is not None for p in played) < 3):
+        note, freq = scale[len(notes) % len(scale)]
         audio, first = rec.recorded()
         assert np.abs(audio[-4800:]).max() < SILENCE, "must be silent before the note"
         sent = keys.send_timed(0x90, note, 100)
@@ -369,6 +372,7 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
         rec.wait_until(sent + SR)
         off = keys.send(0x80, note, 0)
         rec.wait_until(off + int(0.7 * SR))
+        notes.append((note, freq))
         played.append((sent, arrived, start, off))
     rec.stop()
     audio, first = rec.recorded()
@@ -388,7 +392,7 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
     # The synth's own latency is measured from the message's observed arrival on JACK's
     # clock. Under load JACK itself may deliver MIDI more than a period late, and a missed
     # cycle can leave a note's arrival unobserved (its onset then cannot be attributed):
-    # such notes are not timed, but at least three of the four must be.
+    # such notes are not timed, but at least three must be (of up to eight played).
     timed = [(d, t) for d, t in zip(delays, transit, strict=True) if t is not None]
     assert len(timed) >= 3, ("the recorder missed the arrival of most note-ons", delays, transit)
     for d, t in timed:
@@ -527,6 +531,9 @@ def test_live_mpe_member_bends_each_note_alone_and_the_master_bend_moves_both(ri
         value = int(round(8192 + 8192 * semitones / span))
         return keys.send(0xE0 | ch, value & 0x7F, value >> 7)
 
+    def asked(semitones, span):  # the bend the 14-bit value really asks for
+        return (int(round(8192 + 8192 * semitones / span)) - 8192) / 8192 * span
+
     bend(1, up, 48)
     bend(2, down, 48)
     sent = keys.send_timed(0x91, low, 100)
@@ -545,8 +552,8 @@ def test_live_mpe_member_bends_each_note_alone_and_the_master_bend_moves_both(ri
 
     before = rec.clean(start + SR // 5, moved - first - SR // 50, SR // 4)
     after = rec.clean(moved - first + SR // 5, moved - first + int(0.95 * SR), SR // 4)
-    for window, shift in ((before, 0.0), (after, master)):
-        for note, own in ((low, up), (high, down)):
+    for window, shift in ((before, 0.0), (after, asked(master, 2))):
+        for note, own in ((low, asked(up, 48)), (high, asked(down, 48))):
             f = hz(note, own + shift)
             c = cents(estimate_f0(audio[window], SR, f, harmonics=2), f)
             assert abs(c) < 1.0, (note, own, shift, c)

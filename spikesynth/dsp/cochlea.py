@@ -192,9 +192,10 @@ def compress(work, n, compression):
     """``work[k, ch] <- work[k, ch] ** compression`` over ``work[:n]`` (entries >= 0).
 
     Thread: any (no allocation). :func:`spikesynth.dsp.powlaw.pow_positive` (within a few
-    ulp of ``pow``, vectorised) for normal inputs, zero stays zero; a block holding a
-    subnormal input (the lab's ear decaying into silence, without the listening path's
-    flush) takes ``pow`` for every entry.
+    ulp of ``pow``, vectorised) for normal inputs, zero stays zero; a subnormal input (the
+    lab's ear decaying into silence, without the listening path's flush) takes ``pow``, and
+    a block holding one runs entry by entry (the same value for every other entry, so any
+    block size gives the same output).
     """
     channels = work.shape[1]
     subnormal = 0
@@ -203,12 +204,15 @@ def compress(work, n, compression):
         for ch in range(channels):
             y = row[ch]
             subnormal |= 1 if (y > 0.0 and y < TINY) else 0
-    if subnormal:
+    if subnormal:  # entry by entry, each the same value as in a block without one
         for k in range(n):
             row = work[k]
             for ch in range(channels):
-                if row[ch] > 0.0:
-                    row[ch] = row[ch] ** compression
+                y = row[ch]
+                if y >= TINY:
+                    row[ch] = pow_positive(y, compression)
+                elif y > 0.0:
+                    row[ch] = y ** compression
         return
     for k in range(n):
         row = work[k]

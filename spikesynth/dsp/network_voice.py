@@ -421,7 +421,8 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     if env_stage == ENV_OFF:  # the next note starts from what this one learned
         for s in range(syn_state.shape[0]):
             w_learned[s] = syn_state[s, net.SS_W]
-    return math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
+    return (math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
+            and math.isfinite(y_l) and math.isfinite(y_r) and math.isfinite(phase))
 
 
 @njit(cache=True, nogil=True)
