@@ -81,6 +81,7 @@ from .render import (
     fade_all,
     render_block_with,
     render_ring_with,
+    with_solo,
 )
 
 __all__ = ["CEILING", "ParamChange", "Prepared", "Synth", "note_frequency", "trace_voice"]
@@ -123,6 +124,12 @@ class _FastCall:
                 self.entries[key] = overload.entry_point
             return result
         return entry(*args)
+
+
+def _program_type(program):
+    """What of a program's type can vary (the compiled engine it needs): its model record's
+    class, and whether the mono and legato modes are compiled in."""
+    return type(program.model), program.solo is None
 
 
 # A patch without ``listen:`` renders through the ``_with`` functions too, with ``None`` for
@@ -182,11 +189,16 @@ class Synth:
     programs : sequence of Patch, optional
         What program change *n* selects (the *n*-th; ``None``: a program that did not load);
         without it, program changes are ignored (counted in ``programs_ignored``).
+    every_voice_mode : bool
+        Compile every program with the mono and legato modes (:class:`render.SoloModes`), so
+        that a reload may change a patch's ``voice_mode`` without new compiled code (the
+        live session). False: a poly patch's engine has no mono code (a faster first render).
 
     Thread: constructed on main; see each method.
     """
 
-    def __init__(self, patch, samplerate=48000, max_block=4096, seed=0, programs=None):
+    def __init__(self, patch, samplerate=48000, max_block=4096, seed=0, programs=None,
+                 every_voice_mode=False):
         if not 8000 <= samplerate <= 384000:
             raise ValueError(f"samplerate {samplerate} Hz outside 8000..384000")
         if max_block < 1:
@@ -194,6 +206,7 @@ class Synth:
         self.samplerate = float(samplerate)
         self.max_block = int(max_block)
         self.seed = int(seed)
+        self.every_voice_mode = bool(every_voice_mode)
         self.n_slots = 2 * MAX_VOICES
         self.state = EngineState(
             V=np.zeros((self.n_slots, vk.N_FIELDS)),
@@ -230,11 +243,16 @@ class Synth:
     # -- main thread ------------------------------------------------------------------------
     def prepare_patch(self, patch) -> Prepared:
         """Prepare a patch for this synth (allocates, may calibrate). Thread: main."""
-        return self._with_listen(prepare(patch, self.samplerate))
+        return self._fitted(prepare(patch, self.samplerate))
 
-    def _with_listen(self, prepared):
-        """``prepared`` with this synth's ear when its patch listens. Thread: main."""
-        if prepared is None or prepared.listen is not None:
+    def _fitted(self, prepared):
+        """``prepared`` as this synth plays it: with its ear when the patch listens, and with
+        every voice mode compiled in if the synth was asked to. Thread: main."""
+        if prepared is None:
+            return prepared
+        if self.every_voice_mode and prepared.program.solo is None:
+            prepared = prepared._replace(program=with_solo(prepared.program))
+        if prepared.listen is not None:
             return prepared
         listen = build_listen(prepared.patch, self.samplerate, self.max_block)
         return prepared if listen is None else prepared._replace(listen=listen)
@@ -254,7 +272,7 @@ class Synth:
         message's sample offset, as offline).
         Thread: main (a new tuple is handed over; only the usable flags are written).
         """
-        bank = tuple(self._with_listen(p) for p in tuple(prepared)[:128])
+        bank = tuple(self._fitted(p) for p in tuple(prepared)[:128])
         self._bank = bank
         for n in range(128):
             usable = engine_switches and n < len(bank) and bank[n] is not None
@@ -274,7 +292,7 @@ class Synth:
         carry on and retune at the next block. Otherwise every voice fades out over
         ``SWITCH_FADE_MS`` first, then the patch switches (no click). The latest request wins.
         """
-        prepared = self._with_listen(prepared)
+        prepared = self._fitted(prepared)
         active = self._active
         same = type(active.program.model) is type(prepared.program.model)
         model = models.get(prepared.patch["model"])
@@ -390,7 +408,7 @@ class Synth:
             if prepared is None:
                 continue
             listen = prepared.listen
-            kind = (type(prepared.program.model), listen is not None)
+            kind = (_program_type(prepared.program), listen is not None)
             if kind in seen:
                 continue
             seen.add(kind)
@@ -474,7 +492,7 @@ class Synth:
             if listen is not heard:
                 listen = None  # switched to a listening program inside the block: next one
             part = out[pos:] if pos else out
-            key = (type(program.model), part.dtype.char, part.flags.c_contiguous,
+            key = (_program_type(program), part.dtype.char, part.flags.c_contiguous,
                    events.dtype.char)
             if listen is not None:
                 listen.settings[LS_OFFSET] = pos

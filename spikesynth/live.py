@@ -310,7 +310,9 @@ class LiveSession:
         input_device = (None if self.input_device is None
                         else audio.resolve_input_device(self.input_device, self.hostapi))
         max_block = max(4096, self.blocksize)
-        self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block)
+        # Every voice mode compiled in: a reload may change a patch's voice_mode.
+        self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block,
+                           every_voice_mode=True)
         self.synth.use_patch(self.prepared[self.program])
         # Program change is the engine's event (at its sample offset, as offline); the
         # compiled callback holds a row of each program.

@@ -28,7 +28,7 @@ from .models.base import (
     note_frequency,
     solo_fields,
 )
-from .render import Program
+from .render import SOLO, Program
 
 LEVEL_SILENT_RMS = 1e-3  # below this a voice is taken as silent at the patch's own drive
 NOMINAL_RMS = 0.15  # a spiking membrane's RMS in audio units: the level a silent voice gets
@@ -227,5 +227,6 @@ def prepare_program(patch, samplerate, n_slots) -> Program:
     record = model.build(patch, n_slots)
     base = patch.param_vector()
     tables = note_tables(record, base, samplerate, getattr(patch, "tuning", None))
+    solo = None if patch["voice_mode"] == "poly" else SOLO  # poly: no mono code compiled
     return Program(record, base.copy(), base, patch.controller_table(), tables,
-                   patch.ramp_table())
+                   patch.ramp_table(), solo)

@@ -52,7 +52,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from . import params as P
 from .dsp import voice as vk
@@ -73,6 +74,9 @@ from .mts import STATUS_TUNE  # key data1 plays float32 bits data2 Hz (0: the ta
 from .voices import allocate, fade_out, is_playing
 
 STEAL_FADE_MS = 4.0
+# The flags of every internal function here (the module docstring, "Compile time").
+_INTERNAL = {"nogil": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False,
+             "error_model": "numpy"}
 SWITCH_FADE_MS = 4.0
 VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
 MAX_VOICES = 256
@@ -154,6 +158,22 @@ class EngineState(NamedTuple):
     saved: np.ndarray  # float64 (MAX_VOICE_MODS, 2): parameters a per-voice source overrode
 
 
+class SoloModes(NamedTuple):
+    """``Program.solo`` of a program compiled with the mono and legato voice modes.
+
+    The voice mode is fixed when a patch is prepared (not a live parameter), so a poly
+    patch's program carries ``solo=None`` and the engine compiled for it has no mono or
+    legato code (about a tenth of a first render's compile time); a host that may switch to
+    another mode on a reload (the live session) gives every program :data:`SOLO`. Which
+    mode plays is still ``params[P_VOICE_MODE]``.
+    """
+
+    on: int
+
+
+SOLO = SoloModes(1)
+
+
 class Program(NamedTuple):
     """One prepared patch (built on the main thread; the audio thread writes only ``params``)."""
 
@@ -163,6 +183,12 @@ class Program(NamedTuple):
     ctl: np.ndarray  # float64 (rows, CTL_FIELDS): controller mappings
     tables: np.ndarray  # float64 (N_TABLES, 128): per-note tables
     ramp: np.ndarray  # float64 (n, RAMP_FIELDS): parameter smoothing (params.R_*), audio writes
+    solo: object = None  # None: poly only; SOLO: the mono and legato modes compiled in
+
+
+def with_solo(program: Program) -> Program:
+    """``program`` compiled with every voice mode (:class:`SoloModes`). Thread: any."""
+    return program if program.solo is not None else program._replace(solo=SOLO)
 
 
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
@@ -775,6 +801,76 @@ def _release_sustained(S, prog, ch):
             release(S, prog, i)
 
 
+# --- the voice-mode dispatch: compiled per type of Program.solo ------------------------
+def key_down(solo, S, prog, now, ch, note, velocity):
+    """A key of channel ``ch`` went down: note-on in the program's voice mode."""
+    raise NotImplementedError("compiled code only")
+
+
+def solo_key_up(solo, S, prog, now, ch, note):
+    """A key went up (``K`` already cleared): True when a mono mode handed over to another
+    held key (nothing else to do), False for an ordinary note-off."""
+    raise NotImplementedError("compiled code only")
+
+
+def solo_restart(solo, S, prog, now, ch):
+    """A program switched to: a mono mode restarts channel ``ch``'s priority key (True);
+    False: the caller restarts every held key (poly)."""
+    raise NotImplementedError("compiled code only")
+
+
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
+def _press(S, ch, note, velocity):
+    """Record a key press (velocity and press order, for note priority)."""
+    S.K[ch, note] = velocity
+    S.G[G_PRESSES] += 1
+    S.order[ch, note] = S.G[G_PRESSES]
+
+
+@overload(key_down, jit_options=_INTERNAL, inline="always")
+def _ov_key_down(solo, S, prog, now, ch, note, velocity):
+    if isinstance(solo, types.NoneType):
+        def poly(solo, S, prog, now, ch, note, velocity):
+            _press(S, ch, note, velocity)
+            poly_play(S, prog, now, ch, note, float(velocity))
+        return poly
+
+    def every_mode(solo, S, prog, now, ch, note, velocity):
+        held = S.K[ch, note] == 0.0 and priority_key(S, prog, ch) >= 0
+        _press(S, ch, note, velocity)
+        if prog.params[P.P_VOICE_MODE] == P.VOICE_POLY:
+            poly_play(S, prog, now, ch, note, float(velocity))
+        else:
+            target = priority_key(S, prog, ch)
+            if target >= 0:
+                mono_play(S, prog, now, ch, target, S.K[ch, target], held)
+    return every_mode
+
+
+@overload(solo_key_up, jit_options=_INTERNAL, inline="always")
+def _ov_solo_key_up(solo, S, prog, now, ch, note):
+    if isinstance(solo, types.NoneType):
+        return lambda solo, S, prog, now, ch, note: False
+    return lambda solo, S, prog, now, ch, note: (
+        prog.params[P.P_VOICE_MODE] != P.VOICE_POLY and mono_note_off(S, prog, now, ch, note))
+
+
+@overload(solo_restart, jit_options=_INTERNAL, inline="always")
+def _ov_solo_restart(solo, S, prog, now, ch):
+    if isinstance(solo, types.NoneType):
+        return lambda solo, S, prog, now, ch: False
+
+    def every_mode(solo, S, prog, now, ch):
+        if prog.params[P.P_VOICE_MODE] == P.VOICE_POLY:
+            return False
+        target = priority_key(S, prog, ch)
+        if target >= 0:
+            note_on(S, prog, now, ch, target, S.K[ch, target])
+        return True
+    return every_mode
+
+
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
       error_model="numpy")
 def apply_event(S, prog, now, status, d1, d2):
@@ -806,19 +902,10 @@ def apply_event(S, prog, now, status, d1, d2):
         else:
             G[G_IGNORED] += 1
     elif kind == 0x90 and d2 > 0:
-        held = S.K[ch, d1] == 0.0 and priority_key(S, prog, ch) >= 0
-        S.K[ch, d1] = d2
-        G[G_PRESSES] += 1
-        S.order[ch, d1] = G[G_PRESSES]
-        if params[P.P_VOICE_MODE] == P.VOICE_POLY:
-            poly_play(S, prog, now, ch, d1, float(d2))
-        else:
-            target = priority_key(S, prog, ch)
-            if target >= 0:
-                mono_play(S, prog, now, ch, target, S.K[ch, target], held)
+        key_down(prog.solo, S, prog, now, ch, d1, d2)
     elif kind == 0x80 or kind == 0x90:
         S.K[ch, d1] = 0.0
-        if params[P.P_VOICE_MODE] != P.VOICE_POLY and mono_note_off(S, prog, now, ch, d1):
+        if solo_key_up(prog.solo, S, prog, now, ch, d1):
             return
         for i in range(n_slots):
             if (V[i, vk.F_KEY_HELD] != 0.0 and V[i, vk.F_NOTE] == d1
@@ -981,10 +1068,7 @@ def _enter_program(S, prog, now):
         S.G[G_MPE_RANGE_LOWER + hi] = prog.params[P.P_MPE_BEND_RANGE]
         S.G[G_MPE_MASTER_LOWER + hi] = prog.params[P.P_MPE_MASTER_BEND_RANGE]
     for ch in range(16):
-        if prog.params[P.P_VOICE_MODE] != P.VOICE_POLY:
-            target = priority_key(S, prog, ch)
-            if target >= 0:
-                note_on(S, prog, now, ch, target, S.K[ch, target])
+        if solo_restart(prog.solo, S, prog, now, ch):
             continue
         for note in range(128):
             if S.K[ch, note] > 0.0:

@@ -1014,7 +1014,10 @@ class EngineCallback:
 
     @staticmethod
     def _kind(prepared):
-        return (type(prepared.program.model), prepared.listen is not None)
+        # the model, whether the mono modes are compiled in (Synth(every_voice_mode=True)
+        # gives every program them), and whether it listens
+        return (type(prepared.program.model), prepared.program.solo is None,
+                prepared.listen is not None)
 
     def _part(self, prepared) -> LivePart:
         if self.probe is None:
@@ -1047,10 +1050,11 @@ class EngineCallback:
     def _checked(self, prepared, last):
         """``prepared`` with this synth's ear, and carrying ``last``'s running state on when
         the voices carry on into it (a network's); ValueError for a kind not in the stream."""
-        prepared = self._synth._with_listen(prepared)
+        prepared = self._synth._fitted(prepared)
         if self._kind(prepared) not in self._kinds:
             raise ValueError(f"voice model {prepared.patch['model']} "
                              f"{'listening ' if prepared.listen is not None else ''}"
+                             f"{'with the mono modes ' if prepared.program.solo else ''}"
                              "is not in this stream")
         if last is not None and self._compatible(last, prepared):
             model = self._models.get(prepared.patch["model"])

@@ -96,6 +96,10 @@ def test_a_render_compiles_only_its_own_model_and_no_copies_for_constants(tmp_pa
         used = [k for k in compiled if f"models.{other}." in k or f"dsp.{other}" in k]
         assert not used, used
     assert not [k for k in compiled if "model_voice" in k or "network_voice" in k]
+    # A poly patch: no mono or legato code (Program.solo None).
+    solo = ("mono_play", "mono_note_off", "mono_voice", "priority_key")
+    assert not [k for k in compiled if k.rsplit(".", 1)[-1] in solo], compiled
+    assert not [name for name in cached if name.startswith(("render.mono", "render.priority"))]
     assert found["literal"] == []
     # One specialisation of every engine function.
     assert {k: n for k, n in compiled.items() if "spikesynth.render." in k and n > 1} == {}

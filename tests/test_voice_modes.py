@@ -115,3 +115,23 @@ def test_poly_glide_follows_from_the_previous_note_and_settles_in_tune():
                             hz(60) * 2 ** (expected / 1200)), hz(60))
         assert abs(measured - expected) < 5.0, (start, measured, expected)
     assert abs(cents(f0(audio, 0.65, 1.0, hz(66)), hz(66))) < 1.0
+
+
+def test_a_poly_patch_reloaded_as_mono_plays_mono_where_every_mode_is_compiled_in():
+    """A poly patch's program has no mono code (``solo`` None) unless the synth compiles every
+    mode in (as the live session does): there a reload to ``voice_mode: mono`` carries on and
+    the next overlapping note takes over the one voice."""
+    poly = patch_from_text("vibrato: {depth_cents: 0}")
+    mono = patch_from_text("voice_mode: mono\nvibrato: {depth_cents: 0}")
+    assert Synth(poly, SR).prepared.program.solo is None
+    assert Synth(mono, SR).prepared.program.solo is not None
+    synth = Synth(poly, SR, every_voice_mode=True)
+    assert synth.prepared.program.solo is not None
+    synth.process(int(0.2 * SR), [on(0.0, 60), on(0.05, 64)])
+    assert synth.stats()["voices_active"] == 2  # poly: a chord
+    synth.use_patch(synth.prepare_patch(mono))
+    audio = synth.process(int(0.8 * SR), [off(0.0, 60), off(0.0, 64), on(0.3, 67),
+                                          on(0.35, 60)])
+    assert synth.prepared.patch["voice_mode"] == "mono"
+    assert synth.stats()["voices_active"] == 1  # mono: the second key took over
+    assert abs(cents(f0(audio, 0.55, 0.8, hz(60)), hz(60))) < 1.0
