@@ -63,15 +63,22 @@ def _solo_note(m, V, i, rng, buf, params, tables, sr, note, start):
 
 
 @njit(cache=True, nogil=True)
-def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
-    """Per-note tables (prepare time): the model's calibration, then each note's level and mean.
+def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs, sos, probe, ratio):
+    """Per-note tables (prepare time): the model's calibration, then each note's level and mean,
+    and the loudness ratio of the probe notes.
 
     Level: the gain that makes a note's steady-state RMS ``VOICE_RMS``; mean: the model
     voices' DC (in membrane units), subtracted per voice. ``V`` (1, N_FIELDS), ``rng`` (1,),
-    ``buf`` (2, >= 0.6 s) and ``spike_times`` are scratch; ``params`` is a copy (noise off).
+    ``buf`` (4, >= 0.6 s) and ``spike_times`` are scratch; ``params`` is a copy (noise off).
     ``freqs`` (128,): each note's frequency in Hz (a tuning; 0 for an unmapped key, which gets
-    no level), or empty for 12-tone equal temperament from ``a4``.
+    no level), or empty for 12-tone equal temperament from ``a4``. ``ratio[note]`` (128,), for
+    each ``probe[note] != 0``: the lone voice's RMS over its K-weighted RMS (``sos`` from
+    :func:`k_weighting`; both channels, each about its mean), nan where the key is unmapped
+    or silent (one entry point, one render per note: a first run compiles the voice's
+    calibration chain once).
     """
+    for note in range(128):
+        ratio[note] = math.nan
     for note in range(128):
         tables[T_NORM, note] = 1.0
         tables[T_DC, note] = 0.0
@@ -81,26 +88,59 @@ def fill_note_tables(m, params, sr, tables, V, rng, buf, spike_times, freqs):
             tables[T_FREQ, note] = note_frequency(params, note, 0.0)
         else:
             tables[T_FREQ, note] = freqs[note] * 2.0 ** (params[P.P_TRANSPOSE] / 12.0)
-    if voice_calibrate(m, params, sr, tables, V, spike_times):
-        return
+    # A model that calibrates itself fills its own levels: then only the probe notes render.
+    levelled = voice_calibrate(m, params, sr, tables, V, spike_times)
     i = V.shape[0] - 1
     start = i * 0  # a variable, not a constant: one compiled copy of each callee
     for note in range(128):
         if not tables[T_FREQ, note] > 0.0:  # unmapped: never sounds
-            tables[T_NORM, note] = 0.0
+            if not levelled:
+                tables[T_NORM, note] = 0.0
+            continue
+        if levelled and (probe[note] == 0 or tables[T_NORM, note] == 0.0):
             continue
         settle, total = _solo_note(m, V, i, rng, buf, params, tables, sr, note, start)
-        window = total - settle
+        if not levelled:
+            window = total - settle
+            mean = 0.0
+            for n in range(settle, settle + window):
+                mean += buf[0, n]
+            mean /= window
+            s = 0.0
+            for n in range(settle, settle + window):
+                s += (buf[0, n] - mean) * (buf[0, n] - mean)
+            rms = math.sqrt(s / window)
+            tables[T_NORM, note] = VOICE_RMS / (rms if rms > LEVEL_SILENT_RMS else NOMINAL_RMS)
+            tables[T_DC, note] = voice_dc(m, V, i, mean)
+        if probe[note] != 0:
+            ratio[note] = _k_ratio(buf, sos, settle, total)
+
+
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
+def _k_ratio(buf, sos, settle, total):
+    """RMS (each channel about its mean) over K-weighted RMS (its high-pass removes the DC) of
+    the note in ``buf[0:2, :total]``, from ``settle``; ``buf[2:4]`` scratch. nan for
+    silence."""
+    window = total - settle
+    plain = 0.0
+    weighted = 0.0
+    for c in range(2):
         mean = 0.0
-        for n in range(settle, settle + window):
-            mean += buf[0, n]
+        for n in range(settle, total):
+            mean += buf[c, n]
         mean /= window
-        s = 0.0
-        for n in range(settle, settle + window):
-            s += (buf[0, n] - mean) * (buf[0, n] - mean)
-        rms = math.sqrt(s / window)
-        tables[T_NORM, note] = VOICE_RMS / (rms if rms > LEVEL_SILENT_RMS else NOMINAL_RMS)
-        tables[T_DC, note] = voice_dc(m, V, i, mean)
+        for n in range(settle, total):
+            plain += (buf[c, n] - mean) * (buf[c, n] - mean)
+        for n in range(total):
+            buf[2 + c, n] = buf[c, n]
+        for stage in range(sos.shape[0]):
+            _biquad(sos, stage, buf[2 + c], total)
+        for n in range(settle, total):
+            weighted += buf[2 + c, n] * buf[2 + c, n]
+    if plain > 0.0 and weighted > 1e-30 * plain:
+        return math.sqrt(plain / weighted)
+    return math.nan
 
 
 def k_weighting(samplerate: float) -> np.ndarray:
@@ -126,7 +166,8 @@ def k_weighting(samplerate: float) -> np.ndarray:
     return sos
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
+      error_model="numpy")
 def _biquad(sos, k, x, n):
     """Filter ``x[:n]`` in place through biquad row ``k`` of ``sos`` (direct form II)."""
     z1 = 0.0
@@ -138,54 +179,23 @@ def _biquad(sos, k, x, n):
         z1 = w
 
 
-@njit(cache=True, nogil=True)
-def fill_key_loudness(m, params, sr, tables, V, rng, buf, sos, probes, ratio):
-    """For each note of ``probes`` (int64), ``ratio``: a lone voice's RMS over its K-weighted
-    RMS (both channels), or nan where the key is unmapped or silent. Prepare time.
-
-    ``V`` (1, N_FIELDS), ``rng`` (1,) and ``buf`` (4, >= 0.6 s) are scratch; ``sos`` from
-    :func:`k_weighting`.
-    """
-    i = V.shape[0] - 1
-    start = i * 0
-    for k in range(probes.shape[0]):
-        note = probes[k]
-        ratio[k] = math.nan
-        if not tables[T_FREQ, note] > 0.0 or tables[T_NORM, note] == 0.0:
-            continue
-        settle, total = _solo_note(m, V, i, rng, buf, params, tables, sr, note, start)
-        window = total - settle
-        plain = 0.0
-        weighted = 0.0
-        for c in range(2):
-            mean = 0.0
-            for n in range(settle, total):
-                mean += buf[c, n]
-            mean /= window
-            for n in range(settle, total):
-                plain += (buf[c, n] - mean) * (buf[c, n] - mean)
-            for n in range(total):
-                buf[2 + c, n] = buf[c, n]
-            for stage in range(sos.shape[0]):
-                _biquad(sos, stage, buf[2 + c], total)
-            for n in range(settle, total):
-                weighted += buf[2 + c, n] * buf[2 + c, n]
-        if plain > 0.0 and weighted > 1e-30 * plain:
-            ratio[k] = math.sqrt(plain / weighted)
+def key_probes() -> np.ndarray:
+    """Which notes' loudness is measured (uint8 (128,), 1 at every ``KEY_PROBE_STEP``-th note
+    and the top one)."""
+    probe = np.zeros(128, dtype=np.uint8)
+    probe[np.arange(0, 128, KEY_PROBE_STEP)] = 1
+    probe[127] = 1
+    return probe
 
 
-def key_loudness(record, params, samplerate, tables) -> np.ndarray:
-    """Each note's level correction (float64 (128,)): RMS over K-weighted RMS of a lone voice,
-    measured on probe notes and interpolated in note number. Thread: main (allocates)."""
-    probes = np.unique(np.append(np.arange(0, 128, KEY_PROBE_STEP), 127)).astype(np.int64)
-    ratio = np.zeros(len(probes))
-    fill_key_loudness(record, params, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
-                      np.ones(1, dtype=np.uint64), np.zeros((4, int(MAX_MEASURE_S * samplerate))),
-                      k_weighting(samplerate), probes, ratio)
+def key_loudness(ratio) -> np.ndarray:
+    """Each note's level correction (float64 (128,)) from the probe notes' ``ratio`` (RMS over
+    K-weighted RMS, nan where not measured), interpolated in note number."""
     ok = np.isfinite(ratio)
     if not ok.any():
         return np.ones(128)
-    return np.exp(np.interp(np.arange(128), probes[ok], np.log(ratio[ok])))
+    notes = np.arange(128)
+    return np.exp(np.interp(notes, notes[ok], np.log(ratio[ok])))
 
 
 def tuning_frequencies(tuning) -> np.ndarray:
@@ -201,10 +211,12 @@ def measure_note_tables(record, quiet, samplerate, freqs) -> np.ndarray:
     loudness. ``quiet``: the parameter vector with the noise off; ``freqs`` as
     :func:`tuning_frequencies` gives. Thread: main."""
     tables = np.zeros((N_TABLES, 128))
-    buf = np.zeros((2, int(MAX_MEASURE_S * samplerate)))
+    buf = np.zeros((4, int(MAX_MEASURE_S * samplerate)))
+    ratio = np.zeros(128)
     fill_note_tables(record, quiet, float(samplerate), tables, np.zeros((1, vk.N_FIELDS)),
-                     np.ones(1, dtype=np.uint64), buf, np.zeros(512), freqs)
-    tables[T_NORM] *= key_loudness(record, quiet, samplerate, tables)
+                     np.ones(1, dtype=np.uint64), buf, np.zeros(512), freqs,
+                     k_weighting(samplerate), key_probes(), ratio)
+    tables[T_NORM] *= key_loudness(ratio)
     return tables
 
 
