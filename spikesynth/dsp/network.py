@@ -132,6 +132,7 @@ from .izhikevich import (
     IZH_U_VREF,
     IZH_V,
     IZH_V_PEAK,
+    izhikevich_free_step,
     izhikevich_scalar_step,
 )
 from .lif import (
@@ -148,6 +149,7 @@ from .lif import (
     LIF_V,
     LIF_V_RESET,
     LIF_V_TH,
+    lif_free_v,
     lif_scalar_step,
 )
 from .stdp import (
@@ -215,6 +217,17 @@ RP_E = 0
 RP_DECAY = 1
 RP_N = 2
 
+# Receptor slots: the first REC_SLOTS receptors of every neuron sit at ``k n + j`` (slot-major,
+# padded with zero conductance), so the neuron pass sums them unit-stride for all neurons; a
+# neuron's further receptors follow from index REC_SLOTS n on (``rec_start``).
+REC_SLOTS = 2
+
+# kind_runs columns: maximal runs of consecutive neurons of one model
+KR_KIND = 0
+KR_START = 1
+KR_STOP = 2
+KR_N = 3
+
 # trace_state columns
 TS_X = 0  # postsynaptic trace at step TS_T
 TS_T = 1
@@ -244,6 +257,10 @@ class NetworkTopology(NamedTuple):
     kind: np.ndarray
     ncoef: np.ndarray
     ninput: np.ndarray
+    coef_t: np.ndarray
+    input_t: np.ndarray
+    kind_runs: np.ndarray
+    general: np.ndarray
     syn_idx: np.ndarray
     syn_par: np.ndarray
     rec_start: np.ndarray
@@ -331,21 +348,26 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
             post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
             if post_decay not in trace_keys[post]:
                 trace_keys[post].append(post_decay)
-    rec_start = np.zeros(n + 1, dtype=np.int64)
+    rec_start = np.zeros(n + 1, dtype=np.int64)  # the receptors past the slots
+    rec_start[0] = REC_SLOTS * n
     trace_start = np.zeros(n + 1, dtype=np.int64)
     for j in range(n):
-        rec_start[j + 1] = rec_start[j] + len(rec_keys[j])
+        rec_start[j + 1] = rec_start[j] + max(len(rec_keys[j]) - REC_SLOTS, 0)
         trace_start[j + 1] = trace_start[j] + len(trace_keys[j])
-    rec_par = np.zeros((int(rec_start[n]), RP_N))
+    rec_par = np.zeros((int(rec_start[n]), RP_N))  # padding: E = 0, decay = 0, G stays 0
     trace_decay = np.zeros(int(trace_start[n]))
+
+    def receptor_index(j: int, r: int) -> int:
+        return r * n + j if r < REC_SLOTS else int(rec_start[j]) + r - REC_SLOTS
+
     for j in range(n):
         for r, (e, decay) in enumerate(rec_keys[j]):
-            rec_par[rec_start[j] + r] = (e, decay)
+            rec_par[receptor_index(j, r)] = (e, decay)
         trace_decay[trace_start[j] : trace_start[j + 1]] = trace_keys[j]
     for s in range(m):
         post = int(syn_idx[s, SI_POST])
         key = (float(syn_par[s, SP_E]), float(syn_par[s, SP_G_DECAY]))
-        syn_idx[s, SI_RECEPTOR] = rec_start[post] + rec_keys[post].index(key)
+        syn_idx[s, SI_RECEPTOR] = receptor_index(post, rec_keys[post].index(key))
         if syn_idx[s, SI_PLASTIC]:
             post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
             syn_idx[s, SI_TRACE] = trace_start[post] + trace_keys[post].index(post_decay)
@@ -376,9 +398,22 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
         plast_start[j + 1] = plast_start[j] + len(plast_lists[j])
     plast_syn = np.array([s for lst in plast_lists for s in lst], dtype=np.int64)
     bits = np.array([1 << j for j in range(n)], dtype=np.uint64)
-    return NetworkTopology(kind, ncoef, ninput, syn_idx, syn_par, rec_start, rec_par, delays,
-                           delay_pre, delay_q, fan_start, fan_syn, plast_start, plast_syn,
-                           trace_start, trace_decay, bits)  # fmt: skip
+    runs = []
+    for j in range(n):
+        if runs and runs[-1][KR_KIND] == kind[j]:
+            runs[-1][KR_STOP] = j + 1
+        else:
+            runs.append([int(kind[j]), j, j + 1])
+    kind_runs = np.array(runs, dtype=np.int64).reshape(-1, KR_N)
+    general = np.zeros(1, dtype=np.uint64)  # neurons with receptors past the slots
+    for j in range(n):
+        if rec_start[j + 1] > rec_start[j]:
+            general[0] |= np.uint64(1) << np.uint64(j)
+    return NetworkTopology(kind, ncoef, ninput, np.ascontiguousarray(ncoef.T),
+                           np.ascontiguousarray(ninput.T), kind_runs, general, syn_idx, syn_par,
+                           rec_start, np.ascontiguousarray(rec_par.T), delays, delay_pre,
+                           delay_q, fan_start, fan_syn, plast_start, plast_syn, trace_start,
+                           trace_decay, bits)  # fmt: skip
 
 
 def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
@@ -393,7 +428,7 @@ def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
     return NetworkState(
         nstate=np.zeros((n, N_STATE_WIDTH)),
         syn_state=syn_state,
-        rec_g=np.zeros(topology.rec_par.shape[0]),
+        rec_g=np.zeros(topology.rec_par.shape[1]),
         trace_state=np.zeros((topology.trace_decay.shape[0], TS_N)),
         hist=np.zeros(int(ring_steps), dtype=np.uint64),
         clock=np.zeros(CLK_N, dtype=np.int64),
@@ -408,6 +443,18 @@ def trace_at(value, step, decay, now):
     """An STDP trace read at step ``now``: ``value`` (at ``step``) times ``decay ** (now -
     step)``, the closed form of the per-step decay (module docstring)."""
     return value * decay ** (now - step)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def slot_input(j, n, v, ext, inp, rec_g, rec_e):
+    """Input of neuron ``j`` at membrane potential ``v`` from the drive and its receptor slots:
+    ``bias + gain ext_j + sum_k G (E - v)`` over the slots ``k n + j``, ``k < REC_SLOTS``, in
+    order (a padded slot adds ``0 (0 - v)``: exact, up to the sign of a zero sum)."""
+    i = inp[IN_BIAS, j] + inp[IN_GAIN, j] * ext[j]
+    for k in range(REC_SLOTS):
+        r = k * n + j
+        i += rec_g[r] * (rec_e[r] - v)
+    return i
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -444,51 +491,95 @@ def network_step(ext, lr, topology, state):
         Number of neurons that spiked during this step.
     """
     kind = topology.kind
-    ncoef = topology.ncoef
-    ninput = topology.ninput
-    rec_start = topology.rec_start
-    rec_par = topology.rec_par
+    coef = topology.coef_t
+    inp = topology.input_t
+    runs = topology.kind_runs
+    rec_e = topology.rec_par[RP_E]
+    rec_decay = topology.rec_par[RP_DECAY]
     nstate = state.nstate
     rec_g = state.rec_g
     spiked = state.spiked
     hist = state.hist
     clock = state.clock
-    bits = topology.bits
     n = kind.shape[0]
-    # Neurons, each on its input from the state at the start of the step.
-    word = np.uint64(0)
-    n_spikes = 0
-    for j in range(n):
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    # Neurons, each on its input from the state at the start of the step. First a branch-free
+    # pass over each run of neurons of one model (unit-stride, vectorisable: the receptor
+    # slots padded with zero conductance, the reset by selection); it leaves the neurons that
+    # need more (LIF: refractory or crossing; any model: receptors past the slots) unchanged
+    # and marks them in ``fix``, and a scalar pass then steps those with the full kernel.
+    word = zero
+    general = topology.general[0]
+    fix = general
+    for q in range(runs.shape[0]):
+        lo = runs[q, KR_START]
+        hi = runs[q, KR_STOP]
+        if runs[q, KR_KIND] == KIND_LIF:
+            for j in range(lo, hi):
+                v0 = nstate[j, LIF_V]
+                i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+                v = lif_free_v(v0, i, coef[LIF_DECAY, j])
+                slow = ((nstate[j, LIF_REF] > 0.0) | (v >= coef[LIF_V_TH, j])
+                        | (((general >> np.uint64(j)) & one) != zero))  # fmt: skip
+                nstate[j, LIF_V] = v0 if slow else v
+                spiked[j] = 0
+                fix |= np.uint64(slow) << np.uint64(j)
+        else:
+            for j in range(lo, hi):
+                v0 = nstate[j, IZH_V]
+                u0 = nstate[j, IZH_U]
+                i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+                v, u = izhikevich_free_step(
+                    v0, u0, i, coef[IZH_DT, j], coef[IZH_ADT, j], coef[IZH_B, j],
+                    coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+                    coef[IZH_U_LEAK, j])  # fmt: skip
+                z = v >= coef[IZH_V_PEAK, j]
+                v = coef[IZH_C, j] if z else v
+                u = u + coef[IZH_D, j] if z else u
+                free = ((general >> np.uint64(j)) & one) == zero
+                nstate[j, IZH_V] = v if free else v0
+                nstate[j, IZH_U] = u if free else u0
+                z = z & free
+                spiked[j] = z
+                word |= np.uint64(z) << np.uint64(j)
+    pending = fix
+    while pending != zero:
+        j = np.int64(trailing_zeros(pending))
+        pending &= pending - one
         v = nstate[j, V_SLOT]
-        i = ninput[j, IN_BIAS] + ninput[j, IN_GAIN] * ext[j]
-        for r in range(rec_start[j], rec_start[j + 1]):
-            i += rec_g[r] * (rec_par[r, RP_E] - v)
+        i = slot_input(j, n, v, ext, inp, rec_g, rec_e)
+        for r in range(topology.rec_start[j], topology.rec_start[j + 1]):
+            i += rec_g[r] * (rec_e[r] - v)
         # Scalar steps on 2-D indexing: a row view per neuron would cost reference counting.
         if kind[j] == KIND_LIF:
             v, ref, offset, z = lif_scalar_step(
                 v, nstate[j, LIF_REF], nstate[j, LIF_SPIKE_OFFSET], i,
-                ncoef[j, LIF_DT], ncoef[j, LIF_DECAY], ncoef[j, LIF_V_TH], ncoef[j, LIF_V_RESET],
-                ncoef[j, LIF_TAU], ncoef[j, LIF_INV_TAU], ncoef[j, LIF_T_REF],
-                ncoef[j, LIF_METHOD] != 0.0)  # fmt: skip
+                coef[LIF_DT, j], coef[LIF_DECAY, j], coef[LIF_V_TH, j], coef[LIF_V_RESET, j],
+                coef[LIF_TAU, j], coef[LIF_INV_TAU, j], coef[LIF_T_REF, j],
+                coef[LIF_METHOD, j] != 0.0)  # fmt: skip
             nstate[j, LIF_V] = v
             nstate[j, LIF_REF] = ref
             nstate[j, LIF_SPIKE_OFFSET] = offset
         else:
             v, u, z = izhikevich_scalar_step(
-                v, nstate[j, IZH_U], i, ncoef[j, IZH_DT],
-                ncoef[j, IZH_ADT], ncoef[j, IZH_B], ncoef[j, IZH_C], ncoef[j, IZH_D],
-                ncoef[j, IZH_E], ncoef[j, IZH_F], ncoef[j, IZH_G], ncoef[j, IZH_U_VREF],
-                ncoef[j, IZH_U_LEAK], ncoef[j, IZH_V_PEAK])  # fmt: skip
+                v, nstate[j, IZH_U], i, coef[IZH_DT, j],
+                coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j], coef[IZH_D, j],
+                coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+                coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
             nstate[j, IZH_V] = v
             nstate[j, IZH_U] = u
         spiked[j] = z
         if z:
-            word |= bits[j]
-            n_spikes += 1
+            word |= one << np.uint64(j)
+    n_spikes = 0
+    if word != zero:
+        for j in range(n):
+            n_spikes += spiked[j]
     pos = clock[CLK_POS]  # kept in [0, L): no division on the step-to-step chain
     hist[pos] = word
     for r in range(rec_g.shape[0]):
-        rec_g[r] *= rec_par[r, RP_DECAY]
+        rec_g[r] *= rec_decay[r]
     # Arrivals: the spike words of the recent spiking steps (newest first: in order of delay),
     # each masked by the neurons with synapses of that delay (written here, not in a helper:
     # a call binding this many arrays kept their reference counts in the loop). Visiting
@@ -511,8 +602,6 @@ def network_step(ext, lr, topology, state):
     trace_state = state.trace_state
     arrived = state.arrived
     L = hist.shape[0]
-    one = np.uint64(1)
-    zero = np.uint64(0)
     n_arrived = 0
     head = clock[CLK_RECENT_HEAD]
     count = clock[CLK_RECENT_COUNT]
