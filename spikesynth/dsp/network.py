@@ -114,7 +114,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import config, njit
+from llvmlite import ir
+from numba import config, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .izhikevich import (
     IZH_ADT,
@@ -170,8 +173,27 @@ if config.DISABLE_JIT:  # plain Python: the same count on Python integers
         x = int(x)
         return (x & -x).bit_length() - 1
 
+    def assume(cond):
+        """A fact for the optimiser (compiled: ``llvm.assume``); here only checked."""
+        assert cond
+
 else:
     from numba.cpython.unsafe.numbers import trailing_zeros
+
+    @intrinsic
+    def assume(typingctx, cond):
+        """Tell LLVM that ``cond`` holds (``llvm.assume``), e.g. a row length it can then fold
+        into constant strides. Undefined behaviour if it does not hold: state only facts."""
+        if not isinstance(cond, types.Boolean):
+            return None
+
+        def codegen(context, builder, signature, args):
+            fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(1)])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.assume")
+            builder.call(fn, [args[0]])
+            return context.get_dummy_value()
+
+        return types.void(cond), codegen
 
 MAX_NEURONS = 64  # the real-time budget the kernel is sized for (and one 64-bit spike word)
 
@@ -452,7 +474,7 @@ def slot_input(j, n, v, ext, inp, rec_g, rec_e):
     order (a padded slot adds ``0 (0 - v)``: exact, up to the sign of a zero sum)."""
     i = inp[IN_BIAS, j] + inp[IN_GAIN, j] * ext[j]
     for k in range(REC_SLOTS):
-        r = k * n + j
+        r = np.uint64(k) * n + j
         i += rec_g[r] * (rec_e[r] - v)
     return i
 
@@ -512,24 +534,29 @@ def network_step(ext, lr, topology, state):
     word = zero
     general = topology.general[0]
     fix = general
+    nu = np.uint64(n)
+    # The state's row length is a constant: without it the stores of one neuron's v and u
+    # might overlap the next neuron's loads (the vectoriser would not touch the loop).
+    assume(nstate.shape[1] == N_STATE_WIDTH)
+    # Unsigned neuron indices: no negative-index wraparound, so the loops vectorise.
     for q in range(runs.shape[0]):
-        lo = runs[q, KR_START]
-        hi = runs[q, KR_STOP]
+        lo = np.uint64(runs[q, KR_START])
+        hi = np.uint64(runs[q, KR_STOP])
         if runs[q, KR_KIND] == KIND_LIF:
             for j in range(lo, hi):
                 v0 = nstate[j, LIF_V]
-                i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+                i = slot_input(j, nu, v0, ext, inp, rec_g, rec_e)
                 v = lif_free_v(v0, i, coef[LIF_DECAY, j])
                 slow = ((nstate[j, LIF_REF] > 0.0) | (v >= coef[LIF_V_TH, j])
-                        | (((general >> np.uint64(j)) & one) != zero))  # fmt: skip
+                        | (((general >> j) & one) != zero))  # fmt: skip
                 nstate[j, LIF_V] = v0 if slow else v
                 spiked[j] = 0
-                fix |= np.uint64(slow) << np.uint64(j)
+                fix |= np.uint64(slow) << j
         else:
             for j in range(lo, hi):
                 v0 = nstate[j, IZH_V]
                 u0 = nstate[j, IZH_U]
-                i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+                i = slot_input(j, nu, v0, ext, inp, rec_g, rec_e)
                 v, u = izhikevich_free_step(
                     v0, u0, i, coef[IZH_DT, j], coef[IZH_ADT, j], coef[IZH_B, j],
                     coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
@@ -537,19 +564,19 @@ def network_step(ext, lr, topology, state):
                 z = v >= coef[IZH_V_PEAK, j]
                 v = coef[IZH_C, j] if z else v
                 u = u + coef[IZH_D, j] if z else u
-                free = ((general >> np.uint64(j)) & one) == zero
+                free = ((general >> j) & one) == zero
                 nstate[j, IZH_V] = v if free else v0
                 nstate[j, IZH_U] = u if free else u0
                 z = z & free
                 spiked[j] = z
-                word |= np.uint64(z) << np.uint64(j)
+                word |= np.uint64(z) << j
     pending = fix
     while pending != zero:
-        j = np.int64(trailing_zeros(pending))
+        j = np.uint64(trailing_zeros(pending))
         pending &= pending - one
         v = nstate[j, V_SLOT]
-        i = slot_input(j, n, v, ext, inp, rec_g, rec_e)
-        for r in range(topology.rec_start[j], topology.rec_start[j + 1]):
+        i = slot_input(j, nu, v, ext, inp, rec_g, rec_e)
+        for r in range(topology.rec_start[j], topology.rec_start[j + one]):
             i += rec_g[r] * (rec_e[r] - v)
         # Scalar steps on 2-D indexing: a row view per neuron would cost reference counting.
         if kind[j] == KIND_LIF:
@@ -571,7 +598,7 @@ def network_step(ext, lr, topology, state):
             nstate[j, IZH_U] = u
         spiked[j] = z
         if z:
-            word |= one << np.uint64(j)
+            word |= one << j
     n_spikes = 0
     if word != zero:
         for j in range(n):
