@@ -135,8 +135,8 @@ from .izhikevich import (
     IZH_U_VREF,
     IZH_V,
     IZH_V_PEAK,
-    izhikevich_free_step,
     izhikevich_scalar_step,
+    izhikevich_select_step,
 )
 from .lif import (
     LIF_DECAY,
@@ -195,6 +195,7 @@ else:
 
         return types.void(cond), codegen
 
+
 MAX_NEURONS = 64  # the real-time budget the kernel is sized for (and one 64-bit spike word)
 
 KIND_LIF = 0
@@ -248,7 +249,8 @@ REC_SLOTS = 2
 KR_KIND = 0
 KR_START = 1
 KR_STOP = 2
-KR_N = 3
+KR_UNIFORM = 3  # 1 if the run's neurons have bit-identical coefficient vectors
+KR_N = 4
 
 # trace_state columns
 TS_X = 0  # postsynaptic trace at step TS_T
@@ -425,7 +427,11 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
         if runs and runs[-1][KR_KIND] == kind[j]:
             runs[-1][KR_STOP] = j + 1
         else:
-            runs.append([int(kind[j]), j, j + 1])
+            runs.append([int(kind[j]), j, j + 1, 0])
+    bits_of = np.ascontiguousarray(ncoef).view(np.uint64)
+    for run in runs:
+        lo, hi = run[KR_START], run[KR_STOP]
+        run[KR_UNIFORM] = int(bool((bits_of[lo:hi] == bits_of[lo]).all()))
     kind_runs = np.array(runs, dtype=np.int64).reshape(-1, KR_N)
     general = np.zeros(1, dtype=np.uint64)  # neurons with receptors past the slots
     for j in range(n):
@@ -477,6 +483,39 @@ def slot_input(j, n, v, ext, inp, rec_g, rec_e):
         r = np.uint64(k) * n + j
         i += rec_g[r] * (rec_e[r] - v)
     return i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def lif_fast_neuron(j, n, nstate, ext, inp, rec_g, rec_e, general, spiked, decay, v_th):
+    """The branch-free part of a LIF neuron's step (``j``, ``n`` unsigned): its free update,
+    kept when it is not refractory, does not cross ``v_th`` and has no receptors past the
+    slots; else ``v`` is left as it was. Returns the neuron's bit if the scalar pass must step
+    it (``1 << j``), else 0."""
+    v0 = nstate[j, LIF_V]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v = lif_free_v(v0, i, decay)
+    slow = (nstate[j, LIF_REF] > 0.0) | (v >= v_th) | (((general >> j) & np.uint64(1)) != 0)
+    nstate[j, LIF_V] = v0 if slow else v
+    spiked[j] = 0
+    return np.uint64(slow) << j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def izh_fast_neuron(j, n, nstate, ext, inp, rec_g, rec_e, general, spiked, dt, adt, b, c, d, e,
+                    f, g, u_vref, u_leak, v_peak):  # fmt: skip
+    """An Izhikevich neuron's whole step, branch-free (``j``, ``n`` unsigned), unless it has
+    receptors past the slots (then left as it was for the scalar pass). Returns its spike bit
+    (``1 << j`` if it spiked, else 0)."""
+    v0 = nstate[j, IZH_V]
+    u0 = nstate[j, IZH_U]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v, u, z = izhikevich_select_step(v0, u0, i, dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak)
+    free = ((general >> j) & np.uint64(1)) == 0
+    nstate[j, IZH_V] = v if free else v0
+    nstate[j, IZH_U] = u if free else u0
+    z = z & free
+    spiked[j] = z
+    return np.uint64(z) << j
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -542,34 +581,44 @@ def network_step(ext, lr, topology, state):
     for q in range(runs.shape[0]):
         lo = np.uint64(runs[q, KR_START])
         hi = np.uint64(runs[q, KR_STOP])
+        # A run whose neurons share their coefficients reads them once (broadcast), others
+        # per neuron (unit-stride columns); the arithmetic is the same.
         if runs[q, KR_KIND] == KIND_LIF:
+            if runs[q, KR_UNIFORM]:
+                decay = coef[LIF_DECAY, lo]
+                v_th = coef[LIF_V_TH, lo]
+                for j in range(lo, hi):
+                    fix |= lif_fast_neuron(
+                        j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked, decay, v_th
+                    )
+            else:
+                for j in range(lo, hi):
+                    fix |= lif_fast_neuron(
+                        j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked,
+                        coef[LIF_DECAY, j], coef[LIF_V_TH, j])  # fmt: skip
+        elif runs[q, KR_UNIFORM]:
+            dt = coef[IZH_DT, lo]
+            adt = coef[IZH_ADT, lo]
+            b = coef[IZH_B, lo]
+            c = coef[IZH_C, lo]
+            d = coef[IZH_D, lo]
+            e = coef[IZH_E, lo]
+            f = coef[IZH_F, lo]
+            g = coef[IZH_G, lo]
+            u_vref = coef[IZH_U_VREF, lo]
+            u_leak = coef[IZH_U_LEAK, lo]
+            v_peak = coef[IZH_V_PEAK, lo]
             for j in range(lo, hi):
-                v0 = nstate[j, LIF_V]
-                i = slot_input(j, nu, v0, ext, inp, rec_g, rec_e)
-                v = lif_free_v(v0, i, coef[LIF_DECAY, j])
-                slow = ((nstate[j, LIF_REF] > 0.0) | (v >= coef[LIF_V_TH, j])
-                        | (((general >> j) & one) != zero))  # fmt: skip
-                nstate[j, LIF_V] = v0 if slow else v
-                spiked[j] = 0
-                fix |= np.uint64(slow) << j
+                word |= izh_fast_neuron(
+                    j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked,
+                    dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak)  # fmt: skip
         else:
             for j in range(lo, hi):
-                v0 = nstate[j, IZH_V]
-                u0 = nstate[j, IZH_U]
-                i = slot_input(j, nu, v0, ext, inp, rec_g, rec_e)
-                v, u = izhikevich_free_step(
-                    v0, u0, i, coef[IZH_DT, j], coef[IZH_ADT, j], coef[IZH_B, j],
+                word |= izh_fast_neuron(
+                    j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked, coef[IZH_DT, j],
+                    coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j], coef[IZH_D, j],
                     coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
-                    coef[IZH_U_LEAK, j])  # fmt: skip
-                z = v >= coef[IZH_V_PEAK, j]
-                v = coef[IZH_C, j] if z else v
-                u = u + coef[IZH_D, j] if z else u
-                free = ((general >> j) & one) == zero
-                nstate[j, IZH_V] = v if free else v0
-                nstate[j, IZH_U] = u if free else u0
-                z = z & free
-                spiked[j] = z
-                word |= np.uint64(z) << j
+                    coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
     pending = fix
     while pending != zero:
         j = np.uint64(trailing_zeros(pending))
