@@ -57,6 +57,21 @@ and the step it refers to, decayed on reading by ``decay ** (steps since)``: the
 of the per-step decay, equal to it up to float rounding. On a post spike the kernel visits
 that neuron's incoming plastic synapses (``plast_start``, ``plast_syn``).
 
+Neuron pass
+-----------
+Receptor ``k < REC_SLOTS`` of neuron ``j`` (in order of its synapses) sits at index ``k n +
+j`` of ``rec_g``/``rec_par``, a slot left at zero conductance where a neuron has fewer; the
+receptors past the slots follow from ``REC_SLOTS n`` on. Each run of neurons of one model is
+stepped in one branch-free loop over unit-stride columns (vectorised by LLVM: AVX2 here),
+the input summed over the slots (an empty slot adds ``0 (0 - v)``, which changes no sum) and
+the Izhikevich reset applied by selection. The neurons it cannot finish, LIF neurons that are
+refractory or cross the threshold (whose step is the sub-step exact or Euler slow path) and
+neurons with receptors past the slots, it leaves as they were and marks; a scalar pass then
+steps those with :func:`~spikesynth.dsp.lif.lif_scalar_step` and
+:func:`~spikesynth.dsp.izhikevich.izhikevich_scalar_step`. Both passes do each neuron's
+arithmetic of the equations above in the same order: the results are those of stepping every
+neuron with the scalar kernels, bit for bit.
+
 Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only writes)
 ----------------------------------------------------------------------------------------
 :class:`NetworkTopology` (shared, read-only while running; ``n`` neurons, ``m`` synapses,
@@ -66,14 +81,22 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
 ``kind``           (n,) int64            :data:`KIND_LIF` or :data:`KIND_IZHIKEVICH`
 ``ncoef``          (n, N_COEFF_WIDTH)    the neuron's coefficient vector (``LIF_*``/``IZH_*``)
 ``ninput``         (n, IN_N)             ``IN_GAIN``, ``IN_BIAS``
+``coef_t``         (N_COEFF_WIDTH, n)    ``ncoef`` transposed: one contiguous column per slot
+``input_t``        (IN_N, n)             ``ninput`` transposed
+``kind_runs``      (nk, KR_N) int64      maximal runs of consecutive neurons of one model:
+                                         ``KR_KIND``, ``KR_START``, ``KR_STOP``,
+                                         ``KR_UNIFORM`` (their coefficients bit-identical)
+``general``        (1,) uint64           bit ``j``: neuron ``j`` has more than
+                                         :data:`REC_SLOTS` receptors
 ``syn_idx``        (m, SI_N) int64       ``SI_PRE``, ``SI_POST``, ``SI_DELAY`` (steps),
                                          ``SI_PLASTIC`` (0/1), ``SI_RECEPTOR``, ``SI_TRACE``
                                          (post trace of a plastic synapse, else -1)
 ``syn_par``        (m, SP_N)             ``SP_G_MAX``, ``SP_G_DECAY`` (``exp(-dt/tau)``),
                                          ``SP_E``, then the STDP coefficients at
                                          ``SP_STDP + STDP_*``
-``rec_start``      (n + 1,) int64        receptors of neuron ``j``: ``rec_start[j]..[j+1]``
-``rec_par``        (nr, RP_N)            ``RP_E``, ``RP_DECAY``
+``rec_start``      (n + 1,) int64        receptors of neuron ``j`` past its slots (module
+                                         docstring, "Neuron pass"): ``rec_start[j]..[j+1]``
+``rec_par``        (RP_N, nr)            ``RP_E``, ``RP_DECAY`` (0, 0 in unused slots)
 ``delays``         (nd,) int64           the distinct delays, steps
 ``delay_pre``      (nd,) uint64          bit ``j``: neuron ``j`` has synapses of that delay
 ``delay_q``        (L,) int64            index ``q`` of each delay (steps) in ``delays``, -1
@@ -96,6 +119,7 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
                                          last arrival), ``SS_G`` (per-synapse conductance:
                                          an observable kept by :func:`network_run` only)
 ``rec_g``          (nr,)                 receptor conductances at the end of the last step
+                                         (0 in unused slots)
 ``trace_state``    (nt, TS_N)            ``TS_X`` post trace at step ``TS_T``
 ``hist``           (L,) uint64           spike ring, one word per step
 ``recent``         (L,) uint16           ring of the ``hist`` positions of the steps with a
@@ -327,12 +351,13 @@ def network_memory_bytes(n_neurons: int, n_synapses: int, ring_steps: int,
     Thread: any (pure). The spec layer checks this against its budget before allocating.
     """
     n, m, length = int(n_neurons), int(n_synapses), int(ring_steps)
-    shared = 8 * (n * (1 + N_COEFF_WIDTH + IN_N + 6) + m * (SI_N + SP_N + 3)
-                  + m * (1 + RP_N + 2) + m * n + 4 * n)  # fmt: skip
+    receptors = m + REC_SLOTS * n  # at most one per synapse past the padded slots
+    shared = 8 * (n * (1 + 2 * N_COEFF_WIDTH + 2 * IN_N + KR_N + 6) + m * (SI_N + SP_N + 3)
+                  + m + receptors * (RP_N + 2) + m * n + 4 * n + 1)  # fmt: skip
     shared += 8 * length  # delay_q
     shared += VOICE_SHARED_BYTES
-    per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N)
-                   + 2 * length + n + VOICE_SLOT_BYTES)  # fmt: skip
+    per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + receptors + m * TS_N + length
+                        + CLK_N) + 2 * length + n + VOICE_SLOT_BYTES)  # fmt: skip
     return shared + int(n_networks) * per_network
 
 
@@ -544,7 +569,8 @@ def network_step(ext, lr, topology, state):
         Global STDP learning rate (0 freezes all weights).
     topology : NetworkTopology
     state : NetworkState
-        Updated in place.
+        Updated in place; ``nstate`` must have rows of :data:`N_STATE_WIDTH` (the layout of
+        :func:`allocate_state`, which the compiled step assumes without checking).
 
     Returns
     -------
