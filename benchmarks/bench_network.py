@@ -16,6 +16,7 @@ neuron-sample).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -111,6 +112,13 @@ def small_network_ns_per_step() -> float:
     return best / SMALL_STEPS * 1e9
 
 
+def vector_thresholds() -> list[str]:
+    """The vector widths of the threshold comparisons (``fcmp oge <N x double>``, only in the
+    neuron passes) in the compiled benchmark loop: evidence that the passes vectorised."""
+    llvm = run_steps.inspect_llvm(run_steps.signatures[0])
+    return sorted(set(re.findall(r"fcmp oge (<\d+ x double>)", llvm)))
+
+
 def main() -> None:
     print(f"network kernel, {N_NEURONS} neurons, p = {P_CONNECT}, {N_SAMPLES} samples at "
           f"{SR / 1000:g} kHz (dt = {DT:.4f} ms), best of {REPEATS}")  # fmt: skip
@@ -126,6 +134,8 @@ def main() -> None:
             print(f"  {label:18s} {n_syn:4d} synapses  {per_neuron:7.2f} ns/neuron-sample  "
                   f"{per_synapse:6.2f} ns/synapse-sample  {rt:7.1f}x real time  "
                   f"({spikes / N_NEURONS:.0f} spikes/neuron/s)")  # fmt: skip
+    widths = vector_thresholds()
+    print(f"  neuron passes vectorised: {', '.join(widths) if widths else 'NO'} threshold tests")
     print(f"  half_centre (2 Izhikevich neurons, 2 synapses): {small_network_ns_per_step():.1f} "
           "ns per step")  # fmt: skip
     assert worst < FLOOR_NS, f"{worst:.1f} ns per neuron-sample exceeds the {FLOOR_NS} ns floor"
