@@ -445,11 +445,13 @@ def test_kernels_run_without_jit_and_agree():
     np.testing.assert_array_equal(pure["v"], r.traces["v"][::37])
 
 
-def test_the_vectorised_neuron_pass_equals_the_scalar_kernels_neuron_by_neuron():
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_the_vectorised_neuron_pass_equals_the_scalar_kernels_neuron_by_neuron(interleaved):
     """One ``network_step`` against the scalar LIF/Izhikevich steps on each neuron, its input
     summed over its receptors from the synapses' own ``E``: runs of either model (shared and
-    differing coefficients), LIF refractory and crossing, exact and Euler, neurons with more
-    receptors than the slots (the scalar pass). Bit-identical, step after step."""
+    differing coefficients) or both models interleaved (the mixed pass), LIF refractory and
+    crossing, exact and Euler, neurons with more receptors than the slots (the scalar pass).
+    Bit-identical, step after step."""
     from spikesynth.dsp import izhikevich as izh
     from spikesynth.dsp import lif
     from spikesynth.dsp import network as net
@@ -464,8 +466,15 @@ def test_the_vectorised_neuron_pass_equals_the_scalar_kernels_neuron_by_neuron()
                 for j in range(4)]  # fmt: skip
     neurons += [{"model": "lif", "tau": 8.0, "t_ref": 0.5, "gain": 1.2 + 0.1 * j}
                 for j in range(3)]  # fmt: skip
-    neurons += [{"model": ("izhikevich", "lif")[j % 2], "gain": (9.0, 1.4)[j % 2]}
-                for j in range(5)]  # fmt: skip
+    neurons.append({"model": "izhikevich", "gain": 9.0})
+    lif_, izh_ = net.KIND_LIF, net.KIND_IZHIKEVICH
+    runs = [(izh_, 0, 7, 0), (lif_, 7, 13, 0), (izh_, 13, 17, 1), (lif_, 17, 20, 1),
+            (izh_, 20, 21, 1)]  # fmt: skip
+    if interleaved:
+        lifs = [nd for nd in neurons if nd["model"] == "lif"]
+        izhs = [nd for nd in neurons if nd["model"] != "lif"]
+        neurons = [nd for pair in zip(izhs, lifs, strict=False) for nd in pair] + izhs[9:]
+        runs = [(net.KIND_MIXED, 0, 21, 0)]
     n = len(neurons)
     synapses = [
         {"pre": i, "post": j, "g_max": 0.03, "tau": float(rng.choice([3.0, 5.0, 8.0]))
@@ -477,9 +486,7 @@ def test_the_vectorised_neuron_pass_equals_the_scalar_kernels_neuron_by_neuron()
     network = build_network({"neurons": neurons, "synapses": synapses}, 0.05)
     topo, state = network.topology, network.state
     assert topo.general[0] != 0 and topo.general[0] != (1 << n) - 1  # both passes in use
-    lif_, izh_ = net.KIND_LIF, net.KIND_IZHIKEVICH
-    assert [tuple(run) for run in topo.kind_runs[:4]] == [
-        (izh_, 0, 7, 0), (lif_, 7, 13, 0), (izh_, 13, 17, 1), (lif_, 17, 20, 1)]
+    assert [tuple(run) for run in topo.kind_runs] == runs
     post, receptor = topo.syn_idx[:, net.SI_POST], topo.syn_idx[:, net.SI_RECEPTOR]
     receptors = [sorted({int(r) for r in receptor[post == j]}) for j in range(n)]
     e_of = {int(r): float(e) for r, e in zip(receptor, topo.syn_par[:, net.SP_E], strict=True)}

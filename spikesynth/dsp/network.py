@@ -64,10 +64,11 @@ j`` of ``rec_g``/``rec_par``, a slot left at zero conductance where a neuron has
 receptors past the slots follow from ``REC_SLOTS n`` on. Each run of neurons of one model is
 stepped in one branch-free loop over unit-stride columns (vectorised by LLVM: AVX2 here),
 the input summed over the slots (an empty slot adds ``0 (0 - v)``, which changes no sum) and
-the Izhikevich reset applied by selection. The neurons it cannot finish, LIF neurons that are
-refractory or cross the threshold (whose step is the sub-step exact or Euler slow path) and
-neurons with receptors past the slots, it leaves as they were and marks; a scalar pass then
-steps those with :func:`~spikesynth.dsp.lif.lif_scalar_step` and
+the Izhikevich reset applied by selection (where the models interleave, one pass computes
+both models for every neuron and keeps each neuron's own). The neurons it cannot finish,
+LIF neurons that are refractory or cross the threshold (whose step is the sub-step exact or
+Euler slow path) and neurons with receptors past the slots, it leaves as they were and
+marks; a scalar pass then steps those with :func:`~spikesynth.dsp.lif.lif_scalar_step` and
 :func:`~spikesynth.dsp.izhikevich.izhikevich_scalar_step`. Both passes do each neuron's
 arithmetic of the equations above in the same order: the results are those of stepping every
 neuron with the scalar kernels, bit for bit.
@@ -85,7 +86,10 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
 ``input_t``        (IN_N, n)             ``ninput`` transposed
 ``kind_runs``      (nk, KR_N) int64      maximal runs of consecutive neurons of one model:
                                          ``KR_KIND``, ``KR_START``, ``KR_STOP``,
-                                         ``KR_UNIFORM`` (their coefficients bit-identical)
+                                         ``KR_UNIFORM`` (their coefficients bit-identical);
+                                         or, when the models interleave (runs shorter than
+                                         ``MIXED_RUN_LENGTH`` on average), one run
+                                         :data:`KIND_MIXED` over all neurons
 ``general``        (1,) uint64           bit ``j``: neuron ``j`` has more than
                                          :data:`REC_SLOTS` receptors
 ``syn_idx``        (m, SI_N) int64       ``SI_PRE``, ``SI_POST``, ``SI_DELAY`` (steps),
@@ -224,11 +228,15 @@ MAX_NEURONS = 64  # the real-time budget the kernel is sized for (and one 64-bit
 
 KIND_LIF = 0
 KIND_IZHIKEVICH = 1
+KIND_MIXED = 2  # kind_runs only: a run of neurons of both models, stepped in one pass
+MIXED_RUN_LENGTH = 4  # below this mean run length of one model, one mixed run covers all
 
 N_COEFF_WIDTH = max(LIF_N_COEFFS, IZH_N_COEFFS)
 N_STATE_WIDTH = max(LIF_N_STATE, IZH_N_STATE)
 V_SLOT = 0  # membrane potential slot, shared by both models
 assert LIF_V == V_SLOT and IZH_V == V_SLOT
+SLOT_1 = 1  # LIF_REF, IZH_U: the mixed pass loads and stores it for both models
+assert LIF_REF == SLOT_1 and IZH_U == SLOT_1
 
 # ninput columns
 IN_GAIN = 0  # multiplies the external drive ext_n, neuron input per drive unit
@@ -457,6 +465,8 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
     for run in runs:
         lo, hi = run[KR_START], run[KR_STOP]
         run[KR_UNIFORM] = int(bool((bits_of[lo:hi] == bits_of[lo]).all()))
+    if len(runs) > 1 and n < MIXED_RUN_LENGTH * len(runs):
+        runs = [[KIND_MIXED, 0, n, 0]]  # interleaved models: one pass computing both
     kind_runs = np.array(runs, dtype=np.int64).reshape(-1, KR_N)
     general = np.zeros(1, dtype=np.uint64)  # neurons with receptors past the slots
     for j in range(n):
@@ -544,6 +554,31 @@ def izh_fast_neuron(j, n, nstate, ext, inp, rec_g, rec_e, general, spiked, dt, a
 
 
 @njit(cache=True, nogil=True, inline="always")
+def mixed_fast_neuron(j, n, nstate, kind, ext, inp, rec_g, rec_e, general, spiked, coef):
+    """:func:`lif_fast_neuron` or :func:`izh_fast_neuron` by ``kind[j]``, without a branch:
+    both models' arithmetic is done and the neuron's own selected (the other's, on the wrong
+    coefficients, is discarded). Returns ``(fix bit, spike bit)``."""
+    v0 = nstate[j, V_SLOT]
+    s1 = nstate[j, SLOT_1]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v_lif = lif_free_v(v0, i, coef[LIF_DECAY, j])
+    v_izh, u_izh, z = izhikevich_select_step(
+        v0, s1, i, coef[IZH_DT, j], coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j],
+        coef[IZH_D, j], coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+        coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
+    is_lif = kind[j] == KIND_LIF
+    own = ((general >> j) & np.uint64(1)) != 0  # receptors past the slots: the scalar pass
+    slow = is_lif & ((s1 > 0.0) | (v_lif >= coef[LIF_V_TH, j])) | own
+    izh_free = (kind[j] != KIND_LIF) & (((general >> j) & np.uint64(1)) == 0)
+    v_new = v_lif if is_lif else v_izh
+    nstate[j, V_SLOT] = v0 if slow else v_new
+    nstate[j, SLOT_1] = u_izh if izh_free else s1
+    z = z & izh_free
+    spiked[j] = z
+    return np.uint64(slow) << j, np.uint64(z) << j
+
+
+@njit(cache=True, nogil=True, inline="always")
 def network_step(ext, lr, topology, state):
     """Advance the whole network by one step of ``dt``.
 
@@ -622,6 +657,12 @@ def network_step(ext, lr, topology, state):
                     fix |= lif_fast_neuron(
                         j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked,
                         coef[LIF_DECAY, j], coef[LIF_V_TH, j])  # fmt: skip
+        elif runs[q, KR_KIND] == KIND_MIXED:
+            for j in range(lo, hi):
+                fix_bit, spike_bit = mixed_fast_neuron(j, nu, nstate, kind, ext, inp, rec_g,
+                                                       rec_e, general, spiked, coef)  # fmt: skip
+                fix |= fix_bit
+                word |= spike_bit
         elif runs[q, KR_UNIFORM]:
             dt = coef[IZH_DT, lo]
             adt = coef[IZH_ADT, lo]
