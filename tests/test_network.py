@@ -451,6 +451,81 @@ def test_kernels_run_without_jit_and_agree():
     np.testing.assert_array_equal(pure["v"], r.traces["v"][::37])
 
 
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_the_vectorised_neuron_pass_equals_the_scalar_kernels_neuron_by_neuron(interleaved):
+    """One ``network_step`` against the scalar LIF/Izhikevich steps on each neuron, its input
+    summed over its receptors from the synapses' own ``E``: runs of either model (shared and
+    differing coefficients) or both models interleaved (the mixed pass), LIF refractory and
+    crossing, exact and Euler, neurons with more receptors than the slots (the scalar pass).
+    Bit-identical, step after step."""
+    from spikesynth.dsp import izhikevich as izh
+    from spikesynth.dsp import lif
+    from spikesynth.dsp import network as net
+
+    rng = np.random.default_rng(3)
+    neurons = [{"model": "izhikevich", "a": 0.02 + 0.002 * j, "b": 0.2, "c": -65, "d": 6,
+                "gain": 10.0, "v0": float(rng.uniform(-70, -60))} for j in range(7)]  # fmt: skip
+    neurons += [{"model": "lif", "tau": float(rng.uniform(5, 20)), "t_ref": 0.7, "gain": 1.3,
+                 "method": ("euler", "exact")[j % 2], "v0": float(rng.uniform(0, 1))}
+                for j in range(6)]  # fmt: skip
+    neurons += [{"model": "izhikevich", "preset": "tonic_spiking", "gain": 9.0 + j}
+                for j in range(4)]  # fmt: skip
+    neurons += [{"model": "lif", "tau": 8.0, "t_ref": 0.5, "gain": 1.2 + 0.1 * j}
+                for j in range(3)]  # fmt: skip
+    neurons.append({"model": "izhikevich", "gain": 9.0})
+    lif_, izh_ = net.KIND_LIF, net.KIND_IZHIKEVICH
+    runs = [(izh_, 0, 7, 0), (lif_, 7, 13, 0), (izh_, 13, 17, 1), (lif_, 17, 20, 1),
+            (izh_, 20, 21, 1)]  # fmt: skip
+    if interleaved:
+        lifs = [nd for nd in neurons if nd["model"] == "lif"]
+        izhs = [nd for nd in neurons if nd["model"] != "lif"]
+        neurons = [nd for pair in zip(izhs, lifs, strict=False) for nd in pair] + izhs[9:]
+        runs = [(net.KIND_MIXED, 0, 21, 0)]
+    n = len(neurons)
+    synapses = [
+        {"pre": i, "post": j, "g_max": 0.03, "tau": float(rng.choice([3.0, 5.0, 8.0]))
+         if j % 4 == 0 else 5.0,
+         "delay": float(rng.uniform(0, 2)), "w": 1.0,
+         "sign": ("excitatory", "inhibitory")[int(rng.random() < 0.3)]}
+        for i in range(n) for j in range(n) if i != j and rng.random() < 0.35
+    ]  # fmt: skip
+    network = build_network({"neurons": neurons, "synapses": synapses}, 0.05)
+    topo, state = network.topology, network.state
+    assert topo.general[0] != 0 and topo.general[0] != (1 << n) - 1  # both passes in use
+    assert [tuple(run) for run in topo.kind_runs] == runs
+    post, receptor = topo.syn_idx[:, net.SI_POST], topo.syn_idx[:, net.SI_RECEPTOR]
+    receptors = [sorted({int(r) for r in receptor[post == j]}) for j in range(n)]
+    e_of = {int(r): float(e) for r, e in zip(receptor, topo.syn_par[:, net.SP_E], strict=True)}
+    ext = np.linspace(0.8, 1.6, n)
+    seen = {"lif_spike": 0, "izh_spike": 0, "refractory": 0}
+    for _ in range(600):
+        before, g = state.nstate.copy(), state.rec_g.copy()
+        net.network_step(ext, 0.0, topo, state)
+        for j in range(n):
+            v = before[j, net.V_SLOT]
+            i = topo.ninput[j, net.IN_BIAS] + topo.ninput[j, net.IN_GAIN] * ext[j]
+            for r in receptors[j]:
+                i += g[r] * (e_of[r] - v)
+            c = topo.ncoef[j]
+            if topo.kind[j] == net.KIND_LIF:
+                ref = before[j, lif.LIF_REF]
+                seen["refractory"] += ref > 0.0
+                *want, z = lif.lif_scalar_step(
+                    v, ref, before[j, lif.LIF_SPIKE_OFFSET], i, c[lif.LIF_DT],
+                    c[lif.LIF_DECAY], c[lif.LIF_V_TH], c[lif.LIF_V_RESET], c[lif.LIF_TAU],
+                    c[lif.LIF_INV_TAU], c[lif.LIF_T_REF], c[lif.LIF_METHOD] != 0.0)  # fmt: skip
+                seen["lif_spike"] += z
+            else:
+                *want, z = izh.izhikevich_scalar_step(
+                    v, before[j, izh.IZH_U], i, c[izh.IZH_DT], c[izh.IZH_ADT], c[izh.IZH_B],
+                    c[izh.IZH_C], c[izh.IZH_D], c[izh.IZH_E], c[izh.IZH_F], c[izh.IZH_G],
+                    c[izh.IZH_U_VREF], c[izh.IZH_U_LEAK], c[izh.IZH_V_PEAK])  # fmt: skip
+                seen["izh_spike"] += z
+            np.testing.assert_array_equal(state.nstate[j, : len(want)], want)
+            assert state.spiked[j] == z
+    assert min(seen.values()) > 5, seen
+
+
 # --------------------------------------------------------------------------------------------
 # Bounds: every accepted network fits the memory budget; the rest get one clear message.
 

@@ -288,13 +288,37 @@ def izhikevich_scalar_step(v, u, i, dt, adt, b, c, d, e, f, g, u_vref, u_leak, v
     For callers stepping many neurons held in 2-D arrays (a network): indexing scalars out
     of them costs nothing, while taking a row view per neuron costs reference counting.
     """
-    v = v + dt * (e * (v * v) + f * v + g - u + i)
-    u = u + adt * (b * (v - u_vref) - u_leak * u)
+    v, u = izhikevich_free_step(v, u, i, dt, adt, b, e, f, g, u_vref, u_leak)
     spiked = v >= v_peak
     if spiked:
         v = c
         u = u + d
     return v, u, spiked
+
+
+@njit(cache=True, nogil=True, inline="always")
+def izhikevich_select_step(v, u, i, dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak):
+    """:func:`izhikevich_scalar_step` without a branch: the reset applied by selection.
+
+    Returns ``(v, u, spiked)``, bit-identical to the scalar step; for loops over many neurons
+    that the compiler should vectorise.
+    """
+    v, u = izhikevich_free_step(v, u, i, dt, adt, b, e, f, g, u_vref, u_leak)
+    spiked = v >= v_peak
+    return (c if spiked else v), (u + d if spiked else u), spiked
+
+
+@njit(cache=True, nogil=True, inline="always")
+def izhikevich_free_step(v, u, i, dt, adt, b, e, f, g, u_vref, u_leak):
+    """One Euler step of ``v`` and ``u`` before the threshold test: returns ``(v, u)``.
+
+    The arithmetic of :func:`izhikevich_scalar_step` without its reset, for a caller stepping
+    many neurons in one branch-free (vectorisable) loop that applies the reset ``v <- c, u <- u
+    + d`` where ``v >= v_peak`` by selection (bit-identical to the scalar step).
+    """
+    v = v + dt * (e * (v * v) + f * v + g - u + i)
+    u = u + adt * (b * (v - u_vref) - u_leak * u)
+    return v, u
 
 
 @njit(cache=True, nogil=True)

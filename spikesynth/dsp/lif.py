@@ -304,6 +304,18 @@ def lif_step(state, i, coeffs):
     return spiked
 
 
+@njit(cache=True, nogil=True, inline="always")
+def lif_free_v(v0, i, decay):
+    """``v`` after one free (not refractory) step from ``v0`` under input ``i``: ``i + (v0 -
+    i) decay``, before the threshold test.
+
+    The first half of :func:`lif_scalar_step`, for a caller stepping many neurons in one
+    branch-free (vectorisable) loop, which then hands the neurons that are refractory or cross
+    the threshold to :func:`lif_scalar_step` (the same arithmetic: bit-identical results).
+    """
+    return i + (v0 - i) * decay
+
+
 @njit(cache=True, nogil=True)
 def lif_scalar_step(v0, ref, offset, i, dt, decay, v_th, v_reset, tau, inv_tau, t_ref, exact):
     """:func:`lif_step` on plain numbers: returns ``(v, ref, offset, spiked)``.
@@ -311,7 +323,7 @@ def lif_scalar_step(v0, ref, offset, i, dt, decay, v_th, v_reset, tau, inv_tau, 
     For callers stepping many neurons held in 2-D arrays (a network): indexing scalars out
     of them costs nothing, while taking a row view per neuron costs reference counting.
     """
-    v = i + (v0 - i) * decay
+    v = lif_free_v(v0, i, decay)
     spiked = False
     if ref > 0.0 or v >= v_th:
         v, ref, offset, spiked = _lif_slow_path(

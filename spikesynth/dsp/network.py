@@ -57,6 +57,22 @@ and the step it refers to, decayed on reading by ``decay ** (steps since)``: the
 of the per-step decay, equal to it up to float rounding. On a post spike the kernel visits
 that neuron's incoming plastic synapses (``plast_start``, ``plast_syn``).
 
+Neuron pass
+-----------
+Receptor ``k < REC_SLOTS`` of neuron ``j`` (in order of its synapses) sits at index ``k n +
+j`` of ``rec_g``/``rec_par``, a slot left at zero conductance where a neuron has fewer; the
+receptors past the slots follow from ``REC_SLOTS n`` on. Each run of neurons of one model is
+stepped in one branch-free loop over unit-stride columns (vectorised by LLVM: AVX2 here),
+the input summed over the slots (an empty slot adds ``0 (0 - v)``, which changes no sum) and
+the Izhikevich reset applied by selection (where the models interleave, one pass computes
+both models for every neuron and keeps each neuron's own). The neurons it cannot finish,
+LIF neurons that are refractory or cross the threshold (whose step is the sub-step exact or
+Euler slow path) and neurons with receptors past the slots, it leaves as they were and
+marks; a scalar pass then steps those with :func:`~spikesynth.dsp.lif.lif_scalar_step` and
+:func:`~spikesynth.dsp.izhikevich.izhikevich_scalar_step`. Both passes do each neuron's
+arithmetic of the equations above in the same order: the results are those of stepping every
+neuron with the scalar kernels, bit for bit.
+
 Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only writes)
 ----------------------------------------------------------------------------------------
 :class:`NetworkTopology` (shared, read-only while running; ``n`` neurons, ``m`` synapses,
@@ -66,14 +82,25 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
 ``kind``           (n,) int64            :data:`KIND_LIF` or :data:`KIND_IZHIKEVICH`
 ``ncoef``          (n, N_COEFF_WIDTH)    the neuron's coefficient vector (``LIF_*``/``IZH_*``)
 ``ninput``         (n, IN_N)             ``IN_GAIN``, ``IN_BIAS``
+``coef_t``         (N_COEFF_WIDTH, n)    ``ncoef`` transposed: one contiguous column per slot
+``input_t``        (IN_N, n)             ``ninput`` transposed
+``kind_runs``      (nk, KR_N) int64      maximal runs of consecutive neurons of one model:
+                                         ``KR_KIND``, ``KR_START``, ``KR_STOP``,
+                                         ``KR_UNIFORM`` (their coefficients bit-identical);
+                                         or, when the models interleave (runs shorter than
+                                         ``MIXED_RUN_LENGTH`` on average), one run
+                                         :data:`KIND_MIXED` over all neurons
+``general``        (1,) uint64           bit ``j``: neuron ``j`` has more than
+                                         :data:`REC_SLOTS` receptors
 ``syn_idx``        (m, SI_N) int64       ``SI_PRE``, ``SI_POST``, ``SI_DELAY`` (steps),
                                          ``SI_PLASTIC`` (0/1), ``SI_RECEPTOR``, ``SI_TRACE``
                                          (post trace of a plastic synapse, else -1)
 ``syn_par``        (m, SP_N)             ``SP_G_MAX``, ``SP_G_DECAY`` (``exp(-dt/tau)``),
                                          ``SP_E``, then the STDP coefficients at
                                          ``SP_STDP + STDP_*``
-``rec_start``      (n + 1,) int64        receptors of neuron ``j``: ``rec_start[j]..[j+1]``
-``rec_par``        (nr, RP_N)            ``RP_E``, ``RP_DECAY``
+``rec_start``      (n + 1,) int64        receptors of neuron ``j`` past its slots (module
+                                         docstring, "Neuron pass"): ``rec_start[j]..[j+1]``
+``rec_par``        (RP_N, nr)            ``RP_E``, ``RP_DECAY`` (0, 0 in unused slots)
 ``delays``         (nd,) int64           the distinct delays, steps
 ``delay_pre``      (nd,) uint64          bit ``j``: neuron ``j`` has synapses of that delay
 ``delay_q``        (L,) int64            index ``q`` of each delay (steps) in ``delays``, -1
@@ -96,6 +123,7 @@ Layout (flat arrays, structure of arrays; the wrapper allocates, the kernel only
                                          last arrival), ``SS_G`` (per-synapse conductance:
                                          an observable kept by :func:`network_run` only)
 ``rec_g``          (nr,)                 receptor conductances at the end of the last step
+                                         (0 in unused slots)
 ``trace_state``    (nt, TS_N)            ``TS_X`` post trace at step ``TS_T``
 ``hist``           (L,) uint64           spike ring, one word per step
 ``recent``         (L,) uint16           ring of the ``hist`` positions of the steps with a
@@ -114,7 +142,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import config, njit
+from llvmlite import ir
+from numba import config, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .izhikevich import (
     IZH_ADT,
@@ -133,6 +164,7 @@ from .izhikevich import (
     IZH_V,
     IZH_V_PEAK,
     izhikevich_scalar_step,
+    izhikevich_select_step,
 )
 from .lif import (
     LIF_DECAY,
@@ -148,6 +180,7 @@ from .lif import (
     LIF_V,
     LIF_V_RESET,
     LIF_V_TH,
+    lif_free_v,
     lif_scalar_step,
 )
 from .stdp import (
@@ -168,18 +201,42 @@ if config.DISABLE_JIT:  # plain Python: the same count on Python integers
         x = int(x)
         return (x & -x).bit_length() - 1
 
+    def assume(cond):
+        """A fact for the optimiser (compiled: ``llvm.assume``); here only checked."""
+        assert cond
+
 else:
     from numba.cpython.unsafe.numbers import trailing_zeros
+
+    @intrinsic
+    def assume(typingctx, cond):
+        """Tell LLVM that ``cond`` holds (``llvm.assume``), e.g. a row length it can then fold
+        into constant strides. Undefined behaviour if it does not hold: state only facts."""
+        if not isinstance(cond, types.Boolean):
+            return None
+
+        def codegen(context, builder, signature, args):
+            fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(1)])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.assume")
+            builder.call(fn, [args[0]])
+            return context.get_dummy_value()
+
+        return types.void(cond), codegen
+
 
 MAX_NEURONS = 64  # the real-time budget the kernel is sized for (and one 64-bit spike word)
 
 KIND_LIF = 0
 KIND_IZHIKEVICH = 1
+KIND_MIXED = 2  # kind_runs only: a run of neurons of both models, stepped in one pass
+MIXED_RUN_LENGTH = 4  # below this mean run length of one model, one mixed run covers all
 
 N_COEFF_WIDTH = max(LIF_N_COEFFS, IZH_N_COEFFS)
 N_STATE_WIDTH = max(LIF_N_STATE, IZH_N_STATE)
 V_SLOT = 0  # membrane potential slot, shared by both models
 assert LIF_V == V_SLOT and IZH_V == V_SLOT
+SLOT_1 = 1  # LIF_REF, IZH_U: the mixed pass loads and stores it for both models
+assert LIF_REF == SLOT_1 and IZH_U == SLOT_1
 
 # ninput columns
 IN_GAIN = 0  # multiplies the external drive ext_n, neuron input per drive unit
@@ -215,6 +272,18 @@ RP_E = 0
 RP_DECAY = 1
 RP_N = 2
 
+# Receptor slots: the first REC_SLOTS receptors of every neuron sit at ``k n + j`` (slot-major,
+# padded with zero conductance), so the neuron pass sums them unit-stride for all neurons; a
+# neuron's further receptors follow from index REC_SLOTS n on (``rec_start``).
+REC_SLOTS = 2
+
+# kind_runs columns: maximal runs of consecutive neurons of one model
+KR_KIND = 0
+KR_START = 1
+KR_STOP = 2
+KR_UNIFORM = 3  # 1 if the run's neurons have bit-identical coefficient vectors
+KR_N = 4
+
 # trace_state columns
 TS_X = 0  # postsynaptic trace at step TS_T
 TS_T = 1
@@ -244,6 +313,10 @@ class NetworkTopology(NamedTuple):
     kind: np.ndarray
     ncoef: np.ndarray
     ninput: np.ndarray
+    coef_t: np.ndarray
+    input_t: np.ndarray
+    kind_runs: np.ndarray
+    general: np.ndarray
     syn_idx: np.ndarray
     syn_par: np.ndarray
     rec_start: np.ndarray
@@ -286,12 +359,13 @@ def network_memory_bytes(n_neurons: int, n_synapses: int, ring_steps: int,
     Thread: any (pure). The spec layer checks this against its budget before allocating.
     """
     n, m, length = int(n_neurons), int(n_synapses), int(ring_steps)
-    shared = 8 * (n * (1 + N_COEFF_WIDTH + IN_N + 6) + m * (SI_N + SP_N + 3)
-                  + m * (1 + RP_N + 2) + m * n + 4 * n)  # fmt: skip
+    receptors = m + REC_SLOTS * n  # at most one per synapse past the padded slots
+    shared = 8 * (n * (1 + 2 * N_COEFF_WIDTH + 2 * IN_N + KR_N + 6) + m * (SI_N + SP_N + 3)
+                  + m + receptors * (RP_N + 2) + m * n + 4 * n + 1)  # fmt: skip
     shared += 8 * length  # delay_q
     shared += VOICE_SHARED_BYTES
-    per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + m + m * TS_N + length + CLK_N)
-                   + 2 * length + n + VOICE_SLOT_BYTES)  # fmt: skip
+    per_network = (8 * (n * N_STATE_WIDTH + m * (SS_N + 1) + receptors + m * TS_N + length
+                        + CLK_N) + 2 * length + n + VOICE_SLOT_BYTES)  # fmt: skip
     return shared + int(n_networks) * per_network
 
 
@@ -331,21 +405,26 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
             post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
             if post_decay not in trace_keys[post]:
                 trace_keys[post].append(post_decay)
-    rec_start = np.zeros(n + 1, dtype=np.int64)
+    rec_start = np.zeros(n + 1, dtype=np.int64)  # the receptors past the slots
+    rec_start[0] = REC_SLOTS * n
     trace_start = np.zeros(n + 1, dtype=np.int64)
     for j in range(n):
-        rec_start[j + 1] = rec_start[j] + len(rec_keys[j])
+        rec_start[j + 1] = rec_start[j] + max(len(rec_keys[j]) - REC_SLOTS, 0)
         trace_start[j + 1] = trace_start[j] + len(trace_keys[j])
-    rec_par = np.zeros((int(rec_start[n]), RP_N))
+    rec_par = np.zeros((int(rec_start[n]), RP_N))  # padding: E = 0, decay = 0, G stays 0
     trace_decay = np.zeros(int(trace_start[n]))
+
+    def receptor_index(j: int, r: int) -> int:
+        return r * n + j if r < REC_SLOTS else int(rec_start[j]) + r - REC_SLOTS
+
     for j in range(n):
         for r, (e, decay) in enumerate(rec_keys[j]):
-            rec_par[rec_start[j] + r] = (e, decay)
+            rec_par[receptor_index(j, r)] = (e, decay)
         trace_decay[trace_start[j] : trace_start[j + 1]] = trace_keys[j]
     for s in range(m):
         post = int(syn_idx[s, SI_POST])
         key = (float(syn_par[s, SP_E]), float(syn_par[s, SP_G_DECAY]))
-        syn_idx[s, SI_RECEPTOR] = rec_start[post] + rec_keys[post].index(key)
+        syn_idx[s, SI_RECEPTOR] = receptor_index(post, rec_keys[post].index(key))
         if syn_idx[s, SI_PLASTIC]:
             post_decay = float(syn_par[s, SP_STDP + STDP_POST_DECAY])
             syn_idx[s, SI_TRACE] = trace_start[post] + trace_keys[post].index(post_decay)
@@ -376,9 +455,28 @@ def build_topology(kind, ncoef, ninput, syn_idx, syn_par) -> NetworkTopology:
         plast_start[j + 1] = plast_start[j] + len(plast_lists[j])
     plast_syn = np.array([s for lst in plast_lists for s in lst], dtype=np.int64)
     bits = np.array([1 << j for j in range(n)], dtype=np.uint64)
-    return NetworkTopology(kind, ncoef, ninput, syn_idx, syn_par, rec_start, rec_par, delays,
-                           delay_pre, delay_q, fan_start, fan_syn, plast_start, plast_syn,
-                           trace_start, trace_decay, bits)  # fmt: skip
+    runs = []
+    for j in range(n):
+        if runs and runs[-1][KR_KIND] == kind[j]:
+            runs[-1][KR_STOP] = j + 1
+        else:
+            runs.append([int(kind[j]), j, j + 1, 0])
+    bits_of = np.ascontiguousarray(ncoef).view(np.uint64)
+    for run in runs:
+        lo, hi = run[KR_START], run[KR_STOP]
+        run[KR_UNIFORM] = int(bool((bits_of[lo:hi] == bits_of[lo]).all()))
+    if len(runs) > 1 and n < MIXED_RUN_LENGTH * len(runs):
+        runs = [[KIND_MIXED, 0, n, 0]]  # interleaved models: one pass computing both
+    kind_runs = np.array(runs, dtype=np.int64).reshape(-1, KR_N)
+    general = np.zeros(1, dtype=np.uint64)  # neurons with receptors past the slots
+    for j in range(n):
+        if rec_start[j + 1] > rec_start[j]:
+            general[0] |= np.uint64(1) << np.uint64(j)
+    return NetworkTopology(kind, ncoef, ninput, np.ascontiguousarray(ncoef.T),
+                           np.ascontiguousarray(ninput.T), kind_runs, general, syn_idx, syn_par,
+                           rec_start, np.ascontiguousarray(rec_par.T), delays, delay_pre,
+                           delay_q, fan_start, fan_syn, plast_start, plast_syn, trace_start,
+                           trace_decay, bits)  # fmt: skip
 
 
 def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
@@ -393,7 +491,7 @@ def allocate_state(topology: NetworkTopology, ring_steps: int) -> NetworkState:
     return NetworkState(
         nstate=np.zeros((n, N_STATE_WIDTH)),
         syn_state=syn_state,
-        rec_g=np.zeros(topology.rec_par.shape[0]),
+        rec_g=np.zeros(topology.rec_par.shape[1]),
         trace_state=np.zeros((topology.trace_decay.shape[0], TS_N)),
         hist=np.zeros(int(ring_steps), dtype=np.uint64),
         clock=np.zeros(CLK_N, dtype=np.int64),
@@ -408,6 +506,76 @@ def trace_at(value, step, decay, now):
     """An STDP trace read at step ``now``: ``value`` (at ``step``) times ``decay ** (now -
     step)``, the closed form of the per-step decay (module docstring)."""
     return value * decay ** (now - step)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def slot_input(j, n, v, ext, inp, rec_g, rec_e):
+    """Input of neuron ``j`` at membrane potential ``v`` from the drive and its receptor slots:
+    ``bias + gain ext_j + sum_k G (E - v)`` over the slots ``k n + j``, ``k < REC_SLOTS``, in
+    order (a padded slot adds ``0 (0 - v)``: exact, up to the sign of a zero sum)."""
+    i = inp[IN_BIAS, j] + inp[IN_GAIN, j] * ext[j]
+    for k in range(REC_SLOTS):
+        r = np.uint64(k) * n + j
+        i += rec_g[r] * (rec_e[r] - v)
+    return i
+
+
+@njit(cache=True, nogil=True, inline="always")
+def lif_fast_neuron(j, n, nstate, ext, inp, rec_g, rec_e, general, spiked, decay, v_th):
+    """The branch-free part of a LIF neuron's step (``j``, ``n`` unsigned): its free update,
+    kept when it is not refractory, does not cross ``v_th`` and has no receptors past the
+    slots; else ``v`` is left as it was. Returns the neuron's bit if the scalar pass must step
+    it (``1 << j``), else 0."""
+    v0 = nstate[j, LIF_V]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v = lif_free_v(v0, i, decay)
+    slow = (nstate[j, LIF_REF] > 0.0) | (v >= v_th) | (((general >> j) & np.uint64(1)) != 0)
+    nstate[j, LIF_V] = v0 if slow else v
+    spiked[j] = 0
+    return np.uint64(slow) << j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def izh_fast_neuron(j, n, nstate, ext, inp, rec_g, rec_e, general, spiked, dt, adt, b, c, d, e,
+                    f, g, u_vref, u_leak, v_peak):  # fmt: skip
+    """An Izhikevich neuron's whole step, branch-free (``j``, ``n`` unsigned), unless it has
+    receptors past the slots (then left as it was for the scalar pass). Returns its spike bit
+    (``1 << j`` if it spiked, else 0)."""
+    v0 = nstate[j, IZH_V]
+    u0 = nstate[j, IZH_U]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v, u, z = izhikevich_select_step(v0, u0, i, dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak)
+    free = ((general >> j) & np.uint64(1)) == 0
+    nstate[j, IZH_V] = v if free else v0
+    nstate[j, IZH_U] = u if free else u0
+    z = z & free
+    spiked[j] = z
+    return np.uint64(z) << j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mixed_fast_neuron(j, n, nstate, kind, ext, inp, rec_g, rec_e, general, spiked, coef):
+    """:func:`lif_fast_neuron` or :func:`izh_fast_neuron` by ``kind[j]``, without a branch:
+    both models' arithmetic is done and the neuron's own selected (the other's, on the wrong
+    coefficients, is discarded). Returns ``(fix bit, spike bit)``."""
+    v0 = nstate[j, V_SLOT]
+    s1 = nstate[j, SLOT_1]
+    i = slot_input(j, n, v0, ext, inp, rec_g, rec_e)
+    v_lif = lif_free_v(v0, i, coef[LIF_DECAY, j])
+    v_izh, u_izh, z = izhikevich_select_step(
+        v0, s1, i, coef[IZH_DT, j], coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j],
+        coef[IZH_D, j], coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+        coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
+    is_lif = kind[j] == KIND_LIF
+    own = ((general >> j) & np.uint64(1)) != 0  # receptors past the slots: the scalar pass
+    slow = is_lif & ((s1 > 0.0) | (v_lif >= coef[LIF_V_TH, j])) | own
+    izh_free = (kind[j] != KIND_LIF) & (((general >> j) & np.uint64(1)) == 0)
+    v_new = v_lif if is_lif else v_izh
+    nstate[j, V_SLOT] = v0 if slow else v_new
+    nstate[j, SLOT_1] = u_izh if izh_free else s1
+    z = z & izh_free
+    spiked[j] = z
+    return np.uint64(slow) << j, np.uint64(z) << j
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -436,7 +604,8 @@ def network_step(ext, lr, topology, state):
         Global STDP learning rate (0 freezes all weights).
     topology : NetworkTopology
     state : NetworkState
-        Updated in place.
+        Updated in place; ``nstate`` must have rows of :data:`N_STATE_WIDTH` (the layout of
+        :func:`allocate_state`, which the compiled step assumes without checking).
 
     Returns
     -------
@@ -444,51 +613,116 @@ def network_step(ext, lr, topology, state):
         Number of neurons that spiked during this step.
     """
     kind = topology.kind
-    ncoef = topology.ncoef
-    ninput = topology.ninput
-    rec_start = topology.rec_start
-    rec_par = topology.rec_par
+    coef = topology.coef_t
+    inp = topology.input_t
+    runs = topology.kind_runs
+    rec_e = topology.rec_par[RP_E]
+    rec_decay = topology.rec_par[RP_DECAY]
     nstate = state.nstate
     rec_g = state.rec_g
     spiked = state.spiked
     hist = state.hist
     clock = state.clock
-    bits = topology.bits
     n = kind.shape[0]
-    # Neurons, each on its input from the state at the start of the step.
-    word = np.uint64(0)
-    n_spikes = 0
-    for j in range(n):
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    # Neurons, each on its input from the state at the start of the step. First a branch-free
+    # pass over each run of neurons of one model (unit-stride, vectorisable: the receptor
+    # slots padded with zero conductance, the reset by selection); it leaves the neurons that
+    # need more (LIF: refractory or crossing; any model: receptors past the slots) unchanged
+    # and marks them in ``fix``, and a scalar pass then steps those with the full kernel.
+    word = zero
+    general = topology.general[0]
+    fix = general
+    nu = np.uint64(n)
+    # The state's row length is a constant: without it the stores of one neuron's v and u
+    # might overlap the next neuron's loads (the vectoriser would not touch the loop).
+    assume(nstate.shape[1] == N_STATE_WIDTH)
+    # Unsigned neuron indices: no negative-index wraparound, so the loops vectorise.
+    for q in range(runs.shape[0]):
+        lo = np.uint64(runs[q, KR_START])
+        hi = np.uint64(runs[q, KR_STOP])
+        # A run whose neurons share their coefficients reads them once (broadcast), others
+        # per neuron (unit-stride columns); the arithmetic is the same.
+        if runs[q, KR_KIND] == KIND_LIF:
+            if runs[q, KR_UNIFORM]:
+                decay = coef[LIF_DECAY, lo]
+                v_th = coef[LIF_V_TH, lo]
+                for j in range(lo, hi):
+                    fix |= lif_fast_neuron(
+                        j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked, decay, v_th
+                    )
+            else:
+                for j in range(lo, hi):
+                    fix |= lif_fast_neuron(
+                        j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked,
+                        coef[LIF_DECAY, j], coef[LIF_V_TH, j])  # fmt: skip
+        elif runs[q, KR_KIND] == KIND_MIXED:
+            for j in range(lo, hi):
+                fix_bit, spike_bit = mixed_fast_neuron(j, nu, nstate, kind, ext, inp, rec_g,
+                                                       rec_e, general, spiked, coef)  # fmt: skip
+                fix |= fix_bit
+                word |= spike_bit
+        elif runs[q, KR_UNIFORM]:
+            dt = coef[IZH_DT, lo]
+            adt = coef[IZH_ADT, lo]
+            b = coef[IZH_B, lo]
+            c = coef[IZH_C, lo]
+            d = coef[IZH_D, lo]
+            e = coef[IZH_E, lo]
+            f = coef[IZH_F, lo]
+            g = coef[IZH_G, lo]
+            u_vref = coef[IZH_U_VREF, lo]
+            u_leak = coef[IZH_U_LEAK, lo]
+            v_peak = coef[IZH_V_PEAK, lo]
+            for j in range(lo, hi):
+                word |= izh_fast_neuron(
+                    j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked,
+                    dt, adt, b, c, d, e, f, g, u_vref, u_leak, v_peak)  # fmt: skip
+        else:
+            for j in range(lo, hi):
+                word |= izh_fast_neuron(
+                    j, nu, nstate, ext, inp, rec_g, rec_e, general, spiked, coef[IZH_DT, j],
+                    coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j], coef[IZH_D, j],
+                    coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+                    coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
+    pending = fix
+    while pending != zero:
+        j = np.uint64(trailing_zeros(pending))
+        pending &= pending - one
         v = nstate[j, V_SLOT]
-        i = ninput[j, IN_BIAS] + ninput[j, IN_GAIN] * ext[j]
-        for r in range(rec_start[j], rec_start[j + 1]):
-            i += rec_g[r] * (rec_par[r, RP_E] - v)
+        i = slot_input(j, nu, v, ext, inp, rec_g, rec_e)
+        for r in range(topology.rec_start[j], topology.rec_start[j + one]):
+            i += rec_g[r] * (rec_e[r] - v)
         # Scalar steps on 2-D indexing: a row view per neuron would cost reference counting.
         if kind[j] == KIND_LIF:
             v, ref, offset, z = lif_scalar_step(
                 v, nstate[j, LIF_REF], nstate[j, LIF_SPIKE_OFFSET], i,
-                ncoef[j, LIF_DT], ncoef[j, LIF_DECAY], ncoef[j, LIF_V_TH], ncoef[j, LIF_V_RESET],
-                ncoef[j, LIF_TAU], ncoef[j, LIF_INV_TAU], ncoef[j, LIF_T_REF],
-                ncoef[j, LIF_METHOD] != 0.0)  # fmt: skip
+                coef[LIF_DT, j], coef[LIF_DECAY, j], coef[LIF_V_TH, j], coef[LIF_V_RESET, j],
+                coef[LIF_TAU, j], coef[LIF_INV_TAU, j], coef[LIF_T_REF, j],
+                coef[LIF_METHOD, j] != 0.0)  # fmt: skip
             nstate[j, LIF_V] = v
             nstate[j, LIF_REF] = ref
             nstate[j, LIF_SPIKE_OFFSET] = offset
         else:
             v, u, z = izhikevich_scalar_step(
-                v, nstate[j, IZH_U], i, ncoef[j, IZH_DT],
-                ncoef[j, IZH_ADT], ncoef[j, IZH_B], ncoef[j, IZH_C], ncoef[j, IZH_D],
-                ncoef[j, IZH_E], ncoef[j, IZH_F], ncoef[j, IZH_G], ncoef[j, IZH_U_VREF],
-                ncoef[j, IZH_U_LEAK], ncoef[j, IZH_V_PEAK])  # fmt: skip
+                v, nstate[j, IZH_U], i, coef[IZH_DT, j],
+                coef[IZH_ADT, j], coef[IZH_B, j], coef[IZH_C, j], coef[IZH_D, j],
+                coef[IZH_E, j], coef[IZH_F, j], coef[IZH_G, j], coef[IZH_U_VREF, j],
+                coef[IZH_U_LEAK, j], coef[IZH_V_PEAK, j])  # fmt: skip
             nstate[j, IZH_V] = v
             nstate[j, IZH_U] = u
         spiked[j] = z
         if z:
-            word |= bits[j]
-            n_spikes += 1
+            word |= one << j
+    n_spikes = 0
+    if word != zero:
+        for j in range(n):
+            n_spikes += spiked[j]
     pos = clock[CLK_POS]  # kept in [0, L): no division on the step-to-step chain
     hist[pos] = word
     for r in range(rec_g.shape[0]):
-        rec_g[r] *= rec_par[r, RP_DECAY]
+        rec_g[r] *= rec_decay[r]
     # Arrivals: the spike words of the recent spiking steps (newest first: in order of delay),
     # each masked by the neurons with synapses of that delay (written here, not in a helper:
     # a call binding this many arrays kept their reference counts in the loop). Visiting
@@ -511,8 +745,6 @@ def network_step(ext, lr, topology, state):
     trace_state = state.trace_state
     arrived = state.arrived
     L = hist.shape[0]
-    one = np.uint64(1)
-    zero = np.uint64(0)
     n_arrived = 0
     head = clock[CLK_RECENT_HEAD]
     count = clock[CLK_RECENT_COUNT]
