@@ -425,6 +425,13 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             and math.isfinite(y_l) and math.isfinite(y_r) and math.isfinite(phase))
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def _reference_step(ext, lr, topology, state):
+    """One network step, not inlined: the prepare-time measurement calls it from three loops,
+    and each inlined copy of the step would be compiled again on a first run."""
+    return net.network_step(ext, lr, topology, state)
+
+
 @njit(cache=True, nogil=True)
 def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_play):
     """Run the network in model time (voice slot 0) and measure it, at prepare time.
@@ -455,7 +462,7 @@ def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_pla
     while heard < n - 1 and out_l[heard] == 0.0 and out_r[heard] == 0.0:
         heard += 1
     for k in range(steps):
-        net.network_step(ext, lr, topology, state)
+        _reference_step(ext, lr, topology, state)
         for j in range(n):
             if k >= half:
                 mean_v[j] += nstate[j, net.V_SLOT]
@@ -472,7 +479,7 @@ def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_pla
     # Second pass over the same stretch for the RMS of the mix about its means.
     total = 0.0
     for _ in range(half):
-        net.network_step(ext, lr, topology, state)
+        _reference_step(ext, lr, topology, state)
         mono = 0.0
         for j in range(n):
             mono += 0.5 * (out_l[j] + out_r[j]) * (nstate[j, net.V_SLOT] - mean_v[j])
@@ -480,7 +487,7 @@ def network_reference(net_arrays, drive, lr, steps, spike_times, mix_out, lr_pla
     rms = math.sqrt(total / max(half, 1))
     kept = min(half, mix_out.shape[0])
     for k in range(half + kept):
-        net.network_step(ext, lr_play, topology, state)
+        _reference_step(ext, lr_play, topology, state)
         if k >= half:
             mono = 0.0
             for j in range(n):
