@@ -301,7 +301,6 @@ class LiveSession:
 
     def _open(self):
         from . import audio
-        from .engine import Synth
 
         first = self._load_patch(self.patch_path)  # PatchError: nothing else to do
         self._load_programs(first)
@@ -309,16 +308,8 @@ class LiveSession:
         device = audio.resolve_output_device(self.device, self.hostapi)
         input_device = (None if self.input_device is None
                         else audio.resolve_input_device(self.input_device, self.hostapi))
-        max_block = max(4096, self.blocksize)
-        # Every voice mode compiled in: a reload may change a patch's voice_mode.
-        self.synth = Synth(first, samplerate=self.samplerate, max_block=max_block,
-                           every_voice_mode=True)
-        self.synth.use_patch(self.prepared[self.program])
-        # Program change is the engine's event (at its sample offset, as offline); the
-        # compiled callback holds a row of each program.
-        self.synth.set_programs(self.prepared, self.program)
+        self._prepare_synth(first)
         initial = self.program
-        self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
         self.ring = EventRing(4096)
         lock = threading.Lock()
         self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
@@ -371,6 +362,31 @@ class LiveSession:
         self.audio.start()
         self._start_thread(self._watch, "spikesynth-reload")
         self._describe_start(device)
+
+    def _prepare_synth(self, first):
+        from .engine import Synth
+
+        # Every voice mode compiled in: a reload may change a patch's voice_mode.
+        self.synth = Synth(first, samplerate=self.samplerate,
+                           max_block=max(4096, self.blocksize), every_voice_mode=True)
+        self.synth.use_patch(self.prepared[self.program])
+        # Program change is the engine's event (at its sample offset, as offline); the
+        # compiled callback holds a row of each program.
+        self.synth.set_programs(self.prepared, self.program)
+        self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
+
+    def compile_engine(self, input_channels: int = 0) -> None:
+        """Compile (or load from the cache) what :meth:`open` would: the engine for every
+        program and the compiled audio callback, without audio, MIDI or threads; a later
+        ``play`` of the same folder then starts from the cache. ``input_channels``: 1 for a
+        listening patch's duplex stream. Thread: main."""
+        from . import rtcallback
+
+        first = self._load_patch(self.patch_path)
+        self._load_programs(first)
+        self._prepare_synth(first)
+        rtcallback.EngineCallback(self.synth, EventRing(16), samplerate=self.samplerate,
+                                  latency_ns=0, resync_ns=10**7, input_channels=input_channels)
 
     def _load_patch(self, path):
         """A patch file, in the session's tuning when one was given (``--scl``)."""

@@ -387,3 +387,19 @@ def probe_sounddevice(server: JackServer, callbacks: int = 20, timeout: float = 
     if proc.returncode != 0:
         raise JackServerError(f"sounddevice probe failed ({proc.returncode}):\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_PLAY_COMPILED: set = set()
+
+
+def compile_play(patch=None, input_channels: int = 0, samplerate: int = 48000) -> None:
+    """Compile (or load) in this process what ``spikesynth play PATCH`` compiles (every
+    program of its folder, the compiled callback), once per process: a ``play`` started
+    afterwards loads it from the cache within its port deadline, whatever ran before."""
+    from spikesynth.live import LiveSession
+
+    key = (str(patch), input_channels, samplerate)
+    if key in _PLAY_COMPILED:
+        return
+    LiveSession(patch, samplerate=samplerate, midi_in=None).compile_engine(input_channels)
+    _PLAY_COMPILED.add(key)

@@ -27,11 +27,8 @@ from collections import Counter
 import jack
 import numpy as np
 import pytest
+from jackserver import compile_play
 from test_play_jack import PATCHES, SR, Player, Recorder, close_all, wait_for
-
-from spikesynth import Synth, load_patch
-from spikesynth.events import EventRing
-from spikesynth.rtcallback import EngineCallback
 
 pytestmark = pytest.mark.jack
 TONE_HZ = 440.0  # 440 cycles in exactly one second at 48 kHz: the table wraps in phase
@@ -133,11 +130,7 @@ def test_a_sine_fed_in_comes_out_resynthesised_without_xruns_from_the_ear(jack_s
     # Compile (or load) the listening engine and its compiled duplex callback here first:
     # play then loads them from the cache within its port deadline.
     for name in ("ear_resynth.yaml", "default.yaml"):
-        synth = Synth(load_patch(PATCHES / name), SR, 4096)
-        synth.set_programs([synth.prepared], 0, engine_switches=False)  # as play does
-        synth.warm_up()
-        EngineCallback(synth, EventRing(16), samplerate=SR, latency_ns=0, resync_ns=10**7,
-                       input_channels=1)
+        compile_play(alone(name, tmp_path), input_channels=1)
     sys.setswitchinterval(0.0005)  # the recorder's JACK callback needs the GIL promptly
     rounds = []
     try:

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import rtmidi
 from audio_analysis import cents, estimate_f0
+from jackserver import compile_play
 from test_play_jack import ROOT, SILENCE, SR, Recorder, wait_for, wait_sound
 
 from spikesynth.midi import DeltaClock
@@ -110,6 +111,7 @@ class TerminalPlayer:
     """``spikesynth play`` with a pty as its terminal (stdin, stdout and stderr)."""
 
     def __init__(self, server, *args):
+        compile_play()  # the default patch's folder, as play loads it
         self.master, self.slave = os.openpty()
         self.termios_before = termios.tcgetattr(self.slave)
         cmd = [sys.executable, "-m", "spikesynth.cli", "play", "--hostapi", "JACK", *args]

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import rtmidi
 from audio_analysis import cents, estimate_f0
+from jackserver import compile_play
 
 from spikesynth.master import master_latency
 
@@ -301,6 +302,7 @@ def rig(jack_server):
     made = []
 
     def start(*args, patch=None, seconds=20.0):
+        compile_play(patch)  # in this process first: play then loads it from the cache
         player = Player(jack_server, *args, patch=patch)
         made.append(player)
         rec = Recorder(seconds)

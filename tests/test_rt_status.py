@@ -12,6 +12,7 @@ import struct
 import termios
 
 import pytest
+from jackserver import compile_play
 from test_live_extras import CLEAR, TerminalPlayer
 from test_play_jack import wait_for
 
@@ -30,6 +31,7 @@ def sized_player(server, columns, *args, env=None):
     player.master, player.slave = os.openpty()
     fcntl.ioctl(player.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     player.termios_before = termios.tcgetattr(player.slave)
+    compile_play()  # the default patch's folder, as play loads it
     cmd = [sys.executable, "-m", "spikesynth.cli", "play", "--hostapi", "JACK", *args]
     player.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(server.env, **(env or {})),
                                    stdin=player.slave, stdout=player.slave,
