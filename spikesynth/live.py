@@ -539,14 +539,19 @@ class LiveSession:
             return
         prepared = self.synth.prepare_patch(patch)
         with self._program_lock:
-            self.prepared[i] = prepared
             current = i == self.program
             if self.audio is not None:  # the callback's row first, then the engine's bank
-                self.audio.set_program(i, prepared)
+                if not self.audio.set_program(i, prepared):  # the old version plays on
+                    self.reload_errors += 1
+                    self._message(f"spikesynth: error: {path}: not taken by the running "
+                                  f"stream (started without a {patch['model']} voice of "
+                                  "this kind, or stopped); restart play to hear it")
+                    return
                 if current:
                     self.audio.follow(prepared)
             elif current and self.synth is not None:  # no stream (yet): the synth itself
                 self.synth.use_patch(prepared)
+            self.prepared[i] = prepared
             self.synth.set_programs(self.prepared)  # program change to it: this one
         self.reloads += 1
         self._message(f"spikesynth: reloaded {path}"

@@ -171,3 +171,27 @@ def test_no_thread_blocks_while_the_worker_parses(tmp_path):
     # Parsed here, the file would hold the GIL for the whole parse; in the child, this
     # process's threads run on (the bound leaves room for a busy shared CPU).
     assert t1 - t0 > 0.05 and gaps and max(gaps) < 0.3 * (t1 - t0), (t1 - t0, max(gaps))
+
+
+class _RefusingStream:
+    """An audio host whose compiled callback refuses every program (as for a voice model the
+    stream was not started with)."""
+
+    def set_program(self, number, prepared):
+        return False
+
+    def follow(self, prepared):
+        raise AssertionError("a refused program must not be followed")
+
+
+def test_a_reload_the_stream_refuses_is_an_error_and_the_old_version_stays(watched):
+    session, path = watched
+    edit(session, path, VALID.format(name="second"), "reloaded")
+    session.audio = _RefusingStream()
+    try:
+        edit(session, path, VALID.format(name="third"), "not taken by the running stream")
+        assert session.prepared[session.program].patch.name == "second"
+        assert session.reload_errors >= 1
+        assert "reloaded" not in session.out.getvalue().rsplit("\n", 2)[-2]
+    finally:
+        session.audio = None
