@@ -125,6 +125,11 @@ def _knot_fir(m=KNOTS_PER_SAMPLE, half_width=blep.HALF_WIDTH, cutoff=blep.CUTOFF
 
 
 KNOT_FIR = _knot_fir()
+# The FIR as :func:`_fir` runs it: a zero tap in front (one knot earlier, which the mirrored
+# ring always holds), so that it is whole vectors of four sums of four.
+FIR_TAPS = np.concatenate(([0.0], KNOT_FIR))
+FIR_LENGTH = FIR_TAPS.shape[0]
+assert FIR_LENGTH % 16 == 0
 
 
 class NetworkArrays(NamedTuple):
@@ -286,15 +291,23 @@ def _knot_output(knots, i, base):
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _fir(knots, i, first):
     """The FIR over ``KNOT_TAPS`` knots from ring position ``first`` (a contiguous stretch of
-    the mirrored ring), both channels. Summed in any order (SIMD): the order is fixed by the
-    compiled code, so the output still does not depend on the block size."""
-    ring_l = knots[i, 0, first:first + KNOT_TAPS]
-    ring_r = knots[i, 1, first:first + KNOT_TAPS]
+    the mirrored ring), both channels, summed in any order (SIMD).
+
+    It runs :data:`FIR_TAPS` from one knot earlier, and its length is read from the ring's
+    shape (always ``FIR_LENGTH``): with a length known at compile time LLVM unrolled the loop
+    into one chain of dependent multiply-adds per channel, waiting on their latency; with a
+    run-time length it keeps a loop with four vector sums per channel (8 % of a
+    ``half_centre`` voice). The order is fixed by the compiled code, so the output still does
+    not depend on the block size.
+    """
+    n = min(FIR_LENGTH, knots.shape[2] - first + 1)
+    ring_l = knots[i, 0, first - 1:first - 1 + n]
+    ring_r = knots[i, 1, first - 1:first - 1 + n]
     left = 0.0
     right = 0.0
-    for j in range(KNOT_TAPS):
-        left += KNOT_FIR[j] * ring_l[j]
-        right += KNOT_FIR[j] * ring_r[j]
+    for j in range(n):
+        left += FIR_TAPS[j] * ring_l[j]
+        right += FIR_TAPS[j] * ring_r[j]
     return left, right
 
 
