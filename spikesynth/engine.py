@@ -10,9 +10,14 @@ The layers (imports flow one way):
 * :mod:`spikesynth.models` — one module per voice model behind one seam;
 * :mod:`spikesynth.voices` — the voice pool and the stealing policy;
 * :mod:`spikesynth.master` — DC blocker, gain, safety limiter;
+* :mod:`spikesynth.engine_state` — the records the compiled core reads and writes, and
+  their slot layouts;
+* :mod:`spikesynth.notes` — a note on a voice: start, tuning (bend, glide, vibrato, MPE
+  zones), release;
+* :mod:`spikesynth.voice_modes` — poly, mono and legato, note priority, glide;
 * :mod:`spikesynth.render` — the compiled core (events at their offsets, controllers,
-  vibrato, program change), generic over the model;
-* :mod:`spikesynth.prepare` — a patch becomes a :class:`~spikesynth.render.Program`;
+  parameter smoothing, program change), generic over the model;
+* :mod:`spikesynth.prepare` — a patch becomes a :class:`~spikesynth.engine_state.Program`;
 * this module — :class:`Synth`, the thin plugin around them.
 
 Parameters are apart from the prepared state (as CLAP separates them): each program keeps the
@@ -32,22 +37,7 @@ import numpy as np
 from . import models
 from .dsp import voice as vk
 from .dsp.voice import ENV_OFF
-from .events import EVENT_FIELDS, events_from_list
-from .listen import LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
-from .master import (
-    CEILING,
-    M_BYPASS,
-    M_LIMITING,
-    M_NONFINITE,
-    master_latency,
-    master_limiter,
-    master_reset,
-    master_state,
-)
-from .models.base import N_TABLES, T_FREQ, note_frequency, solo_fields
-from .params import P_GAIN_DB, P_NOISE
-from .prepare import note_tables, prepare_program
-from .render import (
+from .engine_state import (
     G_ACTIVE,
     G_CARRY,
     G_ENTER,
@@ -74,15 +64,27 @@ from .render import (
     N_CHANNEL_FIELDS,
     N_GLIDE_FIELDS,
     N_GLOBALS,
-    STATUS_PARAM,
     SWITCH_FADE_MS,
     EngineState,
     Program,
-    fade_all,
-    render_block_with,
-    render_ring_with,
     with_solo,
 )
+from .events import EVENT_FIELDS, STATUS_PARAM, events_from_list
+from .listen import LS_OFFSET, build_listen, listen_downmix, listen_ear, listen_reset
+from .master import (
+    CEILING,
+    M_BYPASS,
+    M_LIMITING,
+    M_NONFINITE,
+    master_latency,
+    master_limiter,
+    master_reset,
+    master_state,
+)
+from .models.base import N_TABLES, T_FREQ, note_frequency, solo_fields
+from .params import P_GAIN_DB, P_NOISE
+from .prepare import note_tables, prepare_program
+from .render import fade_all, render_block_with, render_ring_with
 
 __all__ = ["CEILING", "ParamChange", "Prepared", "Synth", "note_frequency", "trace_voice"]
 
@@ -190,7 +192,7 @@ class Synth:
         What program change *n* selects (the *n*-th; ``None``: a program that did not load);
         without it, program changes are ignored (counted in ``programs_ignored``).
     every_voice_mode : bool
-        Compile every program with the mono and legato modes (:class:`render.SoloModes`), so
+        Compile every program with the mono and legato modes (:class:`engine_state.SoloModes`), so
         that a reload may change a patch's ``voice_mode`` without new compiled code (the
         live session). False: a poly patch's engine has no mono code (a faster first render).
 

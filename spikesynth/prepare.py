@@ -1,4 +1,4 @@
-"""Preparation: a patch becomes a :class:`~spikesynth.render.Program` (main thread, allocates).
+"""Preparation: a patch becomes a :class:`~spikesynth.engine_state.Program` (main thread, allocates).
 
 Free functions, usable without a synth: :func:`prepare_program` builds the model's record
 through its :class:`~spikesynth.models.base.VoiceModel`, the parameter vector, the controller
@@ -16,6 +16,7 @@ from numba import njit
 from . import models, tablecache
 from . import params as P
 from .dsp import voice as vk
+from .engine_state import SOLO, Program
 from .models import voice_calibrate, voice_dc, voice_render, voice_start, voice_tune
 from .models.base import (
     N_TABLES,
@@ -28,7 +29,6 @@ from .models.base import (
     note_frequency,
     solo_fields,
 )
-from .render import SOLO, Program
 
 LEVEL_SILENT_RMS = 1e-3  # below this a voice is taken as silent at the patch's own drive
 NOMINAL_RMS = 0.15  # a spiking membrane's RMS in audio units: the level a silent voice gets

@@ -7,12 +7,11 @@ of :mod:`spikesynth.models` (``voice_tune``, ``voice_render``, ...), resolved at
 from the type of the program's model record, so a patch compiles this module once for its
 own model only. Everything here runs on the audio thread and allocates nothing.
 
-Records
--------
-:class:`EngineState` holds what the voices and the master section change as they play;
-:class:`Program` holds one prepared patch: its model record, the synth's own copy of the
-parameters (controllers modulate it) and the patch's values it is restored from, the
-controller table and the per-note tables.
+The records it works on (:class:`~spikesynth.engine_state.EngineState`,
+:class:`~spikesynth.engine_state.Program`) and their slot layouts are in
+:mod:`spikesynth.engine_state`; a note's life on a voice (start, tuning, release) is in
+:mod:`spikesynth.notes`, the voice modes (poly, mono, legato) in
+:mod:`spikesynth.voice_modes`.
 
 Program change (``0xC0``) is an event like any other: at its offset every voice fades out
 over ``SWITCH_FADE_MS``; the block ends exactly when the fade does (:func:`render_block`
@@ -49,15 +48,54 @@ flags. Inlining the single-use functions into their callers
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from . import params as P
 from .dsp import voice as vk
-from .dsp.voice import ENV_ATTACK, ENV_DECAY, ENV_OFF, ENV_RELEASE
+from .dsp.voice import ENV_OFF
+from .engine_state import (
+    C_BEND,
+    C_MOD,
+    C_PRESSURE,
+    C_RAW_BEND,
+    C_RPN_LSB,
+    C_RPN_MSB,
+    C_SUSTAIN,
+    C_TIMBRE,
+    G_ACTIVE,
+    G_CARRY,
+    G_ENTER,
+    G_EVENTS,
+    G_GLIDING,
+    G_IGNORED,
+    G_MPE_MASTER_LOWER,
+    G_MPE_MASTER_UPPER,
+    G_MPE_RANGE_LOWER,
+    G_MPE_RANGE_UPPER,
+    G_NAN_RESETS,
+    G_PARAMS_SET,
+    G_PROGRAM_CHANGES,
+    G_PROGRAMS_IGNORED,
+    G_RAMPS,
+    G_RETUNE,
+    G_RETUNED,
+    G_SAMPLE,
+    G_SLOTS,
+    G_SR,
+    G_STEALS,
+    G_SWITCH,
+    G_SWITCH_AT,
+    G_TOP,
+    GL_LENGTH,
+    GL_START,
+    ROUTING_PER_CHANNEL,
+    ROUTING_VOCODER,
+    STEAL_FADE_MS,
+    SWITCH_FADE_MS,
+    VIBRATO_TICK,
+)
 from .events import STATUS_PARAM, ring_drain
 from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_vocode, listen_voices
 from .master import CEILING, master_process
@@ -66,322 +104,27 @@ from .models import (
     voice_render,
     voice_rest,
     voice_set_rate,
-    voice_start,
-    voice_tune,
 )
-from .models.base import T_FREQ, T_NORM, table_frequency
 from .mts import STATUS_TUNE  # key data1 plays float32 bits data2 Hz (0: the table)
+from .notes import (
+    bend_range,
+    is_member,
+    note_on,
+    release,
+    retune,
+    retune_all,
+    retune_channel,
+    set_zone,
+    vibrato_cents,
+    voice_begin,
+    voice_bend,
+    voice_frequency,
+    voice_mods_off,
+    voice_mods_on,
+    zone_master,
+)
+from .voice_modes import key_down, solo_key_up, solo_restart
 from .voices import allocate, fade_out, is_playing
-
-STEAL_FADE_MS = 4.0
-# The flags of every internal function here (the module docstring, "Compile time").
-_INTERNAL = {"nogil": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False,
-             "error_model": "numpy"}
-SWITCH_FADE_MS = 4.0
-VIBRATO_TICK = 32  # samples between vibrato updates (aligned to the sample counter)
-MAX_VOICES = 256
-MAX_EVENTS = 4096  # events per block on the real-time path
-assert VIBRATO_TICK % P.SMOOTHING_TICK == 0  # a vibrato tick is also a ramp tick
-
-# Global state slots (G).
-G_SAMPLE = 0  # samples rendered since reset
-G_AGE = 1  # note-on counter (voice age)
-G_NAN_RESETS = 2  # voices reset because their state blew up
-G_SR = 3
-G_SLOTS = 4  # voice slots allocated (2 × MAX_VOICES)
-G_STEALS = 5
-G_ACTIVE = 6  # voices sounding after the last block
-G_SEED = 7
-G_RETUNE = 8  # 1: retune every voice at the next block (a compatible patch swap)
-G_EVENTS = 9  # events applied
-G_IGNORED = 10  # well-formed events the engine does not act on
-G_SWITCH = 11  # program change waiting for its fade: program number + 1 (0: none)
-G_SWITCH_AT = 12  # the sample at which the switch happens
-G_CARRY = 13  # events moved to the front of the event array, to apply after the switch
-G_PROGRAMS = 14  # programs a program change may select
-G_ENTER = 15  # 1: the program was just switched to (restore parameters, restart held keys)
-G_PARAMS_SET = 16  # parameter events applied
-G_PROGRAM_CHANGES = 17  # program changes that started a switch
-G_PROGRAMS_IGNORED = 18  # program changes to a program that does not exist or did not load
-G_TOP = 19  # 1 + the highest slot used since reset: voice loops stop there (a free slot is
-#            always the lowest, so this stays near twice the polyphony, not MAX_VOICES × 2)
-G_UNMAPPED = 20  # note-ons on keys the tuning leaves unmapped (they do not sound)
-G_RETUNED = 21  # MIDI Tuning Standard single-note changes applied
-G_GLIDING = 22  # voices gliding (at least; the rate tick recounts)
-G_PRESSES = 23  # key-press counter (note priority "last")
-G_MPE_LOWER = 24  # lower zone member channels (master channel 1 = index 0)
-G_MPE_UPPER = 25  # upper zone member channels (master channel 16 = index 15)
-G_MPE_RANGE_LOWER = 26  # member bend ranges, semitones
-G_MPE_RANGE_UPPER = 27
-G_MPE_MASTER_LOWER = 28  # master bend ranges, semitones
-G_MPE_MASTER_UPPER = 29
-G_RAMPS = 30  # parameters ramping toward a target (at least; each ramp step recounts)
-N_GLOBALS = 31
-MAX_VOICE_MODS = 64  # per-voice controller rows applied at once
-
-# Glide columns (the per-slot glide state): a pitch offset that goes linearly to 0.
-GL_FROM = 0  # semitones from the note's pitch at the start
-GL_START = 1  # sample at which the glide starts
-GL_LENGTH = 2  # samples (0: not gliding)
-N_GLIDE_FIELDS = 3
-
-# Channel state columns (C).
-C_BEND = 0  # semitones
-C_MOD = 1  # mod wheel 0..1
-C_SUSTAIN = 2  # 0 / 1
-C_PRESSURE = 3  # 0..1
-C_TIMBRE = 4  # CC 74, 0..1
-C_RAW_BEND = 5  # the bend wheel, -1..1 (C_BEND is it times the channel's range)
-C_RPN_MSB = 6  # registered parameter number selected (value + 1; 0: none)
-C_RPN_LSB = 7
-N_CHANNEL_FIELDS = 8
-ROUTING_PER_CHANNEL = 2.0  # spikesynth.listen.ROUTINGS.index("per_channel")
-ROUTING_VOCODER = 3.0  # spikesynth.listen.ROUTINGS.index("vocoder")
-
-
-
-class EngineState(NamedTuple):
-    """What playing changes (allocated once by the synth; reset clears it)."""
-
-    V: np.ndarray  # float64 (slots, N_FIELDS): voice rows
-    rng: np.ndarray  # uint64 (slots,): per-voice noise state
-    G: np.ndarray  # float64 (N_GLOBALS,): counters and flags (G_*)
-    C: np.ndarray  # float64 (16, N_CHANNEL_FIELDS): per-channel controllers (C_*)
-    K: np.ndarray  # float64 (16, 128): velocity of each key held down (0: up)
-    M: np.ndarray  # float64 (N_MASTER,): master section state
-    limiter: tuple  # spikesynth.dsp.limiter.Limiter: the master's look-ahead limiter
-    mix: np.ndarray  # float64 (2, max_block): the voices' sum before the master section
-    usable: np.ndarray  # float64 (128,): 1 where program change n has a program to switch to
-    tuned: np.ndarray  # float64 (128,): MIDI Tuning Standard Hz per key, 0: the program's table
-    glide: np.ndarray  # float64 (slots, N_GLIDE_FIELDS): each voice's portamento (GL_*)
-    order: np.ndarray  # float64 (16, 128): press count of each key held (note priority)
-    saved: np.ndarray  # float64 (MAX_VOICE_MODS, 2): parameters a per-voice source overrode
-
-
-class SoloModes(NamedTuple):
-    """``Program.solo`` of a program compiled with the mono and legato voice modes.
-
-    The voice mode is fixed when a patch is prepared (not a live parameter), so a poly
-    patch's program carries ``solo=None`` and the engine compiled for it has no mono or
-    legato code (about a tenth of a first render's compile time); a host that may switch to
-    another mode on a reload (the live session) gives every program :data:`SOLO`. Which
-    mode plays is still ``params[P_VOICE_MODE]``.
-    """
-
-    on: int
-
-
-SOLO = SoloModes(1)
-
-
-class Program(NamedTuple):
-    """One prepared patch (built on the main thread; the audio thread writes only ``params``)."""
-
-    model: tuple  # the voice model's record (its type selects the compiled engine)
-    params: np.ndarray  # float64 (n,): the synth's own parameter copy, musical units
-    base: np.ndarray  # float64 (n,): the patch's values (params is restored from it)
-    ctl: np.ndarray  # float64 (rows, CTL_FIELDS): controller mappings
-    tables: np.ndarray  # float64 (N_TABLES, 128): per-note tables
-    ramp: np.ndarray  # float64 (n, RAMP_FIELDS): parameter smoothing (params.R_*), audio writes
-    solo: object = None  # None: poly only; SOLO: the mono and legato modes compiled in
-
-
-def with_solo(program: Program) -> Program:
-    """``program`` compiled with every voice mode (:class:`SoloModes`). Thread: any."""
-    return program if program.solo is not None else program._replace(solo=SOLO)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def _splitmix(x):
-    x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = x
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    if z == np.uint64(0):
-        z = np.uint64(1)
-    return z
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def vibrato_cents(V, i, params, C, sr, now):
-    """Vibrato offset in cents; its phase is a function of time since note-on."""
-    depth = C[int(V[i, vk.F_CHANNEL]), C_MOD] * params[P.P_VIB_CENTS]
-    if depth == 0.0:
-        return 0.0
-    phase = (now - V[i, vk.F_ONSET]) * params[P.P_VIB_HZ] / sr
-    return depth * math.sin(2.0 * math.pi * (phase - math.floor(phase)))
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def voice_frequency(S, prog, note, bend):
-    """Hz of ``note`` bent by ``bend`` semitones: a MIDI Tuning Standard frequency for the key
-    if one was sent (then only the bend applies), else the program's per-note table (see
-    :func:`spikesynth.models.base.table_frequency`)."""
-    tuned = S.tuned[int(note)]
-    if tuned > 0.0:
-        return tuned * 2.0 ** (bend / 12.0)
-    return table_frequency(prog.params, prog.base, prog.tables, note, bend)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def glide_offset(S, i, now):
-    """Voice ``i``'s portamento at sample ``now``: semitones from its note's pitch."""
-    g = S.glide
-    length = g[i, GL_LENGTH]
-    if length <= 0.0:
-        return 0.0
-    x = (now - g[i, GL_START]) / length
-    if x >= 1.0:
-        return 0.0
-    return g[i, GL_FROM] * (1.0 - max(x, 0.0))
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def zone_master(S, ch):
-    """The master channel (0 or 15) of the MPE zone ``ch`` belongs to, or -1 (no zone)."""
-    lower = int(S.G[G_MPE_LOWER])
-    upper = int(S.G[G_MPE_UPPER])
-    if lower > 0 and ch <= lower:
-        return 0
-    if upper > 0 and ch >= 15 - upper:
-        return 15
-    return -1
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def is_member(S, ch):
-    """Whether ``ch`` is an MPE member channel (one note, its own bend, pressure, timbre)."""
-    master = zone_master(S, ch)
-    return master >= 0 and master != ch
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def bend_range(S, prog, ch):
-    """Semitones of full-scale bend on ``ch``: MPE member or master range, else the patch's."""
-    master = zone_master(S, ch)
-    if master < 0:
-        return prog.params[P.P_BEND_RANGE]
-    if master == ch:
-        return S.G[G_MPE_MASTER_LOWER] if master == 0 else S.G[G_MPE_MASTER_UPPER]
-    return S.G[G_MPE_RANGE_LOWER] if master == 0 else S.G[G_MPE_RANGE_UPPER]
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def set_zone(S, master, members):
-    """An MPE Configuration Message: ``members`` channels for the zone of ``master`` (0 off).
-
-    Default ranges (±48 per note, ±2 master); the other zone shrinks if they would overlap.
-    """
-    G = S.G
-    members = min(max(members, 0), 15)
-    if master == 0:
-        G[G_MPE_LOWER] = members
-        G[G_MPE_RANGE_LOWER] = 48.0
-        G[G_MPE_MASTER_LOWER] = 2.0
-        G[G_MPE_UPPER] = min(G[G_MPE_UPPER], max(14 - members, 0))
-    else:
-        G[G_MPE_UPPER] = members
-        G[G_MPE_RANGE_UPPER] = 48.0
-        G[G_MPE_MASTER_UPPER] = 2.0
-        G[G_MPE_LOWER] = min(G[G_MPE_LOWER], max(14 - members, 0))
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def voice_bend(S, i, now):
-    """Semitones voice ``i`` is bent by at ``now``: its channel's bend (plus its zone master's
-    on an MPE member channel) and its glide."""
-    ch = int(S.V[i, vk.F_CHANNEL])
-    bend = S.C[ch, C_BEND]
-    master = zone_master(S, ch)
-    if master >= 0 and master != ch:
-        bend += S.C[master, C_BEND]
-    return bend + glide_offset(S, i, now)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def voice_mods_on(S, prog, ch):
-    """Apply the per-voice sources (pressure, timbre, bend) of channel ``ch`` to the shared
-    parameters for the length of one voice's tuning; returns how many to undo."""
-    ctl = prog.ctl
-    params = prog.params
-    n = 0
-    for r in range(ctl.shape[0]):
-        source = ctl[r, P.CTL_SOURCE]
-        if source < P.SOURCE_PRESSURE or source > P.SOURCE_BEND or n >= MAX_VOICE_MODS:
-            continue
-        if source == P.SOURCE_PRESSURE:
-            value = S.C[ch, C_PRESSURE]
-        elif source == P.SOURCE_TIMBRE:
-            value = S.C[ch, C_TIMBRE]
-        else:
-            value = 0.5 * (S.C[ch, C_RAW_BEND] + 1.0)
-        p = int(ctl[r, P.CTL_PARAM])
-        S.saved[n, 0] = p
-        S.saved[n, 1] = params[p]
-        n += 1
-        lo = ctl[r, P.CTL_MIN]
-        hi = ctl[r, P.CTL_MAX]
-        if ctl[r, P.CTL_CURVE] == P.CURVE_EXP:
-            params[p] = lo * (hi / lo) ** value
-        else:
-            params[p] = lo + (hi - lo) * value
-    return n
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def voice_mods_off(S, prog, n):
-    """Restore what :func:`voice_mods_on` overrode (in reverse order)."""
-    for k in range(n - 1, -1, -1):
-        prog.params[int(S.saved[k, 0])] = S.saved[k, 1]
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def retune(S, prog, i, now):
-    """Retune voice ``i`` for its note, the channel's bend, glide, vibrato and parameters."""
-    V = S.V
-    params = prog.params
-    sr = S.G[G_SR]
-    bend = voice_bend(S, i, now)
-    freq = voice_frequency(S, prog, V[i, vk.F_NOTE], bend)
-    mods = voice_mods_on(S, prog, int(V[i, vk.F_CHANNEL]))
-    voice_tune(prog.model, V, i, params, prog.tables, sr, freq)
-    cents = vibrato_cents(V, i, params, S.C, sr, now)
-    if cents != 0.0:
-        voice_set_rate(prog.model, V, i, params, prog.tables, sr, freq * 2.0 ** (cents / 1200.0))
-    voice_mods_off(S, prog, mods)
-    if V[i, vk.F_DRIVE_OFF] != 0.0:
-        voice_cut_drive(prog.model, V, i)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def retune_all(S, prog, now):
-    """Retune every sounding voice."""
-    for i in range(int(S.G[G_TOP])):
-        if S.V[i, vk.F_ENV_STAGE] != ENV_OFF:
-            retune(S, prog, i, now)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def retune_channel(S, prog, now, channel):
-    """Retune every sounding voice of ``channel``."""
-    for i in range(int(S.G[G_TOP])):
-        if S.V[i, vk.F_ENV_STAGE] != ENV_OFF and S.V[i, vk.F_CHANNEL] == channel:
-            retune(S, prog, i, now)
 
 
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
@@ -397,239 +140,6 @@ def float32_from_bits(bits):
     if exponent == 0:
         return sign * math.ldexp(float(mantissa), -149)
     return sign * math.ldexp(float(mantissa | 0x800000), exponent - 150)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def release(S, prog, i):
-    """Note-off for voice ``i``: its envelope releases (and its drive, if the patch says so)."""
-    V = S.V
-    if V[i, vk.F_ENV_STAGE] == ENV_ATTACK or V[i, vk.F_ENV_STAGE] == ENV_DECAY:
-        V[i, vk.F_ENV_STAGE] = ENV_RELEASE
-        if prog.params[P.P_RELEASE_DRIVE] != 0.0:
-            V[i, vk.F_DRIVE_OFF] = 1.0
-            voice_cut_drive(prog.model, V, i)
-    V[i, vk.F_KEY_HELD] = 0.0
-    V[i, vk.F_SUSTAINED] = 0.0
-
-
-# --- mono and legato -----------------------------------------------------------------------
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def priority_key(S, prog, ch):
-    """The held key of channel ``ch`` that a mono voice plays (note priority), or -1."""
-    priority = prog.params[P.P_PRIORITY]
-    best = -1
-    for n in range(128):
-        if S.K[ch, n] <= 0.0 or not key_mapped(S, prog, n):
-            continue
-        if best < 0 or priority == P.PRIORITY_HIGH:
-            best = n  # scanning upwards: the first is the lowest, the last the highest
-        elif priority == P.PRIORITY_LAST and S.order[ch, n] > S.order[ch, best]:
-            best = n
-    return best
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def mono_voice(S, ch):
-    """The voice a mono channel is playing (attack or decay, newest), or -1."""
-    V = S.V
-    best = -1
-    for i in range(int(S.G[G_SLOTS])):
-        stage = V[i, vk.F_ENV_STAGE]
-        if (stage == ENV_ATTACK or stage == ENV_DECAY) and V[i, vk.F_CHANNEL] == ch:
-            if best < 0 or V[i, vk.F_AGE] > V[best, vk.F_AGE]:
-                best = i
-    return best
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def newest_voice(S, ch):
-    """The newest voice of channel ``ch`` still sounding (released ones too), or -1."""
-    best = -1
-    for i in range(int(S.G[G_SLOTS])):
-        if is_playing(S.V, i) and S.V[i, vk.F_CHANNEL] == ch:
-            if best < 0 or S.V[i, vk.F_AGE] > S.V[best, vk.F_AGE]:
-                best = i
-    return best
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def newest_held_voice(S, ch):
-    """The newest voice of channel ``ch`` whose key is still down, or -1."""
-    best = -1
-    for i in range(int(S.G[G_TOP])):
-        if (S.V[i, vk.F_KEY_HELD] != 0.0 and is_playing(S.V, i)
-                and S.V[i, vk.F_CHANNEL] == ch):
-            if best < 0 or S.V[i, vk.F_AGE] > S.V[best, vk.F_AGE]:
-                best = i
-    return best
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def start_glide(S, prog, i, now, from_semitones):
-    """Voice ``i`` glides from ``from_semitones`` off its note's pitch to it in ``glide_ms``."""
-    length = prog.params[P.P_GLIDE_MS] * 1e-3 * S.G[G_SR]
-    if length < 1.0 or from_semitones == 0.0:
-        S.glide[i, GL_LENGTH] = 0.0
-        return
-    S.glide[i, GL_FROM] = from_semitones
-    S.glide[i, GL_START] = now
-    S.glide[i, GL_LENGTH] = length
-    S.G[G_GLIDING] += 1
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def _interval(S, prog, i, now, note):
-    """Semitones from ``note``'s pitch to the pitch voice ``i`` sounds now (bend aside)."""
-    here = voice_frequency(S, prog, S.V[i, vk.F_NOTE], glide_offset(S, i, now))
-    there = voice_frequency(S, prog, float(note), 0.0)  # float: one specialisation
-    return 12.0 * math.log2(here / there)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def mono_play(S, prog, now, ch, note, velocity, legato):
-    """The mono channel ``ch`` should sound ``note``: move its voice there or retrigger.
-
-    ``legato``: a key still held hands over (a note-on while another is held, or a note-off
-    revealing a held key). Mode legato moves the sounding voice to ``note`` without a new
-    envelope; mode mono (or no voice sounding) starts ``note`` afresh, the old voice fading.
-    Glide: ``glide: legato`` only on legato hand-overs, ``always`` on every note that follows
-    a sounding one.
-    """
-    params = prog.params
-    V = S.V
-    i = mono_voice(S, ch)
-    if i >= 0 and V[i, vk.F_NOTE] == note:
-        return
-    always = params[P.P_GLIDE_MODE] == P.GLIDE_ALWAYS
-    source = i if i >= 0 or not always else newest_voice(S, ch)  # "always": from a release too
-    glides = params[P.P_GLIDE_MS] > 0.0 and source >= 0 and (legato or always)
-    offset = _interval(S, prog, source, now, note) if glides else 0.0
-    if i >= 0 and legato and params[P.P_VOICE_MODE] == P.VOICE_LEGATO:
-        old = int(V[i, vk.F_NOTE])
-        norm = prog.tables[T_NORM, old]
-        if norm > 0.0:
-            V[i, vk.F_AMP] *= prog.tables[T_NORM, note] / norm
-        V[i, vk.F_NOTE] = note
-        V[i, vk.F_KEY_HELD] = 1.0
-        V[i, vk.F_SUSTAINED] = 0.0
-        start_glide(S, prog, i, now, offset)
-        retune(S, prog, i, now)
-        return
-    if i >= 0:
-        fade_out(V, i, max(STEAL_FADE_MS * 1e-3 * S.G[G_SR], 1.0))
-    j = note_on(S, prog, now, ch, note, velocity)
-    if j >= 0 and offset != 0.0:
-        start_glide(S, prog, j, now, offset)
-        retune(S, prog, j, now)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def poly_play(S, prog, now, ch, note, velocity):
-    """Poly mode: ``note`` starts a voice of its own; with ``glide_ms`` it glides there from
-    the pitch the channel's previous note sounds at this moment (its newest voice whose key
-    is held, or with ``glide: always`` its newest still sounding, released too), as a poly
-    synth's portamento does. Chords glide too: each note from the one before it."""
-    params = prog.params
-    source = -1
-    if params[P.P_GLIDE_MS] > 0.0:
-        if params[P.P_GLIDE_MODE] == P.GLIDE_ALWAYS:
-            source = newest_voice(S, ch)
-        else:
-            source = newest_held_voice(S, ch)
-    offset = _interval(S, prog, source, now, note) if source >= 0 else 0.0  # before stealing
-    j = note_on(S, prog, now, ch, note, velocity)
-    if j >= 0 and offset != 0.0:
-        start_glide(S, prog, j, now, offset)
-        retune(S, prog, j, now)
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def mono_note_off(S, prog, now, ch, note):
-    """A key of a mono channel went up: hand over to the next held key, or release."""
-    V = S.V
-    i = mono_voice(S, ch)
-    if i < 0 or V[i, vk.F_NOTE] != note or V[i, vk.F_KEY_HELD] == 0.0:
-        return False  # not the sounding key: nothing to hear
-    nxt = priority_key(S, prog, ch)
-    if nxt < 0:
-        return False  # the last key: an ordinary note-off
-    mono_play(S, prog, now, ch, nxt, S.K[ch, nxt], nxt >= 0)  # a variable: no Literal copy
-    return True
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def key_mapped(S, prog, note):
-    """Whether ``note`` sounds: the tuning maps it, or a MIDI Tuning Standard change tuned it."""
-    return prog.tables[T_FREQ, int(note)] > 0.0 or S.tuned[int(note)] > 0.0
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def note_on(S, prog, now, channel, note, velocity):
-    """Start ``note`` in a voice (stealing if needed): envelope, level, pan, tuning, spike."""
-    V = S.V
-    G = S.G
-    params = prog.params
-    if not key_mapped(S, prog, note):
-        G[G_UNMAPPED] += 1  # the tuning leaves this key unmapped: silent, by Scala's rule
-        return -1
-    sr = G[G_SR]
-    fade = max(STEAL_FADE_MS * 1e-3 * sr, 1.0)
-    i, stolen = allocate(V, int(G[G_SLOTS]), int(params[P.P_VOICES]), note, channel, fade)
-    G[G_STEALS] += stolen
-    voice_begin(S, prog, i, now, channel, note, velocity)
-    voice_start(prog.model, V, i, params)
-    return i
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def voice_begin(S, prog, i, now, channel, note, velocity):
-    """Slot ``i`` starts ``note``: envelope, level, pan, tuning (the neuron not started)."""
-    V = S.V
-    G = S.G
-    params = prog.params
-    sr = G[G_SR]
-    if i + 1 > G[G_TOP]:
-        G[G_TOP] = i + 1
-    for k in range(vk.N_FIELDS):
-        V[i, k] = 0.0
-    for k in range(N_GLIDE_FIELDS):
-        S.glide[i, k] = 0.0
-    G[G_AGE] += 1
-    V[i, vk.F_AGE] = G[G_AGE]
-    V[i, vk.F_NOTE] = note
-    V[i, vk.F_CHANNEL] = channel
-    V[i, vk.F_VELOCITY] = velocity
-    V[i, vk.F_KEY_HELD] = 1.0
-    V[i, vk.F_ONSET] = now
-    v01 = velocity / 127.0
-    sens = params[P.P_VEL_SENS]
-    V[i, vk.F_AMP] = ((1.0 - sens) + sens * v01 * v01) * prog.tables[T_NORM, note]
-    pan = params[P.P_SPREAD] * min(max((note - 60.0) / 36.0, -1.0), 1.0)
-    angle = (pan + 1.0) * 0.25 * math.pi
-    V[i, vk.F_GAIN_L] = math.cos(angle) * math.sqrt(2.0)
-    V[i, vk.F_GAIN_R] = math.sin(angle) * math.sqrt(2.0)
-    ms = sr * 1e-3
-    attack = params[P.P_ATTACK_MS] * ms
-    V[i, vk.F_ATT_STEP] = 1.0 / attack if attack > 1.0 else 1.0
-    V[i, vk.F_DEC_COEF] = math.exp(math.log(1e-3) / max(params[P.P_DECAY_MS] * ms, 1.0))
-    V[i, vk.F_SUSTAIN] = 10.0 ** (params[P.P_SUSTAIN_DB] / 20.0)
-    V[i, vk.F_REL_COEF] = math.exp(math.log(1e-3) / max(params[P.P_RELEASE_MS] * ms, 1.0))
-    V[i, vk.F_ENV_STAGE] = ENV_ATTACK
-    S.rng[i] = _splitmix(np.uint64(G[G_SEED]) * np.uint64(1000003) + np.uint64(G[G_AGE]))
-    retune(S, prog, i, now)
 
 
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
@@ -799,76 +309,6 @@ def _release_sustained(S, prog, ch):
     for i in range(int(S.G[G_TOP])):
         if S.V[i, vk.F_SUSTAINED] != 0.0 and S.V[i, vk.F_CHANNEL] == ch:
             release(S, prog, i)
-
-
-# --- the voice-mode dispatch: compiled per type of Program.solo ------------------------
-def key_down(solo, S, prog, now, ch, note, velocity):
-    """A key of channel ``ch`` went down: note-on in the program's voice mode."""
-    raise NotImplementedError("compiled code only")
-
-
-def solo_key_up(solo, S, prog, now, ch, note):
-    """A key went up (``K`` already cleared): True when a mono mode handed over to another
-    held key (nothing else to do), False for an ordinary note-off."""
-    raise NotImplementedError("compiled code only")
-
-
-def solo_restart(solo, S, prog, now, ch):
-    """A program switched to: a mono mode restarts channel ``ch``'s priority key (True);
-    False: the caller restarts every held key (poly)."""
-    raise NotImplementedError("compiled code only")
-
-
-@njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,
-      error_model="numpy")
-def _press(S, ch, note, velocity):
-    """Record a key press (velocity and press order, for note priority)."""
-    S.K[ch, note] = velocity
-    S.G[G_PRESSES] += 1
-    S.order[ch, note] = S.G[G_PRESSES]
-
-
-@overload(key_down, jit_options=_INTERNAL, inline="always")
-def _ov_key_down(solo, S, prog, now, ch, note, velocity):
-    if isinstance(solo, types.NoneType):
-        def poly(solo, S, prog, now, ch, note, velocity):
-            _press(S, ch, note, velocity)
-            poly_play(S, prog, now, ch, note, float(velocity))
-        return poly
-
-    def every_mode(solo, S, prog, now, ch, note, velocity):
-        held = S.K[ch, note] == 0.0 and priority_key(S, prog, ch) >= 0
-        _press(S, ch, note, velocity)
-        if prog.params[P.P_VOICE_MODE] == P.VOICE_POLY:
-            poly_play(S, prog, now, ch, note, float(velocity))
-        else:
-            target = priority_key(S, prog, ch)
-            if target >= 0:
-                mono_play(S, prog, now, ch, target, S.K[ch, target], held)
-    return every_mode
-
-
-@overload(solo_key_up, jit_options=_INTERNAL, inline="always")
-def _ov_solo_key_up(solo, S, prog, now, ch, note):
-    if isinstance(solo, types.NoneType):
-        return lambda solo, S, prog, now, ch, note: False
-    return lambda solo, S, prog, now, ch, note: (
-        prog.params[P.P_VOICE_MODE] != P.VOICE_POLY and mono_note_off(S, prog, now, ch, note))
-
-
-@overload(solo_restart, jit_options=_INTERNAL, inline="always")
-def _ov_solo_restart(solo, S, prog, now, ch):
-    if isinstance(solo, types.NoneType):
-        return lambda solo, S, prog, now, ch: False
-
-    def every_mode(solo, S, prog, now, ch):
-        if prog.params[P.P_VOICE_MODE] == P.VOICE_POLY:
-            return False
-        target = priority_key(S, prog, ch)
-        if target >= 0:
-            note_on(S, prog, now, ch, target, S.K[ch, target])
-        return True
-    return every_mode
 
 
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,

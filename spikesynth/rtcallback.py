@@ -93,6 +93,7 @@ from numba import carray, cfunc, literal_unroll, njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
+from . import engine_state as ES
 from . import render as R
 from .dsp import voice as vk
 from .events import load_acquire, read_acquire, store_release
@@ -854,13 +855,13 @@ class RtState(NamedTuple):
     slots: np.ndarray  # ring slots, int64 (capacity, 4)
     header: np.ndarray  # ring header, int64 (4,)
     events: np.ndarray  # int32 (MAX_EVENTS, 4): this block's events
-    engine: tuple  # spikesynth.render.EngineState
+    engine: tuple  # spikesynth.engine_state.EngineState
 
 
 class LivePart(NamedTuple):
     """One program of a patch row and its ear (``listen:`` patches), or None."""
 
-    program: tuple  # spikesynth.render.Program
+    program: tuple  # spikesynth.engine_state.Program
     listen: object  # spikesynth.listen.ListenState, or None (the listening code compiled out)
     probe: object = None  # ProbePart (the probe variant, play --ui), or None
 
@@ -909,13 +910,13 @@ def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
     S = s.engine
     G = S.G
     if mode == SWITCH_FRESH:
-        for i in range(int(G[R.G_TOP])):
+        for i in range(int(G[ES.G_TOP])):
             S.V[i, vk.F_ENV_STAGE] = vk.ENV_OFF
-        G[R.G_ENTER] = 1.0  # the program's own values; the keys still held restart
+        G[ES.G_ENTER] = 1.0  # the program's own values; the keys still held restart
     elif mode == SWITCH_RETUNE:
-        G[R.G_RETUNE] = 1.0
-    elif mode == SWITCH_FADE and G[R.G_SWITCH] == 0.0:
-        R.fade_all(S, max(R.SWITCH_FADE_MS * 1e-3 * G[R.G_SR], 1.0))
+        G[ES.G_RETUNE] = 1.0
+    elif mode == SWITCH_FADE and G[ES.G_SWITCH] == 0.0:
+        R.fade_all(S, max(ES.SWITCH_FADE_MS * 1e-3 * G[ES.G_SR], 1.0))
     frames = out.shape[0]
     done = 0
     k = 0
@@ -925,15 +926,15 @@ def render_engine(out, heard, block_start_ns, latency_ns, mode, s, p):
                                 latency_ns, mode == SWITCH_FRESH)
         k += 1
     program = np.int64(-1)
-    if G[R.G_SWITCH] > 0.0 and G[R.G_SAMPLE] >= G[R.G_SWITCH_AT]:
-        program = np.int64(G[R.G_SWITCH]) - 1  # the fade is over: the host switches here
-        G[R.G_SWITCH] = 0.0
+    if G[ES.G_SWITCH] > 0.0 and G[ES.G_SAMPLE] >= G[ES.G_SWITCH_AT]:
+        program = np.int64(G[ES.G_SWITCH]) - 1  # the fade is over: the host switches here
+        G[ES.G_SWITCH] = 0.0
     else:
         for n in range(done, frames):  # nothing else stops a render early: defensive
             out[n, 0] = 0.0
             out[n, 1] = 0.0
         done = frames
-    return Rendered(np.int64(done), G[R.G_ACTIVE] != 0.0, program)
+    return Rendered(np.int64(done), G[ES.G_ACTIVE] != 0.0, program)
 
 
 @njit(cache=True, nogil=True)

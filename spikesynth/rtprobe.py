@@ -30,13 +30,13 @@ from typing import NamedTuple
 import numpy as np
 from numba import literal_unroll, njit
 
-from . import render as R
+from . import engine_state as ES
 from .dsp import voice as vk
+from .engine_state import ROUTING_VOCODER
 from .events import read_acquire, store_release
 from .listen import LS_ROUTING, nearest_channel
 from .models import voice_trace
 from .models.base import note_frequency
-from .render import ROUTING_VOCODER
 
 __all__ = [
     "LiveProbe",
@@ -138,7 +138,7 @@ def _probe_before(s, part, choose):
     V = S.V
     best = -1
     if choose:
-        for i in range(int(S.G[R.G_TOP])):
+        for i in range(int(S.G[ES.G_TOP])):
             if V[i, vk.F_ENV_STAGE] != vk.ENV_OFF and (best < 0
                                                         or V[i, vk.F_AGE] > V[best, vk.F_AGE]):
                 best = i
@@ -161,7 +161,7 @@ def _probe_drive(s, part, L, i, frames):
         for n in range(frames):
             P.drive[n] = solved
         return P.drive
-    bend = s.engine.C[int(V[i, vk.F_CHANNEL]), R.C_BEND]
+    bend = s.engine.C[int(V[i, vk.F_CHANNEL]), ES.C_BEND]
     c = nearest_channel(L.cf_hz, note_frequency(part.program.params, V[i, vk.F_NOTE], bend))
     for n in range(frames):
         P.drive[n] = solved + L.ear_drive[c, n]

@@ -308,7 +308,7 @@ def test_a_program_change_sounds_at_its_sample_inside_the_block():
     import time
 
     from spikesynth.analysis import cents, estimate_f0
-    from spikesynth.render import SWITCH_FADE_MS
+    from spikesynth.engine_state import SWITCH_FADE_MS
 
     a = load_patch(PATCH_DIR / "default.yaml")
     b = a.replace(transpose=3.0)  # three semitones up: note 64 at 392 Hz

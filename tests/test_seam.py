@@ -99,10 +99,12 @@ def test_a_render_compiles_only_its_own_model_and_no_copies_for_constants(tmp_pa
     # A poly patch: no mono or legato code (Program.solo None).
     solo = ("mono_play", "mono_note_off", "mono_voice", "priority_key")
     assert not [k for k in compiled if k.rsplit(".", 1)[-1] in solo], compiled
-    assert not [name for name in cached if name.startswith(("render.mono", "render.priority"))]
+    assert not [name for name in cached
+                if name.startswith(("voice_modes.mono", "voice_modes.priority"))]
     assert found["literal"] == []
     # One specialisation of every engine function.
-    assert {k: n for k, n in compiled.items() if "spikesynth.render." in k and n > 1} == {}
+    engine = ("spikesynth.render.", "spikesynth.notes.", "spikesynth.voice_modes.")
+    assert {k: n for k, n in compiled.items() if k.startswith(engine) and n > 1} == {}
 
 
 def test_controllers_modulate_a_copy_and_a_program_change_restores_it():
