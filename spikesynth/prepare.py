@@ -1,4 +1,5 @@
-"""Preparation: a patch becomes a :class:`~spikesynth.engine_state.Program` (main thread, allocates).
+"""Preparation: a patch becomes a :class:`~spikesynth.engine_state.Program` (main thread;
+allocates).
 
 Free functions, usable without a synth: :func:`prepare_program` builds the model's record
 through its :class:`~spikesynth.models.base.VoiceModel`, the parameter vector, the controller
