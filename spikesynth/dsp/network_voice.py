@@ -219,6 +219,23 @@ def heard_mix(nstate, net_arrays):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _add_part(bin_, xs, ys_l, ys_r, xe, ye_l, ye_r, s0_l, s1_l, s0_r, s1_r):
+    """The running sums of bin ``bin_`` after a linear part from ``(xs, ys)`` to
+    ``(xe, ye)`` inside it (per channel): ``s0 += ∫ y dw``, ``s1 += ∫ y w dw`` over
+    ``w = x - bin_`` (see :func:`_advance`)."""
+    length = xe - xs
+    w0 = xs - bin_
+    w1 = xe - bin_
+    f0 = length * (2.0 * w0 + w1) * (1.0 / 6.0)
+    f1 = length * (w0 + 2.0 * w1) * (1.0 / 6.0)
+    s0_l += 0.5 * length * (ys_l + ye_l)
+    s1_l += ys_l * f0 + ye_l * f1
+    s0_r += 0.5 * length * (ys_r + ye_r)
+    s1_r += ys_r * f0 + ye_r * f1
+    return s0_l, s1_l, s0_r, s1_r
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r, s1_r):
     """Integrate one linear piece of the heard signal against the knots' triangles.
 
@@ -245,15 +262,8 @@ def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r,
             t = (xe - x0) / (x1 - x0)
             ye_l = a_l + (b_l - a_l) * t
             ye_r = a_r + (b_r - a_r) * t
-        length = xe - xs
-        w0 = xs - bin_
-        w1 = xe - bin_
-        f0 = length * (2.0 * w0 + w1) * (1.0 / 6.0)
-        f1 = length * (w0 + 2.0 * w1) * (1.0 / 6.0)
-        s0_l += 0.5 * length * (ys_l + ye_l)
-        s1_l += ys_l * f0 + ye_l * f1
-        s0_r += 0.5 * length * (ys_r + ye_r)
-        s1_r += ys_r * f0 + ye_r * f1
+        s0_l, s1_l, s0_r, s1_r = _add_part(bin_, xs, ys_l, ys_r, xe, ye_l, ye_r, s0_l, s1_l,
+                                           s0_r, s1_r)
         if not split:
             return bin_, s0_l, s1_l, s0_r, s1_r
         _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r)
@@ -378,15 +388,8 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             # reaches cur.
             x_k = m_knots - (phase - 1.0) * knots_per_step
             if x_k <= bin_ + 1.0 or bin_ == KNOTS_PER_SAMPLE - 1:  # within the bin
-                length = x_k - x
-                w0 = x - bin_
-                w1 = x_k - bin_
-                f0 = length * (2.0 * w0 + w1) * (1.0 / 6.0)
-                f1 = length * (w0 + 2.0 * w1) * (1.0 / 6.0)
-                s0_l += 0.5 * length * (y_l + cur_l)
-                s1_l += y_l * f0 + cur_l * f1
-                s0_r += 0.5 * length * (y_r + cur_r)
-                s1_r += y_r * f0 + cur_r * f1
+                s0_l, s1_l, s0_r, s1_r = _add_part(bin_, x, y_l, y_r, x_k, cur_l, cur_r, s0_l,
+                                                   s1_l, s0_r, s1_r)
             else:
                 bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, i, base, bin_, x, y_l, y_r,
                                                         x_k, cur_l, cur_r, s0_l, s1_l, s0_r,
