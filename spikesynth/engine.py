@@ -192,9 +192,10 @@ class Synth:
         What program change *n* selects (the *n*-th; ``None``: a program that did not load);
         without it, program changes are ignored (counted in ``programs_ignored``).
     every_voice_mode : bool
-        Compile every program with the mono and legato modes (:class:`engine_state.SoloModes`), so
-        that a reload may change a patch's ``voice_mode`` without new compiled code (the
-        live session). False: a poly patch's engine has no mono code (a faster first render).
+        Compile every program with the mono and legato modes
+        (:class:`~spikesynth.engine_state.SoloModes`), so that a reload may change a patch's
+        ``voice_mode`` without new compiled code (the live session). False: a poly patch's
+        engine has no mono code (a faster first render).
 
     Thread: constructed on main; see each method.
     """

@@ -7,7 +7,9 @@ own copy of the parameters (controllers modulate it) and the patch's values it i
 from, the controller table and the per-note tables; :class:`SoloModes` marks a program
 compiled with the mono and legato voice modes. The host builds these records on the main
 thread; the compiled modules (:mod:`spikesynth.notes`, :mod:`spikesynth.voice_modes`,
-:mod:`spikesynth.render`) index them on the audio thread.
+:mod:`spikesynth.render`) index them on the audio thread. Here too: the engine's constants
+(fade times, the vibrato tick, voice and event limits, listening routings) and the jit
+flags of its internal functions (:data:`INTERNAL_FLAGS`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,6 @@ C_RPN_LSB = 7
 N_CHANNEL_FIELDS = 8
 ROUTING_PER_CHANNEL = 2.0  # spikesynth.listen.ROUTINGS.index("per_channel")
 ROUTING_VOCODER = 3.0  # spikesynth.listen.ROUTINGS.index("vocoder")
-
 
 
 class EngineState(NamedTuple):

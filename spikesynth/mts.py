@@ -12,7 +12,7 @@ semitone (A4 = 69), ``yy zz`` a 14-bit fraction of a semitone (0.0061 cent steps
 synth has one tuning, every change applies to it (``7F`` "all devices" is the common case).
 
 Each retuned key becomes one engine event ``(STATUS_TUNE, key, float32 bits of Hz)``, as
-parameter events carry a float (:data:`spikesynth.render.STATUS_PARAM`). Pure functions, no
+parameter events carry a float (:data:`spikesynth.events.STATUS_PARAM`). Pure functions, no
 package imports: :mod:`spikesynth.events` uses them for every source (files, MIDI, OSC).
 """
 

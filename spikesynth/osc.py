@@ -40,7 +40,7 @@ from typing import NamedTuple
 from .mts import float32_bits
 
 PREFIX = "/spikesynth/"
-STATUS_PARAM = 0xF4  # spikesynth.render.STATUS_PARAM (the engine's parameter event)
+STATUS_PARAM = 0xF4  # spikesynth.events.STATUS_PARAM (the engine's parameter event)
 
 
 class OscUnavailable(RuntimeError):

@@ -4,8 +4,9 @@
 JUCE's synthesiser does), so the same events rendered with any block size give identical
 output. It is generic over the voice model: every model-specific step goes through the seam
 of :mod:`spikesynth.models` (``voice_tune``, ``voice_render``, ...), resolved at compile time
-from the type of the program's model record, so a patch compiles this module once for its
-own model only. Everything here runs on the audio thread and allocates nothing.
+from the type of the program's model record, so a patch compiles this module (with
+:mod:`spikesynth.notes` and :mod:`spikesynth.voice_modes`) once for its own model only.
+Everything here runs on the audio thread and allocates nothing.
 
 The records it works on (:class:`~spikesynth.engine_state.EngineState`,
 :class:`~spikesynth.engine_state.Program`) and their slot layouts are in
@@ -29,19 +30,20 @@ step (:func:`_ramp_tick`), so the output does not depend on the block size. Noth
 sounding: it jumps (nothing to click). Other keys (choices, counts, what only a note-on
 reads) jump.
 
-Compile time (a first-ever render compiles this module for the patch's model): every njit
-function is its own compiled unit, and numba links, re-optimises and generates machine code
-for all of a unit's callees again in each caller, so what a first run costs grows with the
-code under each entry point. Hence: one entry point for rendering (:func:`render_block_with`,
-``L=None`` without an ear; :func:`render_block` is a convenience the engine does not use);
-internal functions, called only from compiled code, are compiled without the Python and C
-wrappers (``no_cpython_wrapper``, ``no_cfunc_wrapper``: unboxing code for the two records
-per function), without reference counting (``_nrt=False``: nothing here allocates) and with
-numpy's error model (``error_model="numpy"``: a float division by zero gives inf or nan, which
-the voices' NaN reset and the master's finite check already handle, instead of compiling a
-raise per division; the audio thread must not raise anyway), and all with the same flags,
-because numba compiles an overload (the model seam, ``min``, ``max``) once per set of caller
-flags. Inlining the single-use functions into their callers
+Compile time (a first-ever render compiles this module, :mod:`spikesynth.notes` and
+:mod:`spikesynth.voice_modes` for the patch's model; the rules below hold for all three):
+every njit function is its own compiled unit, and numba links, re-optimises and generates
+machine code for all of a unit's callees again in each caller, so what a first run costs
+grows with the code under each entry point. Hence: one entry point for rendering
+(:func:`render_block_with`, ``L=None`` without an ear; :func:`render_block` is a convenience
+the engine does not use); internal functions, called only from compiled code, are compiled
+without the Python and C wrappers (``no_cpython_wrapper``, ``no_cfunc_wrapper``: unboxing
+code for the two records per function), without reference counting (``_nrt=False``: nothing
+here allocates) and with numpy's error model (``error_model="numpy"``: a float division by
+zero gives inf or nan, which the voices' NaN reset and the master's finite check already
+handle, instead of compiling a raise per division; the audio thread must not raise anyway),
+and all with the same flags, because numba compiles an overload (the model seam, ``min``,
+``max``) once per set of caller flags. Inlining the single-use functions into their callers
 (``inline="always"``) was measured too: no faster (one larger function costs LLVM as much).
 """
 

@@ -4,8 +4,9 @@ thread).
 The engine makes three calls, :func:`key_down`, :func:`solo_key_up` and
 :func:`solo_restart`, each an overload on the type of ``Program.solo``
 (:class:`spikesynth.engine_state.SoloModes`): a poly patch's program carries ``None``, and
-its engine compiles :func:`poly_play` only; a program with :data:`SOLO` compiles the mono
-and legato modes too, and ``params[P_VOICE_MODE]`` chooses among them as it plays.
+its engine compiles :func:`poly_play` only; a program with
+:data:`~spikesynth.engine_state.SOLO` compiles the mono and legato modes too, and
+``params[P_VOICE_MODE]`` chooses among them as it plays.
 """
 
 from __future__ import annotations
