@@ -1,5 +1,13 @@
 """spikesynth: a real-time, audio-rate spiking-neuron synthesizer."""
 
+import os as _os
+
+# One OpenBLAS thread unless the user chose (set before numpy loads OpenBLAS): spikesynth does
+# no linear algebra, and OpenBLAS's workers (one per core, in numpy's copy and again in
+# scipy's, which numba loads to check for BLAS) spin as they start: about 0.3 s of CPU in
+# every process on a 2-core machine, and threads that compete with the audio thread later.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from . import _cache  # noqa: F401  (first: chooses numba's cache before any kernel exists)
 
 __version__ = "0.1.0"

@@ -102,3 +102,22 @@ def test_python_m_spikesynth_reports_usage_errors(tmp_path, bad):
     args = [sys.executable, "-m", "spikesynth"] + ([bad] if bad else [])
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
+
+
+def _threads_after(code: str, env: dict) -> str:
+    """``code``'s output, then the process's thread count (Linux's /proc)."""
+    probe = code + "; print(open('/proc/self/status').read().split('Threads:')[1].split()[0])"
+    return run([sys.executable, "-c", probe], env).stdout.split()
+
+
+def test_openblas_keeps_one_thread_unless_the_user_chose(tmp_path):
+    # OpenBLAS's start-up workers cost a warm render about 0.3 s of CPU (spikesynth/__init__.py).
+    env = {k: v for k, v in clean_env(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
+    if len(os.sched_getaffinity(0)) > 1:  # what the package avoids: a thread per core
+        assert int(_threads_after("import numpy", env)[0]) > 1
+    value, threads = _threads_after(
+        "import os, spikesynth, numpy; print(os.environ['OPENBLAS_NUM_THREADS'])", env)
+    assert (value, threads) == ("1", "1")
+    value, _ = _threads_after("import os, spikesynth; print(os.environ['OPENBLAS_NUM_THREADS'])",
+                              {**env, "OPENBLAS_NUM_THREADS": "2"})
+    assert value == "2"
