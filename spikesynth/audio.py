@@ -407,16 +407,16 @@ class AudioHost:
         self._perf = time.perf_counter_ns
         self._clock = time.monotonic_ns
 
-        #: The compiled callback (:class:`spikesynth.rtcallback.EngineCallback`), or None.
+        #: The compiled callback (:class:`spikesynth.rtengine.EngineCallback`), or None.
         self.rt = None
         #: Why the Python callback runs ("" when the compiled one does).
         self.callback_note = ""
         self.output_tap = output_tap
         if callback != "python":
-            from . import rtcallback
+            from . import rtengine
 
             try:
-                self.rt = rtcallback.EngineCallback(
+                self.rt = rtengine.EngineCallback(
                     synth, ring, samplerate=self.samplerate, latency_ns=self.midi_latency_ns,
                     resync_ns=self.resync_ns, input_channels=0 if input_device is None else 1,
                     probe=probe)

@@ -380,13 +380,13 @@ class LiveSession:
         program and the compiled audio callback, without audio, MIDI or threads; a later
         ``play`` of the same folder then starts from the cache. ``input_channels``: 1 for a
         listening patch's duplex stream. Thread: main."""
-        from . import rtcallback
+        from . import rtengine
 
         first = self._load_patch(self.patch_path)
         self._load_programs(first)
         self._prepare_synth(first)
-        rtcallback.EngineCallback(self.synth, EventRing(16), samplerate=self.samplerate,
-                                  latency_ns=0, resync_ns=10**7, input_channels=input_channels)
+        rtengine.EngineCallback(self.synth, EventRing(16), samplerate=self.samplerate,
+                                latency_ns=0, resync_ns=10**7, input_channels=input_channels)
 
     def _load_patch(self, path):
         """A patch file, in the session's tuning when one was given (``--scl``)."""

@@ -16,7 +16,7 @@ after its copy and drops any frame the callback overwrote meanwhile.
 The live probe
 --------------
 The probe variant of the compiled callback (``play --ui``:
-:func:`spikesynth.rtcallback.render_engine_probe`) calls :func:`probe_before` and
+:func:`spikesynth.rtengine.render_engine_probe`) calls :func:`probe_before` and
 :func:`probe_after` around the engine's render; :class:`LiveProbe` owns the arrays and reads
 them for the UI.
 
@@ -114,7 +114,7 @@ class ProbePart(NamedTuple):
 
 
 class RtProbeState(NamedTuple):
-    """:class:`RtState` with the probe."""
+    """:class:`spikesynth.rtengine.RtState` with the probe."""
 
     slots: np.ndarray
     header: np.ndarray

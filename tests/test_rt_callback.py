@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from spikesynth import rtcallback as rt
+from spikesynth import rtengine
 from spikesynth.engine import Synth
 from spikesynth.events import EventRing
 from spikesynth.patch import PATCH_DIR, load_patch
@@ -42,7 +43,7 @@ class Compiled:
 
     def __init__(self, patch="default.yaml"):
         self.synth, self.ring = make(patch)
-        self.cb = rt.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
+        self.cb = rtengine.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
                                     resync_ns=10**7)
         self.fn = PA_CALLBACK(self.cb.address)
         self.time_info = np.array([0.0, 1.0, 1.002])
@@ -193,7 +194,7 @@ def test_the_compiled_callback_never_calls_into_python():
     """No GIL, no Python C-API call, in the compiled callback's code (its own LLVM IR)."""
     host = Compiled()
     c = host.cb.rt
-    ir = rt.compile_callback(rt.render_engine, c.state_layout, c.patch_layout, len(c.table),
+    ir = rt.compile_callback(rtengine.render_engine, c.state_layout, c.patch_layout, len(c.table),
                              cache=False).inspect_llvm()  # cached code cannot be inspected
     assert "clock_gettime" in ir and "load atomic" in ir  # it is the callback's code
     for symbol in ("PyGILState_Ensure", "PyEval_RestoreThread", "PyEval_AcquireThread"):
@@ -212,7 +213,7 @@ class Probed(Compiled):
 
     def __init__(self, patch="default.yaml"):
         self.synth, self.ring = make(patch)
-        self.cb = rt.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
+        self.cb = rtengine.EngineCallback(self.synth, self.ring, samplerate=SR, latency_ns=0,
                                     resync_ns=10**7, probe=True)
         self.fn = PA_CALLBACK(self.cb.address)
         self.time_info = np.array([0.0, 1.0, 1.002])
@@ -258,7 +259,7 @@ def test_the_compiled_duplex_callback_hears_as_the_python_path():
 
     tone = (0.1 * np.sin(2 * np.pi * 440.0 * np.arange(60 * BLOCK) / SR)).astype(np.float32)
     compiled, ring = synth()
-    cb = rt.EngineCallback(compiled, ring, samplerate=SR, latency_ns=0, resync_ns=10**7,
+    cb = rtengine.EngineCallback(compiled, ring, samplerate=SR, latency_ns=0, resync_ns=10**7,
                            input_channels=1)
     fn = PA_CALLBACK(cb.address)
     python, pring = synth()
@@ -331,7 +332,7 @@ def test_a_program_change_sounds_at_its_sample_inside_the_block():
             ring.push(at(due), [0x90, 64, 100])  # the same frame, after the change
         out = []
         if kind == "compiled":
-            cb = rt.EngineCallback(synth, ring, samplerate=SR, latency_ns=0,
+            cb = rtengine.EngineCallback(synth, ring, samplerate=SR, latency_ns=0,
                                    resync_ns=10**15)
             fn = PA_CALLBACK(cb.address)
             for _ in range(0, frames, block):
