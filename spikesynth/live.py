@@ -71,11 +71,15 @@ import numpy as np
 
 from .events import RING_WRITE, EventRing
 from .patch import DEFAULT_PATCH, MAX_PATCH_BYTES, PatchError, list_patches, load_patch
+from .startup import PLAY_AFTER_S, SlowStartNotice
 
 __all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status", "status_width"]
 
 #: GIL switch interval while playing (s); Python's default is 5 ms, longer than a block.
 SWITCH_INTERVAL = 0.0005
+_COMPILING = ("compiling the engine of every program and the audio callback: the first start "
+              "after an install or an update takes a few minutes of CPU; later starts load it "
+              "in a second or two")
 #: The JACK MIDI client's name (``--midi-api jack``): the audio client is ``spikesynth``
 #: (:data:`spikesynth.audio.CLIENT_NAME`) and JACK client names are unique.
 MIDI_JACK_CLIENT = "spikesynth-midi"
@@ -303,56 +307,60 @@ class LiveSession:
         from . import audio
 
         first = self._load_patch(self.patch_path)  # PatchError: nothing else to do
-        self._load_programs(first)
-        # Audio settings first: a missing device fails before anything slow happens.
-        device = audio.resolve_output_device(self.device, self.hostapi)
-        input_device = (None if self.input_device is None
-                        else audio.resolve_input_device(self.input_device, self.hostapi))
-        self._prepare_synth(first)
-        initial = self.program
-        self.ring = EventRing(4096)
-        lock = threading.Lock()
-        self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
-        if self.midi_in is not None:
-            from .midi import MidiInput, MidiUnavailable
+        # The programs' tables, the engine and the callback compile (or load) from here to
+        # the audio host: a slow start says so (spikesynth.startup).
+        with SlowStartNotice(lambda text: self._message(f"spikesynth: note: {text}"),
+                             _COMPILING, PLAY_AFTER_S):
+            self._load_programs(first)
+            # Audio settings first: a missing device fails before anything slow happens.
+            device = audio.resolve_output_device(self.device, self.hostapi)
+            input_device = (None if self.input_device is None
+                            else audio.resolve_input_device(self.input_device, self.hostapi))
+            self._prepare_synth(first)
+            initial = self.program
+            self.ring = EventRing(4096)
+            lock = threading.Lock()
+            self.synth.live_input = (self.ring, lock)  # set_param (UI, OSC) through the ring
+            if self.midi_in is not None:
+                from .midi import MidiInput, MidiUnavailable
 
-            try:
-                with audio.quiet_stderr():  # the backend's noise; failures raise with reasons
-                    self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
-                                          api=self.midi_api, connect=self.midi_in,
-                                          channel=self.channel, lock=lock,
-                                          **({"client_name": MIDI_JACK_CLIENT}
-                                             if self.midi_api == "jack" else {}))
-            except MidiUnavailable as e:
-                if not self.keys:
-                    raise
-                self.midi = None
-                self._message(f"spikesynth: note: MIDI input is off ({e}); "
-                              "playing from the keyboard only")
-        if self.keys:
-            from .keys import KeyboardInput
+                try:
+                    with audio.quiet_stderr():  # the backend's noise; failures raise with reasons
+                        self.midi = MidiInput(ProgramRing(self.ring, self._on_program),
+                                              api=self.midi_api, connect=self.midi_in,
+                                              channel=self.channel, lock=lock,
+                                              **({"client_name": MIDI_JACK_CLIENT}
+                                                 if self.midi_api == "jack" else {}))
+                except MidiUnavailable as e:
+                    if not self.keys:
+                        raise
+                    self.midi = None
+                    self._message(f"spikesynth: note: MIDI input is off ({e}); "
+                                  "playing from the keyboard only")
+            if self.keys:
+                from .keys import KeyboardInput
 
-            self.keyboard = KeyboardInput(self.ring, lock=lock,
-                                          channel=self.channel or 1)
-        if self.osc_port is not None:
-            from .osc import OscInput, OscUnavailable
+                self.keyboard = KeyboardInput(self.ring, lock=lock,
+                                              channel=self.channel or 1)
+            if self.osc_port is not None:
+                from .osc import OscInput, OscUnavailable
 
-            try:
-                self.osc = OscInput(self.ring, self.synth, self.osc_port, self.osc_host, lock)
-            except (OSError, OscUnavailable) as e:
-                raise LiveError(str(e)) from None
-        latency_ns = (None if self.midi_latency_ms is None
-                      else int(self.midi_latency_ms * 1e6))
-        with self._program_lock:  # a program change meanwhile: the view follows it here
-            self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
-                                         blocksize=self.blocksize, latency=self.latency,
-                                         device=device, midi_latency_ns=latency_ns,
-                                         callback=self.callback,
-                                         input_device=input_device,
-                                         output_tap=self.output_tap,
-                                         probe=self.output_tap is not None)
-            if self.program != initial:  # sent before the stream existed: still in the ring
-                self.audio.follow(self.prepared[self.program])
+                try:
+                    self.osc = OscInput(self.ring, self.synth, self.osc_port, self.osc_host, lock)
+                except (OSError, OscUnavailable) as e:
+                    raise LiveError(str(e)) from None
+            latency_ns = (None if self.midi_latency_ms is None
+                          else int(self.midi_latency_ms * 1e6))
+            with self._program_lock:  # a program change meanwhile: the view follows it here
+                self.audio = audio.AudioHost(self.synth, self.ring, samplerate=self.samplerate,
+                                             blocksize=self.blocksize, latency=self.latency,
+                                             device=device, midi_latency_ns=latency_ns,
+                                             callback=self.callback,
+                                             input_device=input_device,
+                                             output_tap=self.output_tap,
+                                             probe=self.output_tap is not None)
+                if self.program != initial:  # sent before the stream existed: still in the ring
+                    self.audio.follow(self.prepared[self.program])
         self._gc_was_enabled = gc.isenabled()
         gc.collect()
         gc.freeze()

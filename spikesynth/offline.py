@@ -19,6 +19,7 @@ import numpy as np
 
 from .engine import Synth
 from .fileio import atomic_output
+from .startup import RENDER_AFTER_S, SlowStartNotice
 
 BLOCK = 512
 SILENCE = 10 ** (-90 / 20)  # the auto tail ends after this much quiet ...
@@ -27,6 +28,12 @@ MAX_AUTO_TAIL_S = 60.0
 MAX_SECONDS = 600.0  # the longest render unless --max-seconds says otherwise
 SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 _SAMPLE_BYTES = {"PCM_16": 2, "PCM_24": 3, "FLOAT": 4}
+_COMPILING = ("compiling the synth's kernels: the first render after an install or an update "
+              "(and of each voice model) takes 15 s to a minute")
+
+
+def _say(message: str) -> None:
+    print(f"spikesynth: note: {message}", file=sys.stderr, flush=True)
 
 _NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NOTE_RE = re.compile(r"^([A-Ga-g])([#b]?)(-?\d+)$")
@@ -508,10 +515,23 @@ def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail
     check_length(events, samplerate, tail, max_seconds)
     expected = _last_note_end(events) + int((tail if tail is not None else 1.0) * samplerate)
     check_free_space(path, expected, subtype)
-    synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed, programs=programs)
-    frames = write_atomic(path, samplerate, subtype,
-                          lambda sink: render_events(synth, events, tail, sink, progress,
-                                                     max_seconds))
+    # The kernels compile (or load) in the constructor and the first block: a slow start
+    # says so (spikesynth.startup).
+    notice = SlowStartNotice(_say if progress else None, _COMPILING, RENDER_AFTER_S)
+    with notice:
+        synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed,
+                      programs=programs)
+
+        def sink_after_start(sink):
+            def first_block(block):
+                notice.done()
+                sink(block)
+            return first_block
+
+        frames = write_atomic(path, samplerate, subtype,
+                              lambda sink: render_events(synth, events, tail,
+                                                         sink_after_start(sink), progress,
+                                                         max_seconds))
     return frames / samplerate
 
 
