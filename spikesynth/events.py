@@ -394,3 +394,23 @@ def ring_drain(slots, header, events, block_start_ns, latency_ns, samplerate, fr
         read += 1
     store_release(header, RING_READ, read)  # after the last load of a drained slot
     return n
+
+
+# -- the output tap: a single-producer ring of audio frames ---------------------------------
+@njit(cache=True, nogil=True)
+def tap_write(out, ring, header):
+    """Copy ``out`` (float32, (frames, channels)) into ``ring`` (float32, (capacity,
+    channels), capacity a power of two): a single-producer ring of frames.
+
+    Thread: audio (the one producer). ``header[0]`` counts the frames written (it only grows;
+    frame ``n`` sits in slot ``n & (capacity - 1)``) and is advanced with a release store
+    after the copy, so a reader that loads it with acquire semantics sees those frames
+    written. Allocates nothing.
+    """
+    mask = ring.shape[0] - 1
+    n = header[0]
+    for i in range(out.shape[0]):
+        j = (n + i) & mask
+        for c in range(out.shape[1]):
+            ring[j, c] = out[i, c]
+    store_release(header, 0, n + out.shape[0])

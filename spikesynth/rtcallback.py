@@ -70,13 +70,14 @@ freed.
 The output tap and the live probe
 ---------------------------------
 :meth:`CompiledCallback.attach_tap` gives the callback a preallocated float32 ring: after the
-render it copies the block there (:func:`spikesynth.rtprobe.tap_write`) and advances the
+render it copies the block there (:func:`spikesynth.events.tap_write`) and advances the
 ring's frame counter with a release store; a reader on another thread (the UI server) loads
 the counter with acquire semantics, copies the frames it wants, and loads the counter again
 to drop any frame the callback overwrote meanwhile (:class:`spikesynth.ui.tap.OutputTap`).
 One producer, any number of readers, no lock, nothing allocated on the audio side. The live
 probe of ``play --ui`` (:func:`spikesynth.rtengine.render_engine_probe`) works the same
-way; both live in :mod:`spikesynth.rtprobe`, below this module.
+way: the tap's copy is :func:`spikesynth.events.tap_write`, the probe lives in
+:mod:`spikesynth.rtprobe`.
 
 This module knows nothing of the engine: :mod:`spikesynth.rtengine` puts the engine behind
 the render contract.
@@ -96,8 +97,7 @@ from numba import carray, cfunc, njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from .events import load_acquire, read_acquire, store_release
-from .rtprobe import tap_write
+from .events import load_acquire, read_acquire, store_release, tap_write
 
 __all__ = [
     "CompiledCallback",
@@ -694,7 +694,7 @@ class CompiledCallback:
     def attach_tap(self, ring, header) -> None:
         """Copy every output block into ``ring`` (float32, (capacity, channels), capacity a
         power of two), advancing ``header[0]`` (int64) as
-        :func:`spikesynth.rtprobe.tap_write` does.
+        :func:`spikesynth.events.tap_write` does.
 
         Thread: main, before the stream starts or while it runs (the ring's address is
         published last, with a release store). The arrays are kept alive here.

@@ -7,9 +7,9 @@ stores and read with acquire loads (:func:`spikesynth.events.store_release`,
 
 The output tap
 --------------
-:func:`tap_write` copies each rendered block into a float32 ring of frames and then advances
-the ring's frame counter with a release store. The compiled callback calls it after the
-render (:meth:`spikesynth.rtcallback.CompiledCallback.attach_tap`); the Python callback
+:func:`spikesynth.events.tap_write` copies each rendered block into a float32 ring of frames
+and then advances the ring's frame counter with a release store. The compiled callback calls
+it after the render (:meth:`spikesynth.rtcallback.CompiledCallback.attach_tap`); the Python callback
 through :class:`spikesynth.ui.tap.OutputTap`, whose reader loads the counter before and
 after its copy and drops any frame the callback overwrote meanwhile.
 
@@ -46,28 +46,7 @@ __all__ = [
     "probe_after",
     "probe_before",
     "probe_part",
-    "tap_write",
 ]
-
-
-# -- the output tap ---------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def tap_write(out, ring, header):
-    """Copy ``out`` (float32, (frames, channels)) into ``ring`` (float32, (capacity,
-    channels), capacity a power of two): a single-producer ring of frames.
-
-    Thread: audio (the one producer). ``header[0]`` counts the frames written (it only grows;
-    frame ``n`` sits in slot ``n & (capacity - 1)``) and is advanced with a release store
-    after the copy, so a reader that loads it with acquire semantics sees those frames
-    written. Allocates nothing.
-    """
-    mask = ring.shape[0] - 1
-    n = header[0]
-    for i in range(out.shape[0]):
-        j = (n + i) & mask
-        for c in range(out.shape[1]):
-            ring[j, c] = out[i, c]
-    store_release(header, 0, n + out.shape[0])
 
 
 # -- the live probe (play --ui): a separate compiled variant ---------------------------------

@@ -1,7 +1,7 @@
 """A copy of the live output for the UI's views: one compiled copy per audio block.
 
 :class:`OutputTap` owns a preallocated float32 ring of stereo frames and its frame counter: a
-single-producer ring (:func:`spikesynth.rtprobe.tap_write`). The audio host
+single-producer ring (:func:`spikesynth.events.tap_write`). The audio host
 (:class:`spikesynth.audio.AudioHost`, ``output_tap=``) copies each rendered block into it:
 the compiled callback itself (no GIL), or the Python callback through the same compiled
 function. The counter is advanced with a release store after the copy; the UI's server
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..events import read_acquire
-from ..rtprobe import tap_write
+from ..events import read_acquire, tap_write
 
 __all__ = ["OutputTap", "tap_write"]
 
