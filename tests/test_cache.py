@@ -112,7 +112,8 @@ def _threads_after(code: str, env: dict) -> str:
 
 def test_openblas_keeps_one_thread_unless_the_user_chose(tmp_path):
     # OpenBLAS's start-up workers cost a warm render about 0.3 s of CPU (spikesynth/__init__.py).
-    env = {k: v for k, v in clean_env(tmp_path).items() if k != "OPENBLAS_NUM_THREADS"}
+    chosen = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in clean_env(tmp_path).items() if k not in chosen}
     if len(os.sched_getaffinity(0)) > 1:  # what the package avoids: a thread per core
         assert int(_threads_after("import numpy", env)[0]) > 1
     value, threads = _threads_after(
@@ -121,3 +122,7 @@ def test_openblas_keeps_one_thread_unless_the_user_chose(tmp_path):
     value, _ = _threads_after("import os, spikesynth; print(os.environ['OPENBLAS_NUM_THREADS'])",
                               {**env, "OPENBLAS_NUM_THREADS": "2"})
     assert value == "2"
+    value, _ = _threads_after("import os, spikesynth; "
+                              "print(os.environ.get('OPENBLAS_NUM_THREADS', 'unset'))",
+                              {**env, "OMP_NUM_THREADS": "2"})
+    assert value == "unset"  # the user chose through OpenMP's variable
