@@ -215,6 +215,22 @@ def _hostapi_index(sd, name: str) -> int:
     return matches[0]
 
 
+def check_output_settings(device, samplerate: int) -> None:
+    """Raise :class:`AudioDeviceError` if output ``device`` (a PortAudio index, or None: the
+    default) refuses ``samplerate`` Hz stereo float32. Thread: main."""
+    sd = _sounddevice()
+    try:
+        sd.check_output_settings(device=device, channels=2, dtype="float32",
+                                 samplerate=samplerate)
+    except (sd.PortAudioError, ValueError) as e:
+        name = sd.query_devices(device)["name"] if device is not None else "default"
+        raise AudioDeviceError(
+            f"the audio device {name!r} refuses {samplerate} Hz stereo float32 "
+            f"output: {e}; its default rate is "
+            f"{sd.query_devices(device)['default_samplerate']:g} Hz "
+            "(choose it with --samplerate)") from None
+
+
 def resolve_output_device(device=None, hostapi: str | None = None) -> int:
     """The PortAudio index of the output device to open. Thread: main.
 
@@ -378,16 +394,7 @@ class AudioHost:
                                 if midi_latency_ns is None else int(midi_latency_ns))
         block_ns = int((self.blocksize or 1024) * 1e9 / self.samplerate)
         self.resync_ns = max(4 * block_ns, 10_000_000) if resync_ns is None else int(resync_ns)
-        try:
-            sd.check_output_settings(device=device, channels=2, dtype="float32",
-                                     samplerate=self.samplerate)
-        except (sd.PortAudioError, ValueError) as e:
-            name = sd.query_devices(device)["name"] if device is not None else "default"
-            raise AudioDeviceError(
-                f"the audio device {name!r} refuses {self.samplerate} Hz stereo float32 "
-                f"output: {e}; its default rate is "
-                f"{sd.query_devices(device)['default_samplerate']:g} Hz "
-                "(choose it with --samplerate)") from None
+        check_output_settings(device, self.samplerate)
 
         # -- counters, written by the audio thread only ----------------------------------
         self.callbacks = 0

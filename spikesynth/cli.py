@@ -63,6 +63,9 @@ def _cmd_render(args) -> int:
             raise RenderError("--tail must be between 0 and 600 seconds")
         if not 0 < args.max_seconds <= 86400:
             raise RenderError("--max-seconds must be more than 0 and at most 86400")
+        if patch.values.get("listen.routing", "off") != "off" and not args.quiet:
+            warn(f"{args.patch} listens to an audio input, and a render hears silence: "
+                 "play it over a file with `spikesynth process PATCH IN -o OUT`")
         # Controllers first: at one time they apply before the notes that start then.
         events = controller_events(args.cc, args.bend, args.pressure,
                                    bend_range=patch["pitch_bend_range"],

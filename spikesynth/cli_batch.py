@@ -51,6 +51,9 @@ def _cmd_library(args) -> int:
         report = render_library(args.patches, args.output, parse_notes(args.notes),
                                 parse_velocities(args.velocities), settings, runner,
                                 quiet=args.quiet, workers_write=args.workers_write)
+        if report.skipped:
+            say("spikesynth: note: left out (they listen to an audio input: use `spikesynth "
+                f"process`): {', '.join(report.skipped)}")
         if not args.quiet:
             print(f"{args.output}: {report.total} samples, {len(report.rendered)} rendered, "
                   f"{report.up_to_date} up to date; "

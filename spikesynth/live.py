@@ -71,7 +71,7 @@ import numpy as np
 
 from .events import RING_WRITE, EventRing
 from .patch import DEFAULT_PATCH, MAX_PATCH_BYTES, PatchError, list_patches, load_patch
-from .startup import PLAY_AFTER_S, SlowStartNotice
+from .startup import PLAY_AFTER_S, DeferredSignals, SlowStartNotice
 
 __all__ = ["LiveError", "LiveSession", "ProgramRing", "format_status", "status_width"]
 
@@ -307,15 +307,24 @@ class LiveSession:
         from . import audio
 
         first = self._load_patch(self.patch_path)  # PatchError: nothing else to do
+        # Audio and MIDI settings next: a missing device, MIDI backend or port fails before
+        # anything slow happens.
+        device = audio.resolve_output_device(self.device, self.hostapi)
+        audio.check_output_settings(device, self.samplerate)
+        input_device = (None if self.input_device is None
+                        else audio.resolve_input_device(self.input_device, self.hostapi))
+        if self.midi_in is not None and not self.keys:  # with --keys: keyboard only instead
+            from .midi import list_ports, resolve_ports
+
+            with audio.quiet_stderr():
+                resolve_ports(self.midi_in, list_ports(self.midi_api))
         # The programs' tables, the engine and the callback compile (or load) from here to
-        # the audio host: a slow start says so (spikesynth.startup).
-        with SlowStartNotice(lambda text: self._message(f"spikesynth: note: {text}"),
-                             _COMPILING, PLAY_AFTER_S):
+        # the audio host: a slow start says so, and a Ctrl-C or SIGTERM then waits for the
+        # compile to end (spikesynth.startup).
+        with DeferredSignals(), SlowStartNotice(
+                lambda text: self._message(f"spikesynth: note: {text}"), _COMPILING,
+                PLAY_AFTER_S):
             self._load_programs(first)
-            # Audio settings first: a missing device fails before anything slow happens.
-            device = audio.resolve_output_device(self.device, self.hostapi)
-            input_device = (None if self.input_device is None
-                            else audio.resolve_input_device(self.input_device, self.hostapi))
             self._prepare_synth(first)
             initial = self.program
             self.ring = EventRing(4096)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import Synth
 from .fileio import atomic_output
-from .startup import RENDER_AFTER_S, SlowStartNotice
+from .startup import RENDER_AFTER_S, DeferredSignals, SlowStartNotice
 
 BLOCK = 512
 SILENCE = 10 ** (-90 / 20)  # the auto tail ends after this much quiet ...
@@ -323,11 +323,9 @@ def render_events(synth: Synth, events, tail=None, sink=None, progress=False,
     hard_end = min(hard_end, max(int(max_seconds * sr), 0))
     hold = int(SILENCE_HOLD_S * sr)
     bar = None
-    if progress and end > 5 * sr:
-        from tqdm import tqdm
-
-        bar = tqdm(total=round(end / sr, 1), unit="s", desc="rendering", file=sys.stderr,
-                   leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} s")
+    # The bar appears after the first block: notes about the start (it compiles: see
+    # render_to_file) come before it, each on a line of its own.
+    want_bar = progress and end > 5 * sr
     pos = 0
     quiet = 0
     e = 0
@@ -343,11 +341,19 @@ def render_events(synth: Synth, events, tail=None, sink=None, progress=False,
             if sink is not None:
                 sink(block)
             pos += frames
+            if want_bar and bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(total=round(end / sr, 1), unit="s", desc="rendering",
+                           file=sys.stderr, leave=False,
+                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} s")
             if bar is not None:
                 bar.update(min(pos, end) / sr - bar.n)
             if tail is None and pos > end:
                 loud = float(np.max(np.abs(block))) if frames else 0.0
-                idle = synth.stats()["voices_active"] == 0
+                # A listening patch's channel voices follow its ear and never end: offline it
+                # hears silence, so its output alone says when it is over.
+                idle = synth.listening or synth.stats()["voices_active"] == 0
                 quiet = quiet + frames if (idle and loud < SILENCE) else 0
                 if quiet >= hold:
                     break
@@ -516,15 +522,17 @@ def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail
     expected = _last_note_end(events) + int((tail if tail is not None else 1.0) * samplerate)
     check_free_space(path, expected, subtype)
     # The kernels compile (or load) in the constructor and the first block: a slow start
-    # says so (spikesynth.startup).
+    # says so, and a Ctrl-C then waits for the compile to end (spikesynth.startup).
     notice = SlowStartNotice(_say if progress else None, _COMPILING, RENDER_AFTER_S)
-    with notice:
+    held = DeferredSignals()
+    with held, notice:
         synth = Synth(patch, samplerate=samplerate, max_block=BLOCK, seed=seed,
                       programs=programs)
 
         def sink_after_start(sink):
             def first_block(block):
                 notice.done()
+                held.release()  # a Ctrl-C during the compile stops the render here
                 sink(block)
             return first_block
 

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -263,6 +264,22 @@ def test_changed_patch_or_settings_rerender_everything(tmp_path):
     assert len(edited.rendered) == 2 and len(longer.rendered) == 2
 
 
+def test_a_library_leaves_out_patches_that_listen(tmp_path):
+    # Without an input a listening patch's samples would be silence, 60 s each (its channel
+    # voices never end): left out and reported; a library of listening patches only is refused.
+    listening = [PATCH_DIR / "ear_resynth.yaml", PATCH_DIR / "ear_vocoder.yaml"]
+    with InProcessRunner() as local:
+        report = render_library([*listening, DEFAULT_PATCH], tmp_path / "out", [60], [100],
+                                SETTINGS, local, quiet=True)
+        assert report.skipped == tuple(str(p) for p in listening)
+        assert [p.name for p in report.instruments] == ["default.sfz"]
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["default",
+                                                                         "default.sfz"]
+        with pytest.raises(BatchError, match="every patch listens"):
+            render_library(listening, tmp_path / "none", [60], [100], SETTINGS, local,
+                           quiet=True)
+
+
 def _song(path, same_notes=False):
     """Two named tracks (and a tempo track): a bass line and a melody, overlapping."""
     midi = mido.MidiFile(ticks_per_beat=480)
@@ -428,8 +445,11 @@ def test_interrupt_leaves_only_complete_files_and_the_rerun_resumes(tmp_path):
     args = [str(Path(sys.executable).with_name("spikesynth")), "library", str(DEFAULT_PATCH), "-o",
             str(out), "--notes", "24:96:2", "--velocities", "64,127", "--length", "0.5",
             "--samplerate", str(SR), "--workers", "1", "-q"]
+    # SIGINT as a terminal's Ctrl-C gives it, even where this test runs with SIGINT ignored
+    # (a background job), which a child would inherit.
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ), start_new_session=True)
+                            env=dict(os.environ), start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     folder = out / "default"
     try:
         t0 = time.monotonic()

@@ -82,3 +82,14 @@ def test_process_cli(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1 and "does not listen" in r.stderr
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_render_of_a_listening_patch_ends_at_silence(tmp_path):
+    # Its channel voices never end; offline it hears silence, so the output says when it is
+    # over (it ran to the 60 s limit before), and render says where such a patch belongs.
+    out = tmp_path / "r.wav"
+    r = subprocess.run([*CLI, "render", PATCHES / "ear_resynth.yaml", "-o", out,
+                        "--note", "C4:100:0:0.2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "listens to an audio input" in r.stderr and "spikesynth process" in r.stderr
+    assert sf.info(out).duration < 2.0

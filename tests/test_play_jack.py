@@ -672,6 +672,16 @@ def test_clear_errors_and_no_traceback(jack_server, tmp_path):
         assert "Traceback" not in proc.stderr, proc.stderr
         for text in expected:
             assert text in proc.stderr, (extra, proc.stderr)
+    # A bad device or MIDI port fails before anything compiles: a new cache stays empty.
+    fresh = {k: v for k, v in env.items()
+             if k not in ("NUMBA_CACHE_DIR", "SPIKESYNTH_NUMBA_CACHE_DIR")}
+    fresh["XDG_CACHE_HOME"] = str(tmp_path / "fresh")
+    for extra in (["--midi-in", "no-such-keyboard"], ["--device", "no-such-card"],
+                  ["--samplerate", "44100"]):
+        proc = run_play(base + extra, fresh)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "compiling" not in proc.stderr
+        assert not list((tmp_path / "fresh").rglob("*.nbi")), extra
     # No JACK server at all: PortAudio finds no output device.
     no_server = dict(env, JACK_DEFAULT_SERVER="spikesynth-no-such-server")
     proc = run_play(["--midi-api", "jack", "--midi-in", "none"], no_server)
@@ -686,10 +696,9 @@ def test_clear_errors_and_no_traceback(jack_server, tmp_path):
     assert "PortAudio is not available" in proc.stderr
     # MIDI backend missing.
     code = ("import sys, spikesynth.midi as m\n"
-            "class Missing:\n"
-            "    def __init__(self, *a, **k):\n"
-            "        raise m.MidiUnavailable('cannot open the jack MIDI backend: test')\n"
-            "m.MidiInput = Missing\n"
+            "def missing(*a, **k):\n"
+            "    raise m.MidiUnavailable('cannot open the jack MIDI backend: test')\n"
+            "m._open_client = missing\n"
             "from spikesynth.cli import main\n"
             f"sys.exit(main(['play', {', '.join(repr(x) for x in base)}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,

@@ -35,6 +35,7 @@ class LibraryReport(NamedTuple):
     instruments: list  # SFZ files written
     total: int  # samples in the library
     runner: str  # where it ran
+    skipped: tuple = ()  # patch files left out: they listen to an audio input
 
 
 def sample_name(note: int, velocity: int, ext: str) -> str:
@@ -154,8 +155,22 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
         raise BatchError("a library needs at least one note and one velocity")
     encode_audio(np.zeros((1, 2), np.float32), settings.samplerate, settings.subtype,
                  settings.format)  # a bad format fails now, not in every task
-    stems: dict = {}
+    # A patch that listens (listen:) sings what it hears: rendered without an input, its
+    # samples would be silence (or its ear's idle hum) at full length. Left out, and said.
+    read = []
+    skipped = []
     for path in patches:
+        text, patch = _read_patch(path)
+        if patch.values.get("listen.routing", "off") != "off":
+            skipped.append(str(path))
+        else:
+            read.append((path, text, patch))
+    if not read:
+        raise BatchError(f"{', '.join(skipped)}: every patch listens to an audio input, so "
+                         "its samples would be silence; play one over a file with "
+                         "`spikesynth process PATCH IN -o OUT`")
+    stems: dict = {}
+    for path, _, _ in read:
         stem = Path(path).stem
         if stem in stems:
             raise BatchError(f"two patches named {stem!r} ({stems[stem]} and {path}): the "
@@ -167,8 +182,7 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
         out_dir.mkdir(parents=True)
     settings_dict = settings.as_dict()
     books = []
-    for path in patches:
-        text, patch = _read_patch(path)
+    for path, text, patch in read:
         book = _LibraryPatch(path, text, patch, out_dir,
                              [(n, v) for n in notes for v in velocities], settings)
         book.folder.mkdir(exist_ok=True)
@@ -226,4 +240,4 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
             b.write_sfz()
             instruments.append(b.sfz)
     return LibraryReport(rendered, up_to_date, instruments, up_to_date + len(jobs),
-                         runner.description)
+                         runner.description, tuple(skipped))
