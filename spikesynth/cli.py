@@ -368,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="render notes or a MIDI file to an audio file")
     p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
-    p.add_argument("-o", "--output", help="output file (.wav, .flac; default PATCH.wav)")
+    p.add_argument("-o", "--output",
+                   help="output file (.wav, .flac, .aiff; default PATCH.wav here)")
     p.add_argument("--note", action="append", default=[], metavar="PITCH[:VEL[:START[:DUR]]]",
                    help="a note: pitch as MIDI number or name (C4 = 60), velocity (100), "
                         "start (0 s), duration (1 s); repeatable")
@@ -376,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--osc-file", metavar="FILE", default=None,
                    help="render a file of size-prefixed OSC packets (play --osc addresses; "
                         "bundle time tags are seconds from the start, as scsynth -N)")
-    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--samplerate", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
     p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_24")
     p.add_argument("--tail", type=float, default=None, metavar="SECONDS",
                    help="render this long after the last note ends (default: until silence)")
@@ -420,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="NAME|INDEX|default", default=None,
                    help="audio input a patch with listen: hears (a duplex stream; on JACK "
                         "the synth gets an input port)")
-    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--samplerate", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
     p.add_argument("--blocksize", type=int, default=64,
                    help="frames per audio callback (0: the device chooses)")
     p.add_argument("--latency", type=_latency, default="low", metavar="low|high|SECONDS",
@@ -453,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="the play page for a patch, offline (no audio device)")
     p.add_argument("patch", nargs="?", help="patch YAML (default: the bundled default patch)")
-    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--samplerate", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
     _add_ui_options(p, play=False)
     p.set_defaults(func=_cmd_ui)
 

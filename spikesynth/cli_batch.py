@@ -127,7 +127,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _add_batch_args(p, subtype="PCM_24"):
-    p.add_argument("--samplerate", type=int, default=48000)
+    p.add_argument("--samplerate", type=int, default=48000, metavar="HZ",
+                   help="sample rate (default 48000)")
     p.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default=subtype)
     p.add_argument("--format", choices=("wav", "flac", "aiff"), default="wav",
                    help="audio file format (default wav)")

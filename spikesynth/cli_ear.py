@@ -57,7 +57,7 @@ def _cmd_listen(args) -> int:
             result = ear.listen(data, samplerate, tau_ms=taus if len(taus) > 1 else taus[0],
                                 **overrides)
         except ValueError as e:
-            raise RenderError(f"{args.input}: {e}") from None
+            raise RenderError(str(e)) from None
         with atomic_output(npz) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **ear.result_arrays(result))

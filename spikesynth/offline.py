@@ -345,7 +345,7 @@ def render_events(synth: Synth, events, tail=None, sink=None, progress=False,
                 from tqdm import tqdm
 
                 bar = tqdm(total=round(end / sr, 1), unit="s", desc="rendering",
-                           file=sys.stderr, leave=False,
+                           file=sys.stderr, leave=False, disable=None,  # None: not in logs
                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} s")
             if bar is not None:
                 bar.update(min(pos, end) / sr - bar.n)
