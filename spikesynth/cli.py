@@ -42,7 +42,7 @@ def _cmd_render(args) -> int:
         controller_events,
         has_program_changes,
         load_programs,
-        midi_file_events,
+        midi_file_song,
         note_events,
         osc_file_events,
         parse_note,
@@ -67,21 +67,25 @@ def _cmd_render(args) -> int:
             warn(f"{args.patch} listens to an audio input, and a render hears silence: "
                  "play it over a file with `spikesynth process PATCH IN -o OUT`")
         # Controllers first: at one time they apply before the notes that start then.
+        song_end = 0  # a MIDI file's End of Track (sample)
         events = controller_events(args.cc, args.bend, args.pressure,
                                    bend_range=patch["pitch_bend_range"],
                                    samplerate=args.samplerate)
         if args.midi:
-            events += midi_file_events(args.midi, args.samplerate,
-                                       max_seconds=args.max_seconds, warn=warn)
+            song = midi_file_song(args.midi, args.samplerate, max_seconds=args.max_seconds,
+                                  warn=warn)
+            events += song.events
+            song_end = song.end
         if args.osc_file:
             events += osc_file_events(args.osc_file, patch, args.samplerate, warn=warn)
         notes = [parse_note(s) for s in args.note]
         if not notes and not args.midi and not args.osc_file:
             notes = [parse_note("C4")]  # a default: one second of middle C
         events += note_events(notes, args.samplerate)
-        events, hanging = release_hanging_notes(events)
+        events, hanging = release_hanging_notes(events, at=song_end)
         if hanging:
-            warn(f"{hanging} note(s) never end: released after the last event")
+            warn(f"{hanging} note(s) never end: released "
+                 f"{'at the end of the file' if args.midi else 'after the last event'}")
         out = args.output or f"{Path(args.patch).stem if args.patch else 'default'}.wav"
         programs = None
         if has_program_changes(events):  # the same programs as play: the patch's folder

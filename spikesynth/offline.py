@@ -99,12 +99,21 @@ def note_events(notes, samplerate) -> list[tuple[int, bytes]]:
     return events
 
 
-def midi_file_events(path, samplerate, max_seconds: float | None = None,
-                     warn=None) -> list[tuple[int, bytes]]:
-    """Every channel message of a MIDI file at its absolute sample (tempo changes honoured).
+class MidiSong(NamedTuple):
+    """A MIDI file's channel messages at their absolute samples, and where the file ends."""
+
+    events: list  # [(sample, bytes)]
+    end: int  # sample of the last End of Track (or of the last event)
+
+
+def midi_file_song(path, samplerate, max_seconds: float | None = None,
+                   warn=None) -> MidiSong:
+    """Every channel message of a MIDI file at its absolute sample (tempo changes honoured),
+    and the file's end.
 
     Read by :func:`spikesynth.smf.read_midi_file` (any broken file is a :class:`RenderError`
-    naming it). ``warn(text)`` hears about skipped broken meta events and cut-short tracks.
+    naming it). ``warn(text)`` hears about skipped broken meta events, cut-short tracks and
+    a file without a note.
     """
     from .smf import MidiFileError, read_midi_file
 
@@ -117,7 +126,17 @@ def midi_file_events(path, samplerate, max_seconds: float | None = None,
     if warn is not None and data.truncated_tracks:
         warn(f"{path}: {data.truncated_tracks} track(s) cut short by the end of the file: "
              f"played up to the cut")
-    return [(int(round(t * samplerate)), message) for t, message in data.events]
+    if warn is not None and not any(len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0
+                                    for _, m in data.events):
+        warn(f"{path}: the file has no notes")
+    return MidiSong([(int(round(t * samplerate)), message) for t, message in data.events],
+                    int(round(data.seconds * samplerate)))
+
+
+def midi_file_events(path, samplerate, max_seconds: float | None = None,
+                     warn=None) -> list[tuple[int, bytes]]:
+    """The events of :func:`midi_file_song`."""
+    return midi_file_song(path, samplerate, max_seconds, warn).events
 
 
 def osc_file_events(path, patch, samplerate, warn=None) -> list[tuple[int, object]]:
@@ -133,6 +152,9 @@ def osc_file_events(path, patch, samplerate, warn=None) -> list[tuple[int, objec
         score = read_osc_file(path, patch, samplerate)
     except (OscFileError, OscUnavailable) as e:
         raise RenderError(str(e)) from None
+    if score.malformed and not score.messages:
+        raise RenderError(f"{path}: no readable OSC packet ({score.malformed} malformed): "
+                          "expected size-prefixed OSC packets (see render --osc-file)")
     if warn is not None and score.malformed:
         warn(f"{path}: ignored {score.malformed} malformed OSC packet(s) or message(s); "
              f"{score.messages} played")
@@ -265,13 +287,14 @@ def _track_names(path) -> dict:
                 break
     return names
 
-def release_hanging_notes(events) -> tuple[list, int]:
+def release_hanging_notes(events, at: int = 0) -> tuple[list, int]:
     """Events with a note-off added at the end for every note that never ends.
 
     A note-on (velocity > 0) without a later note-off (or velocity-0 note-on, or all notes
     off / all sound off on its channel) would hold a voice for ever; each is released at
-    the last event's time, as is a sustain pedal left down. Returns the events (sorted by
-    time, stable) and how many notes were released.
+    the last event's time or at sample ``at`` (a MIDI file's End of Track), whichever is
+    later, as is a sustain pedal left down. Returns the events (sorted by time, stable) and
+    how many notes were released.
     """
     events = sorted(events, key=lambda e: e[0])
     held: dict[tuple[int, int], int] = {}
@@ -289,7 +312,7 @@ def release_hanging_notes(events) -> tuple[list, int]:
                 del held[key]
         elif kind == 0xB0 and message[1] == 64:
             (pedal.add if message[2] >= 64 else pedal.discard)(channel)
-    end = _last_note_end(events)
+    end = max(_last_note_end(events), int(at))
     extra = [(end, bytes([0x80 | channel, note, 0])) for channel, note in sorted(held)]
     extra += [(end, bytes([0xB0 | channel, 64, 0])) for channel in sorted(pedal)]
     return events + extra, len(held)

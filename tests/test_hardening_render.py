@@ -267,3 +267,29 @@ def test_times_agree_with_mido_on_valid_files(tmp_path):
         assert np.allclose(sorted(t for t, _ in ours), sorted(t for t, _ in theirs), atol=1e-9)
         checked += 1
     assert checked > 20
+
+
+def test_a_note_left_on_sounds_until_the_end_of_the_file(tmp_path, capsys):
+    # C4, then E4 with no note-off, End of Track 2 s later: E4 is held to the file's end (it
+    # was released at its own note-on, never heard), and render says so.
+    track = [(0, b"\x90\x3c\x64"), (480, b"\x80\x3c\x00"), (0, b"\x90\x40\x64"),
+             (1920, b"\xff\x2f\x00")]
+    path = write(tmp_path, smf([track]))
+    out = tmp_path / "held.wav"
+    assert cli.main(["render", "--midi", str(path), "-o", str(out), "-q"]) == 0
+    assert "1 note(s) never end: released at the end of the file" in capsys.readouterr().err
+    audio, sr = sf.read(out, always_2d=True)
+    assert len(audio) / sr > 2.5
+    held = audio[int(1.0 * sr):int(2.4 * sr)].mean(axis=1)
+    assert abs(cents(estimate_f0(held, sr, 329.63), 329.63)) < 5.0
+
+
+def test_files_with_nothing_to_play_say_so(tmp_path, capsys):
+    quiet = write(tmp_path, smf([[(0, b"\xb0\x07\x64")]]), "quiet.mid")
+    assert cli.main(["render", "--midi", str(quiet), "-o", str(tmp_path / "q.wav"), "-q"]) == 0
+    assert f"{quiet}: the file has no notes" in capsys.readouterr().err
+    noise = write(tmp_path, bytes(range(256)) * 4, "noise.osc")
+    assert cli.main(["render", "--osc-file", str(noise), "-o", str(tmp_path / "n.wav")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no readable OSC packet" in err
+    assert not (tmp_path / "n.wav").exists()
