@@ -15,10 +15,10 @@ def _run_batch(args, work) -> int:
     from .sfz import SfzError
 
     try:
-        with open_runner(args.scheduler, args.workers, say=None if args.quiet else say) \
-                as runner:
-            if not args.quiet:
-                say(f"rendering {runner.description}")
+        # The cluster starts (and says where it renders) when the first task comes: none
+        # for a library that is up to date.
+        with open_runner(args.scheduler, args.workers, say=None if args.quiet else say,
+                         lazy=True) as runner:
             return work(runner)
     except (BatchError, PatchError, RenderError, SfzError) as e:
         return fail(str(e), 1)

@@ -36,6 +36,7 @@ from spikesynth.batch import (
     render_library,
     render_stems,
     render_sweep,
+    runners,
     warm_up,
 )
 from spikesynth.cli import main
@@ -262,6 +263,21 @@ def test_changed_patch_or_settings_rerender_everything(tmp_path):
         longer = render_library(*args, SETTINGS._replace(length_s=0.6), local, quiet=True)
     assert (len(first.rendered), len(again.rendered)) == (2, 0)
     assert len(edited.rendered) == 2 and len(longer.rendered) == 2
+
+
+def test_an_up_to_date_library_starts_no_cluster(tmp_path, capsys, monkeypatch):
+    lib = ["library", str(DEFAULT_PATCH), "-o", str(tmp_path / "lib"), "--notes", "60:60",
+           "--velocities", "100", "--length", "0.2", "--samplerate", str(SR)]
+    assert main([*lib, "--workers", "0"]) == 0
+    assert "rendering in this process" in capsys.readouterr().err
+
+    def no_cluster(**kwargs):
+        raise AssertionError("a cluster was started with nothing to render")
+
+    monkeypatch.setattr(runners, "DaskRunner", no_cluster)
+    assert main(lib) == 0  # the default: a local cluster, if there were work
+    out, err = capsys.readouterr()
+    assert "0 rendered, 1 up to date" in out and "rendering" not in err
 
 
 def test_a_library_leaves_out_patches_that_listen(tmp_path):

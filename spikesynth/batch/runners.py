@@ -234,23 +234,56 @@ def dask_available() -> bool:
     return _WorkerPlugin is not object
 
 
-def open_runner(scheduler=None, workers=None, say=None) -> Runner:
+class StartOnUse(Runner):
+    """A runner made when the first task comes (by ``start()``): a batch with nothing to
+    render (a library rerun that finds every sample current) starts no cluster. ``say``
+    hears where the tasks run when it starts."""
+
+    description = "nowhere (nothing to render)"
+
+    def __init__(self, start: Callable[[], Runner], say=None):
+        self._start = start
+        self._say = say
+        self._runner: Runner | None = None
+
+    def _map(self, fn, jobs, labels):
+        if not jobs:
+            return iter(())
+        if self._runner is None:
+            self._runner = self._start()
+            self.description = self._runner.description
+            self.workers = self._runner.workers
+            if self._say is not None:
+                self._say(f"rendering {self.description}")
+        return self._runner._map(fn, jobs, labels)
+
+    def _close(self):
+        if self._runner is not None:
+            self._runner.close()
+
+
+def open_runner(scheduler=None, workers=None, say=None, lazy=False) -> Runner:
     """The runner for ``--scheduler`` / ``--workers``.
 
     ``workers=0`` (and no scheduler): in this process. No dask installed: in this process,
-    after telling ``say`` how to parallelise (a ``--scheduler`` then is an error).
+    after telling ``say`` how to parallelise (a ``--scheduler`` then is an error). ``lazy``:
+    a :class:`StartOnUse` that makes it (and says where it runs) only when the first task
+    comes; the options are checked now either way.
     """
     if workers is not None and workers < 0:
         raise BatchError("--workers must be 0 (this process) or more")
     if workers == 0 and not scheduler:
-        return InProcessRunner()
-    if not dask_available():
+        start = InProcessRunner
+    elif not dask_available():
         if scheduler:
             raise BatchError("--scheduler needs dask: pip install 'spikesynth[batch]'")
         if say is not None:
             say(f"note: {INSTALL_HINT}")
-        return InProcessRunner()
-    return DaskRunner(scheduler=scheduler, workers=workers)
+        start = InProcessRunner
+    else:
+        def start():
+            return DaskRunner(scheduler=scheduler, workers=workers)
+    return StartOnUse(start, say) if lazy else start()
 
 
 def _progress(total, desc, quiet):
