@@ -294,6 +294,14 @@ def _fmt(x) -> str:
     return f"{x:g}"
 
 
+def _did_you_mean(name, known) -> str:
+    """`` (did you mean 'voices'?)`` for a near miss of one of ``known``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters (a message stays one readable line)."""
     try:
@@ -360,15 +368,16 @@ def patch_from_dict(raw, source="<patch>", lines=None) -> Patch:
                     network[sub] = subvalue
                     continue
                 if path not in SCHEMA:
-                    known = ", ".join(k.split(".", 1)[1] for k in SCHEMA if k.startswith(key + "."))
-                    fail(f"unknown key (known in {key}: {known})", path)
+                    names = [k.split(".", 1)[1] for k in SCHEMA if k.startswith(key + ".")]
+                    fail(f"unknown key{_did_you_mean(sub, names)} (known in {key}: "
+                         f"{', '.join(names)})", path)
                 values[path] = _check_value(SCHEMA[path], subvalue, lambda m, p=path: fail(m, p))
                 given.add(path)
         elif key in SCHEMA:
             values[key] = _check_value(SCHEMA[key], value, lambda m, k=key: fail(m, k))
         else:
-            known = ", ".join(sorted({k.split(".")[0] for k in SCHEMA} | {"controllers"}))
-            fail(f"unknown key (known: {known})", key)
+            names = sorted({k.split(".")[0] for k in SCHEMA} | {"controllers"})
+            fail(f"unknown key{_did_you_mean(key, names)} (known: {', '.join(names)})", key)
 
     # Relations between keys, and presets: each voice model checks its own.
     for name in models.names():
