@@ -334,10 +334,14 @@ def rms(x):
 
 
 def wait_sound(rec, since_frame, timeout=2.0):
-    """Poll the recording until a sample after ``since_frame`` is non-silent; its index."""
+    """Poll the recording until a sample after ``since_frame`` is non-silent; its index.
+
+    Searched over as long a stretch as the timeout (a stretch of 0.5 s missed a note that
+    xruns had delayed longer, though the wait went on for 2 s)."""
     def found():
         audio, first = rec.recorded()
-        return onset(audio[:max(since_frame - first, 0) + SR // 2], max(since_frame - first, 0))
+        begin = max(since_frame - first, 0)
+        return onset(audio[:begin + int(timeout * SR)], begin)
 
     return wait_for(found, timeout, f"sound after frame {since_frame}")
 
