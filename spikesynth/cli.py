@@ -96,7 +96,7 @@ def _cmd_render(args) -> int:
         seconds = render_to_file(patch, out, events, samplerate=args.samplerate,
                                  subtype=args.subtype, tail=args.tail, seed=args.seed,
                                  progress=not args.quiet, max_seconds=args.max_seconds,
-                                 programs=programs)
+                                 programs=programs, warn=warn)
     except (PatchError, RenderError, TuningFileError) as e:
         return fail(str(e), 1)
     except KeyboardInterrupt:

@@ -532,12 +532,14 @@ def check_free_space(path, frames, subtype, channels=2) -> None:
 
 
 def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail=None, seed=0,
-                   progress=False, max_seconds=MAX_SECONDS, programs=None) -> float:
+                   progress=False, max_seconds=MAX_SECONDS, programs=None,
+                   warn=None) -> float:
     """Render ``events`` with ``patch`` into ``path`` atomically; return the duration in seconds.
 
     Refuses (:class:`RenderError`) a render longer than ``max_seconds`` and one whose
     output the disk cannot hold, before anything is written. ``programs``: what program
-    change *n* selects (see :func:`load_programs`).
+    change *n* selects (see :func:`load_programs`); ``warn(text)`` hears of program changes
+    to a program that does not exist or did not load (ignored, as ``play`` ignores them).
     """
     if subtype not in SUBTYPES:
         raise RenderError(f"unknown subtype {subtype!r}: expected one of {', '.join(SUBTYPES)}")
@@ -563,6 +565,11 @@ def render_to_file(patch, path, events, samplerate=48000, subtype="PCM_24", tail
                               lambda sink: render_events(synth, events, tail,
                                                          sink_after_start(sink), progress,
                                                          max_seconds))
+    ignored = synth.stats()["programs_ignored"]
+    if ignored and warn is not None:
+        have = len(programs) if programs is not None else 0
+        warn(f"{ignored} program change(s) to a program that does not exist or did not load "
+             f"(there are {have}, numbered from 0): ignored")
     return frames / samplerate
 
 

@@ -19,6 +19,7 @@ from fuzz_cases import smf
 from spikesynth import cli, offline
 from spikesynth.fileio import remove_stale_parts
 from spikesynth.offline import RenderError, midi_file_events, release_hanging_notes
+from spikesynth.patch import DEFAULT_PATCH
 from spikesynth.smf import MidiFileError, read_midi_file
 
 NOTE = [(0, b"\x90\x45\x64"), (480, b"\x80\x45\x00")]  # A3 for one quarter note
@@ -293,3 +294,17 @@ def test_files_with_nothing_to_play_say_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no readable OSC packet" in err
     assert not (tmp_path / "n.wav").exists()
+
+
+def test_a_program_change_to_a_missing_program_is_said(tmp_path, capsys):
+    folder = tmp_path / "programs"
+    folder.mkdir()
+    for name in ("a.yaml", "b.yaml"):
+        (folder / name).write_text(DEFAULT_PATCH.read_text())
+    track = [(0, b"\xc0\x63"), (0, b"\x90\x45\x64"), (480, b"\x80\x45\x00")]  # program 99
+    path = write(tmp_path, smf([track]))
+    assert cli.main(["render", str(folder / "a.yaml"), "--midi", str(path), "-o",
+                     str(tmp_path / "p.wav"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "1 program change(s) to a program that does not exist" in err
+    assert "there are 2" in err
