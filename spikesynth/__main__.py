@@ -1,7 +1,5 @@
 """``python -m spikesynth``: the same command line as the ``spikesynth`` console script."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

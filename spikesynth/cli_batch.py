@@ -55,8 +55,10 @@ def _cmd_library(args) -> int:
             say("spikesynth: note: left out (they listen to an audio input: use `spikesynth "
                 f"process`): {', '.join(report.skipped)}")
         if not args.quiet:
+            gone = (f", {len(report.removed)} earlier samples no longer in it deleted"
+                    if report.removed else "")
             print(f"{args.output}: {report.total} samples, {len(report.rendered)} rendered, "
-                  f"{report.up_to_date} up to date; "
+                  f"{report.up_to_date} up to date{gone}; "
                   + ", ".join(str(p) for p in report.instruments))
         return 0
 

@@ -394,7 +394,10 @@ class Synth:
         master_reset(S.M, S.limiter, float(self._active.program.base[P_GAIN_DB]))
         self._carry = self._carry[:0]
         for prepared in (self._active, *self._bank):
-            if prepared is not None and prepared.listen is not None:
+            if prepared is None:
+                continue
+            models.get(prepared.patch["model"]).reset(prepared.program.model)
+            if prepared.listen is not None:
                 listen_reset(prepared.listen)
 
     def warm_up(self):

@@ -392,18 +392,20 @@ class LiveSession:
         self.synth.set_programs(self.prepared, self.program)
         self.synth.warm_up()  # compiled kernels (or the cache) before the stream starts
 
-    def compile_engine(self, input_channels: int = 0) -> None:
+    def compile_engine(self, input_channels: int = 0, probe: bool = False) -> None:
         """Compile (or load from the cache) what :meth:`open` would: the engine for every
         program and the compiled audio callback, without audio, MIDI or threads; a later
         ``play`` of the same folder then starts from the cache. ``input_channels``: 1 for a
-        listening patch's duplex stream. Thread: main."""
+        listening patch's duplex stream; ``probe``: the callback with the UI's live probe
+        (``play --ui``). Thread: main."""
         from . import rtengine
 
         first = self._load_patch(self.patch_path)
         self._load_programs(first)
         self._prepare_synth(first)
         rtengine.EngineCallback(self.synth, EventRing(16), samplerate=self.samplerate,
-                                latency_ns=0, resync_ns=10**7, input_channels=input_channels)
+                                latency_ns=0, resync_ns=10**7, input_channels=input_channels,
+                                probe=probe)
 
     def _load_patch(self, path):
         """A patch file, in the session's tuning when one was given (``--scl``)."""

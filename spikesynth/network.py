@@ -671,4 +671,5 @@ def network_arrays(patch, n_slots: int):
         meta=np.array([lr, step, 0.0, 0.0]),
         heard=np.zeros(nv.REFERENCE_STEPS if patch.network is not None else 1),
         knots=np.zeros((slots, 2, 2 * nv.KNOT_RING)),
+        pool_knots=np.zeros((2, nv.POOL_LENGTH)),
     )

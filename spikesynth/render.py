@@ -103,7 +103,7 @@ from .listen import LS_DRONES, LS_OFFSET, LS_ROUTING, listen_mix, listen_vocode,
 from .master import CEILING, master_process
 from .models import (
     voice_cut_drive,
-    voice_render,
+    voice_render_pool,
     voice_rest,
     voice_set_rate,
 )
@@ -483,15 +483,9 @@ def _rate_tick(S, prog, now):
       error_model="numpy")
 def render_voices(S, prog, start, stop):
     """Add samples ``start..stop-1`` of every sounding voice into the mix."""
-    V = S.V
     mix = S.mix
-    for i in range(int(S.G[G_TOP])):
-        if V[i, vk.F_ENV_STAGE] == ENV_OFF:
-            continue
-        if not voice_render(prog.model, V, i, S.rng, mix[0], mix[1], start, stop):
-            for k in range(vk.N_FIELDS):
-                V[i, k] = 0.0
-            S.G[G_NAN_RESETS] += 1
+    S.G[G_NAN_RESETS] += voice_render_pool(prog.model, S.V, int(S.G[G_TOP]), S.rng, mix[0],
+                                           mix[1], start, stop)
 
 
 @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False,

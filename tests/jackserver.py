@@ -392,14 +392,37 @@ def probe_sounddevice(server: JackServer, callbacks: int = 20, timeout: float = 
 _PLAY_COMPILED: set = set()
 
 
-def compile_play(patch=None, input_channels: int = 0, samplerate: int = 48000) -> None:
+#: The programs of ``play --ui`` in the browser tests: one patch of each voice model whose
+#: controls differ (the page builds them from the schema for any patch). The compiled
+#: callback with the UI's probe holds a part for each model of its programs: with every
+#: bundled patch (network and listening ones too) it took over 15 minutes of CPU to compile
+#: on a slow 2-core machine.
+UI_PATCHES = ("default.yaml", "izhikevich_rs.yaml", "lif.yaml")
+
+
+def ui_folder() -> Path:
+    """A new temporary folder holding a copy of :data:`UI_PATCHES` (saving never touches
+    the repository)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="spikesynth-ui-"))
+    for name in UI_PATCHES:
+        shutil.copy(Path(__file__).resolve().parent.parent / "patches" / name, folder / name)
+    return folder
+
+
+def compile_play(patch=None, input_channels: int = 0, samplerate: int = 48000,
+                 probe: bool = False) -> None:
     """Compile (or load) in this process what ``spikesynth play PATCH`` compiles (every
-    program of its folder, the compiled callback), once per process: a ``play`` started
-    afterwards loads it from the cache within its port deadline, whatever ran before."""
+    program of its folder, the compiled callback; ``probe``: as ``play --ui``), once per
+    process: a ``play`` started afterwards loads it from the cache within its port deadline,
+    whatever ran before."""
     from spikesynth.live import LiveSession
 
-    key = (str(patch), input_channels, samplerate)
+    key = (str(patch), input_channels, samplerate, probe)
     if key in _PLAY_COMPILED:
         return
-    LiveSession(patch, samplerate=samplerate, midi_in=None).compile_engine(input_channels)
+    LiveSession(patch, samplerate=samplerate, midi_in=None).compile_engine(input_channels,
+                                                                          probe)
     _PLAY_COMPILED.add(key)

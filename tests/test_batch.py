@@ -296,6 +296,49 @@ def test_a_library_leaves_out_patches_that_listen(tmp_path):
                            quiet=True)
 
 
+def test_a_library_rerun_in_another_format_deletes_only_its_own_earlier_samples(tmp_path,
+                                                                                capsys):
+    """A rerun with another format (or fewer notes) leaves no orphans beside the new
+    instrument, once it is complete: the earlier samples still exactly as the library wrote
+    them are deleted; a file edited since is kept. Interrupted before that, they stay (the
+    old instrument still plays) and the manifest remembers them for the next run."""
+    out = tmp_path / "lib"
+    folder = out / "default"
+    base = ["library", str(DEFAULT_PATCH), "-o", str(out), "--velocities", "100",
+            "--length", "0.2", "--samplerate", str(SR), "--workers", "0"]
+    assert main([*base, "--notes", "60,64,67"]) == 0
+    wavs = sorted(p.name for p in folder.glob("*.wav"))
+    assert wavs == ["060_v100.wav", "064_v100.wav", "067_v100.wav"]
+    with open(folder / "064_v100.wav", "r+b") as f:  # the user's own edit
+        f.seek(300)
+        f.write(b"\x01\x02\x03\x04")
+    capsys.readouterr()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_one(path):
+        raise Interrupt
+
+    with InProcessRunner() as local, pytest.raises(Interrupt):
+        render_library([DEFAULT_PATCH], out, [60, 64], [100],
+                       RenderSettings(samplerate=SR, length_s=0.2, format="flac"), local,
+                       quiet=True, on_result=stop_after_one)
+    assert sorted(p.name for p in folder.glob("*.wav")) == wavs  # nothing deleted yet
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sorted(e["file"] for e in manifest["stale"]) == wavs
+    assert main([*base, "--notes", "60,64", "--format", "flac"]) == 0
+    assert "2 earlier samples no longer in it deleted" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == ["060_v100.flac", "064_v100.flac",
+                                                       "064_v100.wav", "manifest.json"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "stale" not in manifest
+    assert sorted(e["file"] for e in manifest["samples"]) == ["060_v100.flac",
+                                                             "064_v100.flac"]
+    assert {r.sample for r in regions_from_sfz((out / "default.sfz").read_text())} == {
+        "default/060_v100.flac", "default/064_v100.flac"}
+
+
 def _song(path, same_notes=False):
     """Two named tracks (and a tempo track): a bass line and a melody, overlapping."""
     midi = mido.MidiFile(ticks_per_beat=480)

@@ -27,7 +27,7 @@ import pytest
 import rtmidi
 from audio_analysis import cents, estimate_f0
 from jackserver import compile_play
-from test_play_jack import ROOT, SILENCE, SR, Recorder, wait_for, wait_sound
+from test_play_jack import ROOT, SILENCE, SR, STEADY, Recorder, wait_for, wait_sound
 
 from spikesynth.midi import DeltaClock
 
@@ -190,7 +190,6 @@ class TerminalPlayer:
 @pytest.fixture
 def terminal(jack_server):
     """``start(*args) -> TerminalPlayer``, killed and closed after the test."""
-    sys.setswitchinterval(0.0005)  # a recorder's JACK callback needs the GIL promptly
     made = []
 
     def start(*args):
@@ -202,7 +201,6 @@ def terminal(jack_server):
     finally:
         for player in made:
             player.close()
-        sys.setswitchinterval(0.005)
 
 
 def fields(update: str) -> dict[str, int]:
@@ -243,7 +241,7 @@ def test_keys_in_a_terminal_play_in_tune_and_quit_restores_the_terminal(terminal
         rec.stop()
         audio, first = rec.recorded()
         # Any 0.25 s gap-free stretch of the held note (missed JACK cycles happen here).
-        steady = rec.clean(start + SR // 10, start + int(0.68 * SR), SR // 4)
+        steady = rec.clean(start + SR // 10, start + int(0.68 * SR), STEADY)
         f0 = estimate_f0(audio[steady], SR, 440.0)
         assert abs(cents(f0, 440.0)) < 1.0, f0
         tail = audio[sent - first + int(1.5 * SR): sent - first + int(1.6 * SR)]

@@ -164,3 +164,55 @@ def test_hot_reload_of_a_network_patch_keeps_its_running_state():
     np.testing.assert_array_equal(synth.program.model.net.nstate[slot], state)
     after = synth.process(512)
     assert np.abs(after[0] - before[-1]).max() < 0.05  # continues, no jump
+
+
+def test_the_pool_shares_one_low_pass_and_sounds_as_each_voice_alone():
+    """The engine's pool adds every voice's knots into one buffer and low-passes it once
+    (``render_pool``): with a flat envelope that is, to rounding, the sum of each voice
+    rendered alone through its own ring and FIR (``render``), across chunk boundaries."""
+    import copy
+
+    from spikesynth import models
+    from spikesynth.dsp import voice as vk
+    from spikesynth.models.base import T_FREQ, solo_fields
+    from spikesynth.prepare import note_tables
+
+    patch = load_patch(PATCH_DIR / "half_centre.yaml")
+    model = models.get("network")
+    kernels = model.kernels
+    notes = (48, 55, 60, 67)
+    record = model.build(patch, len(notes))
+    params = patch.param_vector()
+    tables = note_tables(record, params, float(SR), None)
+    V = np.zeros((len(notes), vk.N_FIELDS))
+    for i, note in enumerate(notes):
+        solo_fields(V, i, note)
+        V[i, vk.F_GAIN_R] = 0.5 + 0.1 * i
+        kernels["tune"](record, V, i, params, tables, float(SR), tables[T_FREQ, note])
+        kernels["start"](record, V, i, params)
+    alone_record, alone_V = copy.deepcopy(record), V.copy()
+    frames = 3000
+    pooled = np.zeros((2, frames))
+    start = 0
+    for span in (100, 37, 500, 1, 2362):  # chunks of 64 samples inside spans of any length
+        resets = kernels["render_pool"](record, V, len(notes), np.ones(4, np.uint64),
+                                        pooled[0], pooled[1], start, start + span)
+        assert resets == 0
+        start += span
+    alone = np.zeros((2, frames))
+    for i in range(len(notes)):
+        assert kernels["render"](alone_record, alone_V, i, np.ones(4, np.uint64), alone[0],
+                                 alone[1], 0, frames)
+    peak = np.abs(alone).max()
+    assert peak > 0.1 and np.abs(pooled[1]).max() > 0.1
+    np.testing.assert_allclose(pooled, alone, rtol=0, atol=1e-12 * peak)
+
+
+def test_a_reset_pool_starts_silent():
+    """The shared low-pass's history is DSP state: after ``reset`` nothing of the notes
+    before it is heard."""
+    synth = Synth(load_patch(PATCH_DIR / "half_centre.yaml"), SR, 256)
+    loud = synth.process(SR // 10, [(0, bytes([0x90, 60, 127]))])
+    assert np.abs(loud[-256:]).max() > 1e-2
+    synth.reset()
+    assert not np.any(synth.process(256))

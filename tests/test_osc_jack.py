@@ -12,7 +12,7 @@ import pytest
 from audio_analysis import cents, estimate_f0
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
-from test_play_jack import LATENCY_FRAMES, PERIOD, SR, rig, wait_for, wait_sound  # noqa: F401 - fixture
+from test_play_jack import LATENCY_FRAMES, PERIOD, SR, STEADY, rig, wait_for, wait_sound  # noqa: F401 - rig is a fixture
 
 pytestmark = pytest.mark.jack
 
@@ -73,8 +73,8 @@ def test_osc_note_param_bundle_and_malformed(rig):  # noqa: F811 - the imported 
         xruns = player.status()["xruns"] - xruns
         rec.stop()
         audio, first = rec.recorded()
-        before = rec.clean(start + SR // 10, changed - first - SR // 50, SR // 4)
-        after = rec.clean(changed - first + SR // 5, changed - first + SR - SR // 20, SR // 4)
+        before = rec.clean(start + SR // 10, changed - first - SR // 50, STEADY)
+        after = rec.clean(changed - first + SR // 5, changed - first + SR - SR // 20, STEADY)
         assert abs(cents(estimate_f0(audio[before], SR, 440.0), 440.0)) < 1.0
         f = 440.0 * 2 ** (2 / 12)
         assert abs(cents(estimate_f0(audio[after], SR, f), f)) < 1.0

@@ -1,10 +1,11 @@
 """``spikesynth play`` end to end on a private JACK server: MIDI in over JACK, audio out over
-PortAudio's JACK host API, recorded by a JACK client in the test process.
+PortAudio's JACK host API, recorded by a JACK client in a process of its own.
 
 Each test starts ``spikesynth play`` as a subprocess (environment pointing at the test's
 ``jackd -d dummy``, 48 kHz, 64-frame period), waits for its ports with deadlines, connects
-a recorder (a JACK-Client client whose process callback copies PortAudio's output ports into a
-preallocated array and notes each block's JACK frame time) and a python-rtmidi JACK MIDI
+a recorder (:class:`Recorder`: a JACK-Client client in a process of its own, whose process
+callback copies PortAudio's output ports into shared memory and notes each block's JACK frame
+time) and a python-rtmidi JACK MIDI
 output to the ``spikesynth`` port, and plays. A missing JACK makes these tests fail, never
 skip (the ``jack_server`` fixture raises).
 
@@ -16,6 +17,7 @@ for the bound.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -23,9 +25,11 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import jack
+import jack_peer
 import numpy as np
 import pytest
 import rtmidi
@@ -44,6 +48,12 @@ PERIOD = 64  # the fixture's JACK period, and play's default blocksize
 # then the master section's look-ahead (Synth.latency: 1.5 ms).
 LATENCY_FRAMES = PERIOD + 3 * SR // 1000 + master_latency(SR)
 SILENCE = 1e-4  # -80 dBFS
+# The gap-free stretch a pitch is measured on. The test VMs miss a JACK cycle a few times a
+# second even when idle (jackd: "client … was not finished", seen 3 per second with only a
+# Python sine client); a stretch of 0.25 s was then often not there. estimate_f0 on 0.1 s of
+# the default voice is within 0.0005 cents from C3 to E5 (rendered offline), so 0.1 s loses
+# nothing against a bound of 1 cent.
+STEADY = SR // 10
 
 
 def wait_for(predicate, timeout=10.0, what="condition", interval=0.002):
@@ -129,56 +139,62 @@ class Player:
 
 
 class Recorder:
-    """A JACK client recording two audio ports into a preallocated buffer, by frame time.
+    """A JACK client recording two audio ports and a MIDI port, by frame time.
 
-    The process callback (JACK's thread) copies each period to the position of its
-    ``last_frame_time`` relative to the first recorded cycle, so a missed cycle leaves a gap
-    of zeros but never shifts the time line; nothing is allocated there. ``covered`` marks
-    the blocks that were recorded.
+    The client runs in a process of its own (:mod:`jack_peer`: in this process its Python
+    callback would wait for the GIL and miss cycles). Its process callback copies each
+    period into shared memory at the position of its ``last_frame_time`` relative to the
+    first recorded cycle, so a missed cycle leaves a gap of zeros but never shifts the time
+    line. ``covered`` marks the blocks that were recorded. ``client``, an inactive client of
+    this process, connects ports and reads JACK's clock.
     """
 
     def __init__(self, seconds=20.0, name="spikesynth-rec"):
-        self.client = jack.Client(name, no_start_server=True)
+        self.client = jack.Client(name + "-ctl", no_start_server=True)
         self.blocksize = self.client.blocksize
         blocks = int(seconds * self.client.samplerate) // self.blocksize
-        self.audio = np.zeros((blocks * self.blocksize, 2), dtype=np.float32)
-        self.covered = np.zeros(blocks, dtype=bool)
-        self.first = -1  # JACK frame of audio[0]
-        self.end = 0  # one past the last recorded sample
-        self.recording = False
-        self.ins = [self.client.inports.register(f"in_{i}") for i in (1, 2)]
+        self.path, memory = jack_peer.shared_block(jack_peer.nbytes(blocks, self.blocksize))
+        arrays = jack_peer.layout(memory, blocks, self.blocksize)
+        self.header, self.audio = arrays["header"], arrays["audio"]
+        self.covered, self.midi = arrays["covered"].view(bool), arrays["midi"]
+        self.header[:] = 0
+        self.header[jack_peer.FIRST] = -1
+        self.name = name
+        self.ins = [f"{name}:in_1", f"{name}:in_2"]
         # What the test's keyboard sends, as JACK delivers it: (absolute frame, status byte).
-        self.midi_in = self.client.midi_inports.register("midi_in")
-        self.midi = np.zeros((4096, 2), dtype=np.int64)
-        self.midi_count = 0
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-        self.active = True
+        self.midi_in = f"{name}:midi_in"
+        try:
+            self.peer = jack_peer.Peer(name, "--record", self.path, "--seconds", str(seconds))
+        except BaseException:
+            os.unlink(self.path)
+            close_client(self.client)
+            raise
 
-    def _process(self, frames):
-        if not self.recording:
-            return
-        frame = self.client.last_frame_time
-        for offset, data in self.midi_in.incoming_midi_events():
-            if self.midi_count < len(self.midi):
-                self.midi[self.midi_count] = frame + offset, bytes(data[:1])[0]
-                self.midi_count += 1
-        if self.first < 0:
-            self.first = frame
-        start = frame - self.first
-        if start + frames > len(self.audio):
-            return
-        self.audio[start:start + frames, 0] = self.ins[0].get_array()
-        self.audio[start:start + frames, 1] = self.ins[1].get_array()
-        self.covered[start // self.blocksize] = True
-        self.end = start + frames
+    @property
+    def first(self) -> int:
+        """JACK frame of audio[0] (-1 before the first recorded cycle)."""
+        return int(self.header[jack_peer.FIRST])
+
+    @property
+    def end(self) -> int:
+        """One past the last recorded sample."""
+        return int(self.header[jack_peer.END])
+
+    @property
+    def full(self) -> bool:
+        """A cycle came after the buffer's end (and was not recorded)."""
+        return bool(self.header[jack_peer.FULL])
+
+    @property
+    def midi_count(self) -> int:
+        return int(self.header[jack_peer.MIDI_COUNT])
 
     def connect(self, sources):
         for src, dst in zip(sources, self.ins, strict=True):
             self.client.connect(src, dst)
 
     def start(self):
-        self.recording = True
+        self.header[jack_peer.RECORDING] = 1
         wait_for(lambda: self.end > 0, 5.0, "the recorder's first block")
 
     def settle(self, blocks=200, timeout=20.0):
@@ -196,7 +212,15 @@ class Recorder:
 
     def recorded(self):
         """(audio so far, absolute JACK frame of its first sample)."""
+        assert not self.full, f"the recorder's {len(self.audio) / SR:.0f} s buffer is full"
         return self.audio[:self.end], self.first
+
+    def restart(self):
+        """Record afresh from the next cycle into the same buffer (a session longer than the
+        buffer, such as the UI tests' on a slow machine, would otherwise fill it)."""
+        self.header[jack_peer.RESTART] = 1
+        wait_for(lambda: not self.header[jack_peer.RESTART] and self.end > 0, 5.0,
+                 "the recorder's restart")
 
     def complete(self, start, stop) -> bool:
         """Whether samples ``start:stop`` were all recorded (no missed cycle)."""
@@ -222,19 +246,40 @@ class Recorder:
                  f"the recording to reach frame {frame}")
 
     def stop(self):
-        """Stop recording and leave the graph, so analysis here cannot delay a JACK cycle.
-
-        (The process callback needs this process's GIL; a long numpy call in the test
-        would make the recorder miss cycles and cause xruns for the whole graph.)
-        """
-        self.recording = False
-        if self.active:
-            self.client.deactivate()
-            self.active = False
+        """Stop recording (what was recorded stays)."""
+        self.header[jack_peer.RECORDING] = 0
 
     def close(self):
+        """Stop the peer and remove the shared file (the recording stays readable: the
+        mapping lasts as long as a view of it). Idempotent."""
+        if self.path is None:
+            return
         self.stop()
-        self.client.close()
+        self.peer.close()
+        close_client(self.client)
+        path, self.path = self.path, None
+        os.unlink(path)
+
+
+def close_client(client, timeout=30.0):
+    """Close a JACK client, waiting at most ``timeout`` s.
+
+    On an overloaded machine, after the server had dropped a slow client, libjack was seen
+    to deadlock inside ``jack_client_close`` (on a mutex of its own), which hung the whole
+    test run; then the client is left behind with a warning, and the run goes on.
+    """
+    done, name = threading.Event(), client.name
+
+    def close():
+        try:
+            client.close()
+        finally:
+            done.set()
+
+    threading.Thread(target=close, name="jack-close", daemon=True).start()
+    if not done.wait(timeout):
+        warnings.warn(f"JACK client {name!r} did not close in {timeout:.0f} s "
+                      "(libjack deadlocked); left behind", stacklevel=2)
 
 
 class Keyboard:
@@ -298,7 +343,6 @@ def rig(jack_server):
 
     Yields ``start(*args, patch=None) -> (player, recorder, keyboard)``.
     """
-    sys.setswitchinterval(0.0005)  # the recorder's JACK callback needs the GIL promptly
     made = []
 
     def start(*args, patch=None, seconds=20.0):
@@ -320,7 +364,6 @@ def rig(jack_server):
         yield start
     finally:
         close_all(made)
-        sys.setswitchinterval(0.005)
 
 
 def onset(x, start=0, level=SILENCE):
@@ -388,7 +431,7 @@ def test_note_is_in_tune_and_starts_after_the_latency(rig):
         transit.append(None if arrived is None else arrived - sent)
         # The VM misses a JACK cycle now and then: any 0.25 s gap-free stretch of the held
         # note (0.1 s after its onset until its note-off) is enough for ±1 cent.
-        steady = rec.clean(start + SR // 10, off - first - SR // 20, SR // 4)
+        steady = rec.clean(start + SR // 10, off - first - SR // 20, STEADY)
         f0 = estimate_f0(audio[steady], SR, freq)
         assert abs(cents(f0, freq)) < 1.0, (note, f0, freq)
         # Release 300 ms to -60 dB: silent (below -80 dBFS) well within 0.6 s.
@@ -496,7 +539,7 @@ def test_a_flood_of_malformed_midi_leaves_it_playing_in_tune(rig):
     rec.stop()
     audio, first = rec.recorded()
     # Any 0.25 s gap-free stretch (the VM misses a JACK cycle now and then) suffices.
-    steady = rec.clean(start_i + SR // 10, start_i + int(1.1 * SR), SR // 4)
+    steady = rec.clean(start_i + SR // 10, start_i + int(1.1 * SR), STEADY)
     assert abs(cents(estimate_f0(audio[steady], SR, 440.0), 440.0)) < 1.0
 
 
@@ -515,8 +558,8 @@ def test_live_mts_sysex_retunes_the_sounding_note(rig):
     keys.send(0x80, 62, 0)
     rec.stop()
     audio, first = rec.recorded()
-    before = rec.clean(start + SR // 10, retune - first - SR // 50, SR // 4)
-    after = rec.clean(retune - first + SR // 5, retune - first + int(0.85 * SR), SR // 4)
+    before = rec.clean(start + SR // 10, retune - first - SR // 50, STEADY)
+    after = rec.clean(retune - first + SR // 5, retune - first + int(0.85 * SR), STEADY)
     assert abs(cents(estimate_f0(audio[before], SR, 293.665), 293.665)) < 1.0
     step = 100 / 16384  # MTS resolution in cents
     assert abs(cents(estimate_f0(audio[after], SR, target), target)) < 1.0 + step
@@ -556,8 +599,8 @@ def test_live_mpe_member_bends_each_note_alone_and_the_master_bend_moves_both(ri
     def hz(note, semitones):
         return 440.0 * 2.0 ** ((note + semitones - 69) / 12)
 
-    before = rec.clean(start + SR // 5, moved - first - SR // 50, SR // 4)
-    after = rec.clean(moved - first + SR // 5, moved - first + int(0.95 * SR), SR // 4)
+    before = rec.clean(start + SR // 5, moved - first - SR // 50, STEADY)
+    after = rec.clean(moved - first + SR // 5, moved - first + int(0.95 * SR), STEADY)
     for window, shift in ((before, 0.0), (after, asked(master, 2))):
         for note, own in ((low, asked(up, 48)), (high, asked(down, 48))):
             f = hz(note, own + shift)
@@ -596,12 +639,12 @@ def test_hot_reload_and_program_change(rig, tmp_path):
     player, rec, keys = rig(patch=a)
     sent = keys.send_timed(0x90, 69, 100)
     wait_sound(rec, sent)
-    time.sleep(0.4)
+    time.sleep(0.8)
     # 1. Hot reload: -12 dB.
     write_patch(a, name="A", a4=440.0, gain_db=-12, envelope="{decay_ms: 60000, sustain_db: 0}")
     edited = rec.now
     player.wait_line(lambda ln: "reloaded" in ln and "a.yaml" in ln, 2.0, "the reload line")
-    time.sleep(0.7)
+    time.sleep(1.2)
     # 2. A broken edit: the error is printed exactly as `spikesynth check` prints it.
     write_patch(a, name="A", a4=1000.0)
     broken = rec.now
@@ -610,7 +653,7 @@ def test_hot_reload_and_program_change(rig, tmp_path):
     message = check.stderr.strip()
     assert check.returncode == 1 and message.startswith("spikesynth: error:"), check.stderr
     player.wait_line(lambda ln: ln == message, 2.0, f"the check message {message!r}")
-    time.sleep(0.3)
+    time.sleep(0.6)
     # 3. Program change 1 (file b.yaml, a semitone higher), in silence, and a note just after
     #    it: the engine switches where a note sent with the change would sound (arrival +
     #    latency), after its 4 ms fade, and the note, held back by the fade, plays on b.
@@ -621,7 +664,7 @@ def test_hot_reload_and_program_change(rig, tmp_path):
     start = wait_sound(rec, pc)
     player.wait_line(lambda ln: "program 1: B" in ln, 2.0, "the program change line")
     later = pc
-    rec.wait_until(later + int(0.8 * SR))
+    rec.wait_until(later + int(1.3 * SR))
     rec.stop()
     audio, first = rec.recorded()
     assert np.abs(audio[pc - first - SR // 10:pc - first]).max() < SILENCE
@@ -638,18 +681,20 @@ def test_hot_reload_and_program_change(rig, tmp_path):
                 <= LATENCY_FRAMES + fade + 64), (start + first, arrived)
         assert start + first - pc <= LATENCY_FRAMES + fade + max(arrived - pc, PERIOD) + 64
 
+    # Stretches between the events as long as the sleeps above allow: one without a missed
+    # cycle is then found even when the VM misses several a second.
     def window(frame, a_s, b_s):
         return rec.clean(frame - first + int(a_s * SR), frame - first + int(b_s * SR),
-                         int(0.1 * SR))
+                         STEADY)
 
-    before = rms(audio[window(edited, -0.3, -0.05)])
-    after = rms(audio[window(edited, 0.5, 0.65)])
+    before = rms(audio[window(edited, -0.7, -0.05)])
+    after = rms(audio[window(edited, 0.5, 1.15)])
     assert 20 * np.log10(after / before) == pytest.approx(-12, abs=1.0), (before, after)
     # The broken edit changed nothing: same level, still A at 440 Hz.
-    kept = audio[window(broken, 0.1, 0.5)]
+    kept = audio[window(broken, 0.1, 0.8)]
     assert rms(kept) == pytest.approx(after, rel=0.1)
     assert abs(cents(estimate_f0(kept, SR, 440.0), 440.0)) < 1.0
-    new = audio[window(later, 0.2, 0.75)]
+    new = audio[window(later, 0.2, 1.25)]
     f0 = estimate_f0(new, SR, 466.1638)
     assert abs(cents(f0, 466.1638)) < 1.0, f0
     assert pc > broken

@@ -16,8 +16,8 @@ client (:class:`test_play_jack.Recorder`) and counts, inside the held note:
   are compared with an idle run of the same length on the same server;
 * the callback's own worst load (its duration over its block's, measured by the callback).
 
-The recorder is itself a Python client in this process (no hog here); blocks it missed are
-left out (``Recorder.covered``), never counted as dropouts.
+The recorder is a Python client in a process of its own (no hog there); blocks it missed
+are left out (``Recorder.covered``), never counted as dropouts.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ def held_note_run(server, callback, hog, seconds=SECONDS):
         driver.proc.stdin.close()
         driver.proc.wait(10)
         sr = rec.client.samplerate
+        audio, _ = rec.recorded()
+        audio, covered = audio.copy(), rec.covered.copy()
     finally:
         driver.kill()
-        rec.client.deactivate()
-        rec.client.close()
-    audio, _ = rec.recorded()
+        rec.close()
     level = np.abs(audio).max(axis=1)
     loud = np.nonzero(level[go:] > 1e-3)[0]
     assert len(loud), f"no note in the recording ({result})"
@@ -116,7 +116,7 @@ def held_note_run(server, callback, hog, seconds=SECONDS):
     b1 = (onset + int((result["elapsed"] - 0.2) * sr)) // rec.blocksize  # to the release
     blocks = dropouts = missed = 0
     for b in range(b0, b1):
-        if not rec.covered[b]:
+        if not covered[b]:
             missed += 1
             continue
         blocks += 1

@@ -2,9 +2,10 @@
 private JACK dummy server, with what the synth sends recorded by a JACK client.
 
 One play process, one recorder and one browser session serve the whole module (module-scoped
-fixture ``ui``); each test leaves the patch as it found it. play plays a copy of the bundled
-patches (its programs), so saving never touches the repository. Levels, pitch and centroid are
-measured from the recording, never read from the engine.
+fixture ``ui``); each test leaves the patch as it found it. play plays a copy of one bundled
+patch per voice model whose controls differ (``jackserver.UI_PATCHES``, its programs), so
+saving never touches the repository. Levels, pitch and centroid are measured from the
+recording, never read from the engine.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ import numpy as np
 import pytest
 import websockets
 from audio_analysis import cents, estimate_f0
-from jackserver import JackServer
+from jackserver import UI_PATCHES, JackServer, ui_folder
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_play_jack import SR, Keyboard, Player, Recorder, close_all, onset, rms, wait_for
+from test_play_jack import SR, STEADY, Keyboard, Player, Recorder, close_all, onset, rms, wait_for
 
 from spikesynth.patch import SCHEMA, PatchError, list_patches, load_patch, patch_from_dict
 
@@ -97,6 +98,7 @@ class Rig:
     def hold(self, note, seconds):
         """Hold an on-screen key for ``seconds``; return (onset index, key-up frame)."""
         key = self.driver.find_element(By.CSS_SELECTOR, f'[data-note="{note}"]')
+        self.rec.restart()  # the module's session can outlast the buffer on a slow machine
         since = self.rec.now
         ActionChains(self.driver).click_and_hold(key).perform()
 
@@ -120,9 +122,7 @@ def ui():
     server = JackServer(samplerate=48000, period=64).start()
     saved_env = {k: os.environ.get(k) for k in server.env_vars}
     os.environ.update(server.env_vars)
-    folder = Path(tempfile.mkdtemp(prefix="spikesynth-ui-"))
-    for path in list_patches(ROOT / "patches"):
-        shutil.copy(path, folder / path.name)
+    folder = ui_folder()
     made = []
     driver = None
     try:
@@ -166,10 +166,10 @@ def ui():
         sys.setswitchinterval(0.005)
 
 
-def test_a_control_for_every_numeric_setting_of_every_bundled_patch(ui):
+def test_a_control_for_every_numeric_setting_of_every_program(ui):
     select = ui.driver.find_element(By.ID, "programs")
     names = [o.text.split(": ", 1)[1] for o in select.find_elements(By.TAG_NAME, "option")]
-    assert names == [p.name for p in list_patches(ROOT / "patches")]
+    assert names == [p.name for p in list_patches(ui.folder)] == sorted(UI_PATCHES)
     numeric = [k for k, s in SCHEMA.items() if s.kind in ("float", "int")]
     for index, name in enumerate(names):
         patch = load_patch(ROOT / "patches" / name)
@@ -191,7 +191,7 @@ def test_a_control_for_every_numeric_setting_of_every_bundled_patch(ui):
 
 def test_holding_a4_sounds_in_tune(ui):
     start, up = ui.hold(69, 2.0)  # long enough for a gap-free 0.25 s on a busy machine
-    steady = ui.rec.clean(start + SR // 10, up - SR // 20, SR // 4)
+    steady = ui.rec.clean(start + SR // 10, up - SR // 20, STEADY)
     audio, _ = ui.rec.recorded()
     f0 = estimate_f0(audio[steady], SR, 440.0)
     assert abs(cents(f0, 440.0)) < 1.0, f0

@@ -9,6 +9,7 @@ missing or out of date. Thread: main.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -36,6 +37,7 @@ class LibraryReport(NamedTuple):
     total: int  # samples in the library
     runner: str  # where it ran
     skipped: tuple = ()  # patch files left out: they listen to an audio input
+    removed: tuple = ()  # samples of an earlier run no longer in the library, deleted
 
 
 def sample_name(note: int, velocity: int, ext: str) -> str:
@@ -43,15 +45,38 @@ def sample_name(note: int, velocity: int, ext: str) -> str:
     return f"{note:03d}_v{velocity:03d}.{ext}"
 
 
-def _load_manifest(path: Path) -> dict:
-    """A manifest's sample entries by file name; {} if it is missing or unreadable."""
+_SAMPLE_NAME = re.compile(r"[0-9]{3}_v[0-9]{3}\.[a-z0-9]+")  # what sample_name makes
+
+
+def _load_manifest(path: Path) -> tuple[dict, dict]:
+    """A manifest's sample entries by file name, and its stale ones (samples of an earlier
+    run no longer in the library, not yet deleted); empty if it is missing or unreadable."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != MANIFEST_FORMAT:
-            return {}
-        return {e["file"]: e for e in doc.get("samples", []) if isinstance(e, dict)}
+            return {}, {}
+        return tuple({e["file"]: e for e in doc.get(key, []) if isinstance(e, dict)}
+                     for key in ("samples", "stale"))
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return {}
+        return {}, {}
+
+
+def _remove_stale(folder: Path, stale: dict) -> list:
+    """Delete the stale samples that are still exactly what the library wrote (same size and
+    SHA-256: a file edited or replaced since is left alone); returns the paths deleted."""
+    removed = []
+    for name, entry in sorted(stale.items()):
+        path = folder / name
+        if not _SAMPLE_NAME.fullmatch(name):
+            continue  # not a name the library makes: never a path to follow
+        try:
+            if path.stat().st_size == entry.get("bytes") and (
+                    _file_hash(path.read_bytes()) == entry.get("sha256")):
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 def _is_current(entry, folder: Path, settings: dict, digest: str) -> bool:
@@ -94,6 +119,7 @@ class _LibraryPatch:
         self.settings = settings
         self.items = items  # [(note, velocity)]
         self.entries: dict = {}
+        self.stale: dict = {}  # earlier samples no longer in the library (until deleted)
         self.dirty = False
 
     def file(self, note, velocity) -> str:
@@ -106,6 +132,10 @@ class _LibraryPatch:
                "patch_file": str(self.path), "source_hash": self.digest,
                "settings": self.settings.as_dict(), "instrument": f"../{self.sfz.name}",
                "samples": samples}
+        if self.stale:  # kept until the library is complete (then deleted): a rerun after
+            # an interruption still knows them
+            doc["stale"] = [{"file": e["file"], "bytes": e.get("bytes"),
+                             "sha256": e.get("sha256")} for _, e in sorted(self.stale.items())]
         _write_text(self.manifest, json.dumps(doc, indent=1, allow_nan=False) + "\n")
         self.dirty = False
 
@@ -186,11 +216,18 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
         book = _LibraryPatch(path, text, patch, out_dir,
                              [(n, v) for n in notes for v in velocities], settings)
         book.folder.mkdir(exist_ok=True)
-        old = _load_manifest(book.manifest)
+        old, stale = _load_manifest(book.manifest)
         for n, v in book.items:
             entry = old.get(book.file(n, v))
             if _is_current(entry, book.folder, settings_dict, book.digest):
                 book.entries[entry["file"]] = entry
+        # Samples of an earlier run that this library no longer has (another format, notes
+        # or velocities dropped): deleted once the new library is complete, not before.
+        wanted = {book.file(n, v) for n, v in book.items}
+        book.stale = {name: e for name, e in {**stale, **old}.items()
+                      if name not in wanted and isinstance(e.get("file"), str)}
+        if book.stale:
+            book.dirty = True
         books.append(book)
     todo = [(book, n, v) for book in books for n, v in book.items
             if book.file(n, v) not in book.entries]
@@ -235,9 +272,14 @@ def render_library(patches, out_dir, notes, velocities, settings: RenderSettings
             if b.dirty or not b.manifest.exists():
                 b.write_manifest()
     instruments = []
+    removed = []
     for b in books:
         if b.complete():
             b.write_sfz()
             instruments.append(b.sfz)
+            if b.stale:  # the new instrument no longer points at them
+                removed += _remove_stale(b.folder, b.stale)
+                b.stale = {}
+                b.write_manifest()
     return LibraryReport(rendered, up_to_date, instruments, up_to_date + len(jobs),
-                         runner.description, tuple(skipped))
+                         runner.description, tuple(skipped), tuple(removed))

@@ -302,9 +302,9 @@ CLK_N = 5
 MAX_SYNAPSES = 4096  # 64 x 64: every pair once
 MAX_RING_STEPS = 1 << 16  # spike ring length, steps: 512 KiB of uint64 per running network
 # What a network voice adds (spikesynth.dsp.network_voice, which checks these): its knot rings
-# per voice slot, and the heard mix kept at prepare time.
+# per voice slot; the heard mix kept at prepare time and the pool's shared knots.
 VOICE_SLOT_BYTES = 8 * 2 * 2 * 128
-VOICE_SHARED_BYTES = 8 * 20000
+VOICE_SHARED_BYTES = 8 * (20000 + 2 * 512)
 
 
 class NetworkTopology(NamedTuple):

@@ -74,6 +74,7 @@ from .voice import (
     F_GAIN_R,
     F_M,
     F_NOISE,
+    N_FIELDS,
     TRACE_FIELDS,
     envelope_next,
     envelope_of,
@@ -107,8 +108,13 @@ KNOT_RING = 1 << KNOT_TAPS.bit_length()  # a power of two > KNOT_TAPS; the ring 
 # twice (mirrored) so that the FIR reads one contiguous stretch
 KNOT_MASK = KNOT_RING - 1
 assert KNOT_RING > KNOT_TAPS and KNOT_RING & KNOT_MASK == 0
+# The pool's shared low-pass (network_pool_run): a linear buffer of the FIR's history and a
+# chunk's new knots.
+POOL_HISTORY = KNOT_TAPS + 1  # = FIR_LENGTH (the FIR's leading zero tap included)
+POOL_CHUNK = 64  # samples per chunk
+POOL_LENGTH = POOL_HISTORY + KNOTS_PER_SAMPLE * POOL_CHUNK
 assert net.VOICE_SLOT_BYTES >= 8 * 2 * 2 * KNOT_RING
-assert net.VOICE_SHARED_BYTES >= 8 * REFERENCE_STEPS
+assert net.VOICE_SHARED_BYTES >= 8 * (REFERENCE_STEPS + 2 * POOL_LENGTH)
 
 
 def _knot_fir(m=KNOTS_PER_SAMPLE, half_width=blep.HALF_WIDTH, cutoff=blep.CUTOFF):
@@ -156,6 +162,7 @@ class NetworkArrays(NamedTuple):
     meta: np.ndarray  # (META_N,) [spec lr, step ms, reference period ms, 0]
     heard: np.ndarray  # (REFERENCE_STEPS,) scratch of network_reference: the heard mono mix
     knots: np.ndarray  # (S, 2, 2 KNOT_RING) per voice and channel: the knot ring, mirrored
+    pool_knots: np.ndarray  # (2, POOL_LENGTH) the pool's shared knots (network_pool_run)
 
 
 @njit(cache=True, nogil=True)
@@ -236,12 +243,14 @@ def _add_part(bin_, xs, ys_l, ys_r, xe, ye_l, ye_r, s0_l, s1_l, s0_r, s1_r):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r, s1_r):
+def _advance(ring, mask, base, w_l, w_r, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r,
+             s1_r):
     """Integrate one linear piece of the heard signal against the knots' triangles.
 
     The piece runs from ``x0`` to ``x1`` (0 <= x0 <= x1 <= M: the time since the last sample,
     in knot spacings) with values ``a`` to ``b`` per channel. Knot ``k`` of this sample (ring
-    position ``base + k``) receives ``∫ y(x) Λ(x - k) dx``: the piece is split at the knots,
+    position ``(base + k) & mask``) receives ``w ∫ y(x) Λ(x - k) dx`` (``w``: the sample's
+    weight per channel, see :func:`_flush_bin`): the piece is split at the knots,
     and each part ``[w0, w1]`` of bin ``bin_`` (``w = x - bin_``) adds its moments
     ``m0 = ∫ y dw`` and ``m1 = ∫ y w dw`` to the bin's running sums ``s0``, ``s1``; leaving a
     bin adds ``s0 - s1`` to its left knot and ``s1`` to its right one. Returns the bin and
@@ -266,7 +275,7 @@ def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r,
                                            s0_r, s1_r)
         if not split:
             return bin_, s0_l, s1_l, s0_r, s1_r
-        _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(ring, mask, base, w_l, w_r, bin_, s0_l, s1_l, s0_r, s1_r)
         bin_ += 1
         s0_l = s1_l = s0_r = s1_r = 0.0
         xs = xe
@@ -275,31 +284,35 @@ def _advance(knots, i, base, bin_, x0, a_l, a_r, x1, b_l, b_r, s0_l, s1_l, s0_r,
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r):
-    """Add a finished bin's moments to its two knots (see :func:`_advance`)."""
-    pl = (base + bin_) & KNOT_MASK
-    pr = (base + bin_ + 1) & KNOT_MASK
-    knots[i, 0, pl] += s0_l - s1_l
-    knots[i, 0, pr] += s1_l
-    knots[i, 1, pl] += s0_r - s1_r
-    knots[i, 1, pr] += s1_r
+def _flush_bin(ring, mask, base, w_l, w_r, bin_, s0_l, s1_l, s0_r, s1_r):
+    """Add a finished bin's moments, times the sample's weight ``w`` per channel, to its two
+    knots (see :func:`_advance`). ``ring`` (2, L): a voice's own ring (``mask``
+    :data:`KNOT_MASK`, ``w`` 1) or the pool's buffer (``mask`` -1: no wrap; ``w`` the
+    envelope and gain, see :func:`network_pool_run`)."""
+    pl = (base + bin_) & mask
+    pr = (base + bin_ + 1) & mask
+    ring[0, pl] += w_l * (s0_l - s1_l)
+    ring[0, pr] += w_l * s1_l
+    ring[1, pl] += w_r * (s0_r - s1_r)
+    ring[1, pr] += w_r * s1_r
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _knot_output(knots, i, base):
-    """Finish this sample's knots (mirror them) and return the low-passed ``(left, right)``
-    (the FIR over the last ``KNOT_TAPS`` knots, :data:`KNOT_FIR`)."""
+def _knot_output(ring, base):
+    """Finish this sample's knots in a voice's own ring (mirror them) and return the
+    low-passed ``(left, right)`` (the FIR over the last ``KNOT_TAPS`` knots,
+    :data:`KNOT_FIR`)."""
     m = KNOTS_PER_SAMPLE
     for b in range(m):
         p = (base + b) & KNOT_MASK
-        knots[i, 0, p + KNOT_RING] = knots[i, 0, p]
-        knots[i, 1, p + KNOT_RING] = knots[i, 1, p]
+        ring[0, p + KNOT_RING] = ring[0, p]
+        ring[1, p + KNOT_RING] = ring[1, p]
     first = ((base + m - 1) & KNOT_MASK) + KNOT_RING - KNOT_TAPS + 1
-    return _fir(knots, i, first)
+    return _fir(ring, first)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _fir(knots, i, first):
+def _fir(ring, first):
     """The FIR over ``KNOT_TAPS`` knots from ring position ``first`` (a contiguous stretch of
     the mirrored ring), both channels, summed in any order (SIMD).
 
@@ -310,9 +323,9 @@ def _fir(knots, i, first):
     ``half_centre`` voice). The order is fixed by the compiled code, so the output still does
     not depend on the block size.
     """
-    n = min(FIR_LENGTH, knots.shape[2] - first + 1)
-    ring_l = knots[i, 0, first - 1:first - 1 + n]
-    ring_r = knots[i, 1, first - 1:first - 1 + n]
+    n = min(FIR_LENGTH, ring.shape[1] - first + 1)
+    ring_l = ring[0, first - 1:first - 1 + n]
+    ring_r = ring[1, first - 1:first - 1 + n]
     left = 0.0
     right = 0.0
     for j in range(n):
@@ -330,13 +343,20 @@ def _record_raster(trace, s, spiked):
                 trace[s, TRACE_FIELDS + j] += 1.0
 
 
-@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
-def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays):
-    """Render samples ``start..stop-1`` of network voice ``i`` (see :func:`voice.voice_run`).
+@njit(cache=True, nogil=True, _nrt=False)
+def _voice_span(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays, ring,
+                mask, base):
+    """Samples ``start..stop-1`` of network voice ``i``: the network's steps, the heard
+    signal's knots into ``ring`` from position ``base`` (:func:`_advance`).
 
-    With a trace of more than ``TRACE_FIELDS`` columns, column ``TRACE_FIELDS + j`` counts
-    neuron ``j``'s spikes in each sample (the raster).
+    ``mask`` :data:`KNOT_MASK`: the voice's own ring, low-passed here per sample and added
+    to ``out_l``/``out_r`` through the envelope. ``mask`` -1: the pool's buffer, each
+    sample's knots weighted by its envelope and gains, low-passed once for all voices by
+    :func:`network_pool_run` (``out_l``/``out_r`` unused). One compiled copy serves both
+    (the mode is a run-time value: no second copy of the network step to compile). Returns
+    ``(ok, ring position after the span)``.
     """
+    pooled = mask < 0
     topology = net_arrays.topology
     state = voice_state(net_arrays, i)
     nstate = state.nstate
@@ -362,10 +382,10 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     g_r = V[i, F_GAIN_R] * amp
     y_l = V[i, N_Y_L]
     y_r = V[i, N_Y_R]
-    base = int(V[i, N_KNOT])
-    knots = net_arrays.knots
     m_knots = float(KNOTS_PER_SAMPLE)
     knots_per_step = m_knots / rate if rate > 0.0 else 0.0
+    w_l = 1.0
+    w_r = 1.0
     for s in range(start, stop):
         current = drive
         if drive_in is not None:
@@ -374,10 +394,15 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             current = noisy(current, noise, rng, i)
         for j in range(n):
             ext[j] = current
-        for b in range(1, KNOTS_PER_SAMPLE + 1):  # this sample's new knots
-            p = (base + b) & KNOT_MASK
-            knots[i, 0, p] = 0.0
-            knots[i, 1, p] = 0.0
+        env_stage, env = envelope_next(env_stage, env, envelope)
+        if pooled:
+            w_l = env * g_l
+            w_r = env * g_r
+        else:
+            for b in range(1, KNOTS_PER_SAMPLE + 1):  # this sample's new knots
+                p = (base + b) & mask
+                ring[0, p] = 0.0
+                ring[1, p] = 0.0
         phase += rate
         steps = 0
         x = 0.0  # time since the last sample (knot spacings) of the heard signal's last point
@@ -391,9 +416,9 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
                 s0_l, s1_l, s0_r, s1_r = _add_part(bin_, x, y_l, y_r, x_k, cur_l, cur_r, s0_l,
                                                    s1_l, s0_r, s1_r)
             else:
-                bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, i, base, bin_, x, y_l, y_r,
-                                                        x_k, cur_l, cur_r, s0_l, s1_l, s0_r,
-                                                        s1_r)
+                bin_, s0_l, s1_l, s0_r, s1_r = _advance(ring, mask, base, w_l, w_r, bin_, x,
+                                                        y_l, y_r, x_k, cur_l, cur_r, s0_l,
+                                                        s1_l, s0_r, s1_r)
             x = x_k
             y_l = cur_l
             y_r = cur_r
@@ -409,16 +434,18 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
             phase -= math.floor(phase)
         end_l = prev_l + (cur_l - prev_l) * phase
         end_r = prev_r + (cur_r - prev_r) * phase
-        bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, i, base, bin_, x, y_l, y_r, m_knots,
-                                                end_l, end_r, s0_l, s1_l, s0_r, s1_r)
-        _flush_bin(knots, i, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        bin_, s0_l, s1_l, s0_r, s1_r = _advance(ring, mask, base, w_l, w_r, bin_, x, y_l, y_r,
+                                                m_knots, end_l, end_r, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(ring, mask, base, w_l, w_r, bin_, s0_l, s1_l, s0_r, s1_r)
         y_l = end_l
         y_r = end_r
-        left, right = _knot_output(knots, i, base)
-        base = (base + KNOTS_PER_SAMPLE) & KNOT_MASK
-        env_stage, env = envelope_next(env_stage, env, envelope)
-        out_l[s] += left * env * g_l
-        out_r[s] += right * env * g_r
+        left = 0.0
+        right = 0.0
+        if not pooled:
+            left, right = _knot_output(ring, base)
+            out_l[s] += left * env * g_l
+            out_r[s] += right * env * g_r
+        base = (base + KNOTS_PER_SAMPLE) & mask
         if trace is not None:
             record_trace(trace, s, nstate[0, net.V_SLOT], steps, current, left,
                          0.5 * (left + right) * env * amp)
@@ -431,14 +458,84 @@ def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net
     V[i, N_CUR_R] = cur_r
     V[i, N_Y_L] = y_l
     V[i, N_Y_R] = y_r
-    V[i, N_KNOT] = base
     V[i, F_ENV_STAGE] = env_stage
     V[i, F_ENV] = env
     if env_stage == ENV_OFF:  # the next note starts from what this one learned
         for s in range(syn_state.shape[0]):
             w_learned[s] = syn_state[s, net.SS_W]
-    return (math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
-            and math.isfinite(y_l) and math.isfinite(y_r) and math.isfinite(phase))
+    ok = (math.isfinite(cur_l) and math.isfinite(cur_r) and abs(cur_l) < 1e6
+          and math.isfinite(y_l) and math.isfinite(y_r) and math.isfinite(phase))
+    return ok, base
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # see voice.voice_run
+def network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays):
+    """Render samples ``start..stop-1`` of network voice ``i`` alone, through its own knot
+    ring and low-pass (see :func:`voice.voice_run`; the engine's pool renders with
+    :func:`network_pool_run`).
+
+    With a trace of more than ``TRACE_FIELDS`` columns, column ``TRACE_FIELDS + j`` counts
+    neuron ``j``'s spikes in each sample (the raster).
+    """
+    ok, base = _voice_span(V, i, rng, out_l, out_r, start, stop, drive_in, trace, net_arrays,
+                           net_arrays.knots[i], np.int64(KNOT_MASK), int(V[i, N_KNOT]))
+    V[i, N_KNOT] = base
+    return ok
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def network_pool_run(V, top, rng, out_l, out_r, start, stop, net_arrays):
+    """Render samples ``start..stop-1`` of every sounding network voice among slots
+    ``0..top-1``, adding them into ``out_l``/``out_r``; returns how many voices were reset
+    (their state became non-finite: the row is cleared).
+
+    The low-pass is linear and the same for every voice, so the voices share one: each adds
+    its knots, weighted per sample by its envelope and gains, into the pool's buffer
+    ``net_arrays.pool_knots``, and one FIR per sample and channel makes the output: 1/S of
+    the per-voice cost for S voices (the FIR was a quarter of a voice). The envelope is then
+    heard through the low-pass too (smoothed at the band edge; a steady note sounds the
+    same as alone). In chunks of :data:`POOL_CHUNK` samples: the buffer holds
+    :data:`POOL_HISTORY` knots of history (the FIR's length; its last one still open: the
+    next sample adds to it) and the chunk's new knots.
+    """
+    pool = net_arrays.pool_knots
+    resets = 0
+    c0 = start
+    while c0 < stop:
+        c1 = min(c0 + POOL_CHUNK, stop)
+        fresh = KNOTS_PER_SAMPLE * (c1 - c0)
+        for c in range(2):
+            for k in range(POOL_HISTORY, POOL_HISTORY + fresh):
+                pool[c, k] = 0.0
+        for i in range(top):
+            if V[i, F_ENV_STAGE] == ENV_OFF:
+                continue
+            ok, _ = _voice_span(V, i, rng, out_l, out_r, c0, c1, None, None, net_arrays, pool,
+                                np.int64(-1), np.int64(POOL_HISTORY - 1))
+            if not ok:
+                for k in range(N_FIELDS):
+                    V[i, k] = 0.0
+                resets += 1
+                for c in range(2):  # what it added is lost, not heard as noise
+                    for k in range(pool.shape[1]):
+                        if not math.isfinite(pool[c, k]) or abs(pool[c, k]) > 1e6:
+                            pool[c, k] = 0.0
+        for j in range(c1 - c0):
+            # The FIR (see _fir) whose newest knot is sample j's last, POOL_HISTORY + 1 + 3j.
+            left, right = _fir(pool, POOL_HISTORY + 3 + KNOTS_PER_SAMPLE * j - FIR_LENGTH)
+            out_l[c0 + j] += left
+            out_r[c0 + j] += right
+        for c in range(2):  # keep the last POOL_HISTORY knots (the open one last)
+            for k in range(POOL_HISTORY):
+                pool[c, k] = pool[c, k + fresh]
+        c0 = c1
+    return resets
+
+
+@njit(cache=True, nogil=True)
+def network_pool_clear(net_arrays):
+    """Silence the pool's low-pass (its history of knots): a reset engine starts quiet."""
+    net_arrays.pool_knots[:, :] = 0.0
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -522,9 +619,11 @@ def band_limited_rms(heard, count, rate, knots):
     """
     m_knots = float(KNOTS_PER_SAMPLE)
     knots_per_step = m_knots / rate
+    ring = knots[0]
+    mask = np.int64(KNOT_MASK)
     for c in range(2):
-        for k in range(knots.shape[2]):
-            knots[0, c, k] = 0.0
+        for k in range(ring.shape[1]):
+            ring[c, k] = 0.0
     base = 0
     phase = 0.0
     prev = heard[0]
@@ -539,16 +638,16 @@ def band_limited_rms(heard, count, rate, knots):
     while True:
         for b in range(1, KNOTS_PER_SAMPLE + 1):
             p = (base + b) & KNOT_MASK
-            knots[0, 0, p] = 0.0
-            knots[0, 1, p] = 0.0
+            ring[0, p] = 0.0
+            ring[1, p] = 0.0
         phase += rate
         x = 0.0
         bin_ = 0
         s0_l = s1_l = s0_r = s1_r = 0.0
         while phase >= 1.0 and k < count:
             x_k = m_knots - (phase - 1.0) * knots_per_step
-            bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, x_k, cur,
-                                                    cur, s0_l, s1_l, s0_r, s1_r)
+            bin_, s0_l, s1_l, s0_r, s1_r = _advance(ring, mask, base, 1.0, 1.0, bin_, x, y, y,
+                                                    x_k, cur, cur, s0_l, s1_l, s0_r, s1_r)
             x = x_k
             y = cur
             prev = cur
@@ -558,11 +657,11 @@ def band_limited_rms(heard, count, rate, knots):
         if phase >= 1.0:  # the stretch is used up
             break
         end = prev + (cur - prev) * phase
-        bin_, s0_l, s1_l, s0_r, s1_r = _advance(knots, 0, base, bin_, x, y, y, m_knots, end,
-                                                end, s0_l, s1_l, s0_r, s1_r)
-        _flush_bin(knots, 0, base, bin_, s0_l, s1_l, s0_r, s1_r)
+        bin_, s0_l, s1_l, s0_r, s1_r = _advance(ring, mask, base, 1.0, 1.0, bin_, x, y, y,
+                                                m_knots, end, end, s0_l, s1_l, s0_r, s1_r)
+        _flush_bin(ring, mask, base, 1.0, 1.0, bin_, s0_l, s1_l, s0_r, s1_r)
         y = end
-        left, _ = _knot_output(knots, 0, base)
+        left, _ = _knot_output(ring, base)
         base = (base + KNOTS_PER_SAMPLE) & KNOT_MASK
         if s >= warm:
             total += left

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from numba.extending import overload
 
-from .base import SEAM, VoiceModel
+from ..dsp import voice as vk
+from .base import SEAM, SEAM_OPTIONAL, VoiceModel
 
 _BY_NAME: dict[str, VoiceModel] = {}
 _BY_RECORD: dict[type, VoiceModel] = {}
@@ -84,6 +85,11 @@ def voice_trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     raise NotImplementedError("compiled code only")
 
 
+def voice_render_pool(m, V, top, rng, out_l, out_r, start, stop):
+    """Add samples ``start..stop-1`` of every sounding voice; returns the voices reset."""
+    raise NotImplementedError("compiled code only")
+
+
 def voice_calibrate(m, params, sr, tables, V, spike_times):
     raise NotImplementedError("compiled code only")
 
@@ -144,6 +150,36 @@ def _ov_trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
             impl(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace))
 
 
+def _kernels(record_type):
+    return _BY_RECORD[record_type.instance_class].kernels
+
+
+@overload(voice_render_pool, jit_options=_AUDIO_OPTS, inline="always")
+def _ov_render_pool(m, V, top, rng, out_l, out_r, start, stop):
+    _kernel(m, "render")  # the TypeError for a record of no model
+    kernels = _kernels(m)
+    if "render_pool" in kernels:
+        impl = kernels["render_pool"]
+        return lambda m, V, top, rng, out_l, out_r, start, stop: impl(m, V, top, rng, out_l,
+                                                                        out_r, start, stop)
+    render = kernels["render"]
+    env_off = vk.ENV_OFF
+    n_fields = vk.N_FIELDS
+
+    def each_voice(m, V, top, rng, out_l, out_r, start, stop):
+        resets = 0
+        for i in range(top):
+            if V[i, vk.F_ENV_STAGE] == env_off:
+                continue
+            if not render(m, V, i, rng, out_l, out_r, start, stop):
+                for k in range(n_fields):
+                    V[i, k] = 0.0
+                resets += 1
+        return resets
+
+    return each_voice
+
+
 @overload(voice_calibrate, jit_options=_OPTS, inline="always")
 def _ov_calibrate(m, params, sr, tables, V, spike_times):
     impl = _kernel(m, "calibrate")
@@ -157,7 +193,7 @@ def _ov_dc(m, V, i, mean):
     return lambda m, V, i, mean: impl(m, V, i, mean)
 
 
-assert {f"voice_{name}" for name in SEAM} <= set(globals())
+assert {f"voice_{name}" for name in (*SEAM, *SEAM_OPTIONAL)} <= set(globals())
 
 # The bundled models, in the order ``model:`` lists them.
 from . import izhikevich, lif, network, spiking  # noqa: E402

@@ -48,6 +48,14 @@ SEAM = {
     "calibrate": "(m, params, sr, tables, V, spike_times) -> levels_done: per-note tables",
     "dc": "(m, V, i, mean) -> the T_DC entry for a measured mean output",
 }
+# Seam functions a model may provide; without them the registry uses the generic one.
+SEAM_OPTIONAL = {
+    "render_pool": "(m, V, top, rng, out_l, out_r, start, stop) -> resets: add samples "
+                   "start..stop-1 of every sounding voice among slots 0..top-1, clearing the "
+                   "row of a voice whose state became non-finite (generic: each voice's "
+                   "render in turn; a model whose voices share work, such as one low-pass "
+                   "for the pool, renders them together)",
+}
 
 
 @dataclass
@@ -81,6 +89,9 @@ class VoiceModel:
         Hints for plots and the UI (what the membrane is, threshold keys, units).
     section_keys : tuple of str
         Keys of the model's section that are specs of its own (e.g. ``network.neurons``).
+    reset : callable
+        ``reset(record)``: clear DSP state the record holds for the whole pool (a reset
+        engine starts silent); per-voice state is reset by ``start``.
     """
 
     name: str
@@ -95,11 +106,16 @@ class VoiceModel:
     trace_columns: Callable = field(default=lambda record: 0)
     plot: dict = field(default_factory=dict)
     section_keys: tuple = ()
+    reset: Callable = field(default=lambda record: None)
 
     def __post_init__(self):
         missing = set(SEAM) - set(self.kernels)
         if missing:
             raise TypeError(f"voice model {self.name!r} lacks {', '.join(sorted(missing))}")
+        unknown = set(self.kernels) - set(SEAM) - set(SEAM_OPTIONAL)
+        if unknown:
+            raise TypeError(f"voice model {self.name!r}: {', '.join(sorted(unknown))} is not "
+                            "a seam function")
         for key in self.vector_keys:
             if key not in self.keys:
                 raise TypeError(f"voice model {self.name!r}: vector key {key} has no Spec")

@@ -96,6 +96,12 @@ def render(m, V, i, rng, out_l, out_r, start, stop):
                                 m.net)
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def render_pool(m, V, top, rng, out_l, out_r, start, stop):
+    """The voices share one low-pass (:func:`spikesynth.dsp.network_voice.network_pool_run`)."""
+    return nv.network_pool_run(V, top, rng, out_l, out_r, start, stop, m.net)
+
+
 @njit(cache=True, nogil=True)
 def trace(m, V, i, rng, out_l, out_r, start, stop, drive_in, trace):
     return nv.network_voice_run(V, i, rng, out_l, out_r, start, stop, drive_in, trace, m.net)
@@ -191,9 +197,10 @@ def carry_over(old, new):
 MODEL = VoiceModel(
     name="network", record=NetworkVoice, keys=KEYS, vector_keys=VECTOR_KEYS,
     kernels={"tune": tune, "set_rate": set_rate, "start": start, "rest": rest,
-             "cut_drive": cut_drive, "render": render, "trace": trace,
-             "calibrate": calibrate, "dc": dc},
+             "cut_drive": cut_drive, "render": render, "render_pool": render_pool,
+             "trace": trace, "calibrate": calibrate, "dc": dc},
     build=build, validate=validate, compatible=compatible, carry_over=carry_over,
+    reset=lambda record: nv.network_pool_clear(record.net),
     trace_columns=lambda record: len(record.net.mean_v),
     plot={"membrane": "first neuron's membrane", "states": False, "raster": True},
     section_keys=SPEC_KEYS,
