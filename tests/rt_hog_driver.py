@@ -89,6 +89,7 @@ def main() -> int:
             "callback": session.audio.callback_kind,
             "xruns": after["xruns"] - before["xruns"],
             "callbacks": after["callbacks"] - before["callbacks"],
+            "overruns": after["overruns"] - before["overruns"],
             "load_max": after["load_max"],
             "faults": after["faults"],
             "work": work[0],

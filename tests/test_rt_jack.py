@@ -14,7 +14,8 @@ client (:class:`test_play_jack.Recorder`) and counts, inside the held note:
   core by the scheduler: the hog competes for one of 2 cores of a non-realtime machine,
   seen 0-12 per run) is counted as ``unscheduled`` and printed, not asserted. Late cycles
   are compared with an idle run of the same length on the same server;
-* the callback's own worst load (its duration over its block's, measured by the callback).
+* overruns: callbacks that took longer than their block (measured by the callback itself),
+  compared with the idle run's.
 
 The recorder is a Python client in a process of its own (no hog there); blocks it missed
 are left out (``Recorder.covered``), never counted as dropouts.
@@ -83,7 +84,7 @@ def held_note_run(server, callback, hog, seconds=SECONDS):
     """Play A4 for ``seconds`` with ``hog`` running; return the driver's counters plus the
     recording's ``dropouts`` / ``blocks`` (recorded blocks inside the note) and ``missed``
     (blocks the recorder itself missed)."""
-    rec = Recorder(seconds + 10)
+    rec = Recorder(seconds + 30)  # a stalled VM can take long to start the note
     log = server.log_text()
     before = {state: log.count(f"{SYNTH_LATE}, state = {state}")
               for state in ("Running", "Triggered")}
@@ -139,7 +140,13 @@ def test_a_gil_hog_does_not_interrupt_the_compiled_callback(jack_server, hog):
     assert hogged["callback"] == "compiled"
     assert hogged["blocks"] > 0.5 * SECONDS * 48000 / 64, hogged  # most of the note recorded
     assert hogged["dropouts"] == 0, hogged
-    assert hogged["load_max"] < 1.0, hogged  # no callback took longer than its block
+    # A callback that waits for the GIL overruns its block again and again (the Python
+    # callback below). The VM stalls the compiled one too, idle or not (seen on CI: worst load
+    # 1.24 idle, 2.6 with the hog, in runs with hundreds of missed cycles): so its overruns
+    # (callbacks longer than their block) are compared with the idle run's, not with zero.
+    ratio = hogged["elapsed"] / idle["elapsed"]
+    assert hogged["overruns"] <= idle["overruns"] * ratio + 3 + 0.01 * hogged["callbacks"], (
+        idle, hogged)
     # The same rate of late cycles as idle (the hog may outlast SECONDS by one parse), with 3
     # cycles of slack for the shared test machine (of about 750 a second).
     assert hogged["late"] <= idle["late"] * hogged["elapsed"] / idle["elapsed"] + 3, (
